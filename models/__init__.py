@@ -1,0 +1,1 @@
+"""Pure predictive-maintenance models: no IO, no streaming framework."""

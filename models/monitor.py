@@ -1,0 +1,202 @@
+"""One asset's online model set: score, adaptive threshold, explanation, drift.
+
+The worker keeps one :class:`AssetMonitor` per asset and calls :meth:`AssetMonitor.update` for
+each of its records in event-time order; the monitor's state is checkpointed with
+:meth:`AssetMonitor.to_bytes`.
+
+Learning policy. A record scored above the threshold is, by default, not learned, so a
+developing fault does not become the new normal. Two mechanisms make sure that a permanent
+change is still re-learned instead of alarming forever:
+
+* after ``max_skipped`` consecutive skipped records the monitor accepts the state and learns
+  again until the asset is back below its threshold (a capped protection);
+* when the drift detector reports a level shift of some sensors, their baselines are dropped
+  and re-learned from the following records (``relearn_on_drift``); the event itself is
+  reported, so the change is never silent.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
+from models.drift import DriftEvent, SensorDriftDetector
+from models.errors import ArtifactError, ConfigError
+
+_MAGIC = b"pmaint-monitor-1\n"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Settings of an :class:`AssetMonitor` (shared by all assets of a worker).
+
+    Examples
+    --------
+    >>> MonitorConfig(warm_up=50).detector
+    'deviation'
+    """
+
+    detector: str = "deviation"  # "deviation" | "hst"
+    aggregate: str = "max"  # how the deviation scorer combines sensors
+    window: int = 5000  # memory of the running statistics (records per regime)
+    min_count: int = 30  # records of a sensor in a regime before it is scored
+    warm_up: int = 300  # records learned before any alarm
+    quantile: float = 0.995  # adaptive threshold: quantile of the asset's own scores ...
+    floor: float | None = None  # ... never below this score (None: 3 sd, or 0 for "hst")
+    learn_flagged: bool = False  # learn records scored above the threshold
+    max_skipped: int = 288  # consecutive skipped records before a state is accepted
+    relearn_on_drift: bool = False
+    relearn_on_cap: bool = True
+    drift_method: str = "cusum"
+    drift_merge_s: float = 6 * 3600.0
+    top_k: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("deviation", "hst"):
+            raise ConfigError(f"detector must be 'deviation' or 'hst', not {self.detector!r}")
+        if not 0.0 < self.quantile < 1.0:
+            raise ConfigError(f"quantile must be in (0, 1), not {self.quantile}")
+        if self.warm_up < 0 or self.max_skipped < 0 or self.window < 1:
+            raise ConfigError("warm_up, max_skipped and window must not be negative")
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What one record did to its asset's models."""
+
+    score: float
+    threshold: float
+    is_anomaly: bool
+    warming_up: bool
+    top_sensors: tuple[tuple[str, float], ...]
+    drift: DriftEvent | None
+    records_seen: int
+    learned: bool = True
+
+
+class AssetMonitor:
+    """Online anomaly and drift monitoring of one asset.
+
+    Parameters
+    ----------
+    config
+        Settings; defaults to :class:`MonitorConfig` ``()``.
+
+    Examples
+    --------
+    >>> m = AssetMonitor(MonitorConfig(warm_up=20, min_count=5))
+    >>> for i in range(40):
+    ...     r = m.update({"s1": 10.0 + (i % 4) * 0.1, "s2": 5.0 + (i % 3) * 0.1}, None, 60.0 * i)
+    >>> r.warming_up, r.is_anomaly, r.records_seen
+    (False, False, 40)
+    >>> r = m.update({"s1": 14.0, "s2": 5.1}, None, 2400.0)
+    >>> r.is_anomaly, r.top_sensors[0][0], r.top_sensors[0][1] > 0
+    (True, 's1', True)
+    >>> AssetMonitor.from_bytes(m.to_bytes()).records_seen
+    41
+    """
+
+    def __init__(self, config: MonitorConfig | None = None) -> None:
+        self.config = cfg = config or MonitorConfig()
+        common = {"window": cfg.window, "min_count": cfg.min_count}
+        self._scorer: DeviationScorer | HalfSpaceScorer = (
+            DeviationScorer(how=cfg.aggregate, **common)
+            if cfg.detector == "deviation"
+            else HalfSpaceScorer(seed=cfg.seed, **common)
+        )
+        floor = cfg.floor if cfg.floor is not None else (3.0 if cfg.detector == "deviation" else 0.0)
+        self._threshold = AdaptiveThreshold(q=cfg.quantile, floor=floor)
+        self._drift = SensorDriftDetector(method=cfg.drift_method, merge_s=cfg.drift_merge_s)
+        self._seen = 0
+        self._skipped = 0
+        self._accepting = False
+
+    @property
+    def records_seen(self) -> int:
+        """Records this monitor has processed."""
+        return self._seen
+
+    def _features(
+        self, sensors: Mapping[str, float], settings: Mapping[str, float] | None
+    ) -> dict[str, float]:
+        x = dict(sensors)
+        if settings:
+            prefix = self._scorer.regime_prefix
+            for k, v in settings.items():
+                x[k if k.startswith(prefix) else prefix + k] = v
+        return x
+
+    def update(
+        self,
+        sensors: Mapping[str, float],
+        settings: Mapping[str, float] | None,
+        now: float,
+    ) -> MonitorResult:
+        """Score one record, then learn from it according to the learning policy.
+
+        ``now`` is the record's event time in seconds.
+        """
+        cfg = self.config
+        x = self._features(sensors, settings)
+        score, z = self._scorer.score_and_explain(x)
+        threshold = self._threshold.get()
+        self._seen += 1
+        warming_up = self._seen <= cfg.warm_up
+        above = score > threshold
+        is_anomaly = above and not warming_up
+        self._threshold.update(score)
+        event = None if warming_up else self._drift.update(z, now)
+        if event is not None and cfg.relearn_on_drift:
+            drifted = [s for s, _ in event.sensors]
+            self._scorer.forget(drifted)
+            self._drift.reset(drifted)
+        learn = cfg.learn_flagged or not is_anomaly or self._accepting
+        if not learn:
+            self._skipped += 1
+            if self._skipped >= cfg.max_skipped:
+                self._accepting = learn = True
+                if cfg.relearn_on_cap:
+                    changed = [s for s, _ in top_contributors(z, cfg.top_k)]
+                    self._scorer.forget(changed)
+                    self._drift.reset(changed)
+        if not above:
+            self._accepting = False
+        if learn:
+            self._skipped = 0
+            self._scorer.learn_one(x)
+        return MonitorResult(
+            score=score,
+            threshold=threshold,
+            is_anomaly=is_anomaly,
+            warming_up=warming_up,
+            top_sensors=top_contributors(z, cfg.top_k),
+            drift=event,
+            records_seen=self._seen,
+            learned=learn,
+        )
+
+    def to_bytes(self) -> bytes:
+        """Checkpoint the whole state (compact pickle, our own changelog format)."""
+        return _MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AssetMonitor:
+        """Restore a monitor written by :meth:`to_bytes`.
+
+        Raises
+        ------
+        ArtifactError
+            If ``data`` is not a checkpoint of this format.
+        """
+        if not data.startswith(_MAGIC):
+            raise ArtifactError("not an asset monitor checkpoint")
+        try:
+            obj = pickle.loads(data[len(_MAGIC) :])
+        except Exception as exc:
+            raise ArtifactError(f"corrupt asset monitor checkpoint: {exc}") from exc
+        if not isinstance(obj, cls):
+            raise ArtifactError("checkpoint does not hold an asset monitor")
+        return obj

@@ -1,0 +1,425 @@
+"""Alert lifecycle: model signals in, idempotent alert events out.
+
+What flows through: the worker turns each scored record into small typed signals
+(:class:`AnomalySignal`, :class:`RulSignal`, :class:`DriftSignal`, :class:`ReadingSignal`) and
+hands them to one fleet-wide :class:`AlertEngine`. For every (asset, alert kind) the engine runs
+the same small state machine::
+
+    idle ──condition holds K records or T s (debounce)──▶ open
+    open ──severity changes, or every N min of event time──▶ update
+    open ──exit condition (looser than the enter one: hysteresis)──▶ resolved ──cooldown──▶ idle
+
+``anomaly`` and ``rul`` follow it as is; a ``drift`` event opens at once and resolves after a
+quiet period; ``data_quality`` opens at once when an asset stops reporting (found by
+``tick(now)``) or a sensor repeats the same value for M records. Time is only ever the event time
+passed in, never the clock, so replaying a stream yields the same events with the same
+``alert_id`` (a hash of asset, kind and opened-at time): downstream writes are idempotent.
+
+The per-asset state is a few slotted numbers (see :meth:`AlertEngine.export_asset`) so the
+worker can hold a large fleet and checkpoint it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.errors import ConfigError
+from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, message
+
+__all__ = [
+    "KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertPolicy", "AnomalySignal",
+    "DriftSignal", "ReadingSignal", "RulSignal", "Signal", "alert_id",
+]  # fmt: skip
+
+TopSensors = Sequence[tuple[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalySignal:
+    """An anomaly score for one record; ``ts`` is its event time in epoch seconds."""
+
+    asset_id: str
+    ts: float
+    score: float
+    threshold: float
+    top_sensors: TopSensors = ()
+    model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RulSignal:
+    """A remaining-useful-life forecast in cycles with its P10/P90 interval."""
+
+    asset_id: str
+    ts: float
+    rul: float
+    rul_p10: float
+    rul_p90: float
+    top_sensors: TopSensors = ()
+    model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSignal:
+    """A drift detector fired on ``sensors``; ``direction`` is ``up``, ``down`` or empty."""
+
+    asset_id: str
+    ts: float
+    sensors: Sequence[str]
+    direction: str = ""
+    model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingSignal:
+    """The raw sensor values of one record, for data-quality checks (stuck sensors)."""
+
+    asset_id: str
+    ts: float
+    sensors: Mapping[str, float]
+
+
+Signal = AnomalySignal | RulSignal | DriftSignal | ReadingSignal
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Thresholds and timings of the alert lifecycle (times in seconds of event time)."""
+
+    debounce_records: int = 3
+    debounce_s: float = 300.0
+    cooldown_s: float = 900.0
+    update_every_s: float = 3600.0
+    # score/threshold ratios for info, warning, critical; resolve under anomaly_exit_ratio
+    anomaly_levels: tuple[float, float, float] = (1.0, 1.5, 2.0)
+    anomaly_exit_ratio: float = 0.8
+    # P10 (cycles) under these → info, warning, critical (None: level unused)
+    rul_levels: tuple[float | None, float | None, float | None] = (None, 50.0, 25.0)
+    rul_exit_margin: float = 10.0
+    drift_warning_sensors: int = 3
+    drift_quiet_s: float = 3600.0
+    stale_after_s: float = 600.0
+    stale_critical_s: float = 3600.0
+    stuck_records: int = 30
+    stuck_ignore: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        a = self.anomaly_levels
+        rul = [x for x in self.rul_levels if x is not None]
+        problems = [
+            (self.debounce_records < 1, "debounce_records must be >= 1"),
+            (self.stuck_records < 2, "stuck_records must be >= 2"),
+            (not a[0] <= a[1] <= a[2], "anomaly_levels must be ascending"),
+            (not 0 <= self.anomaly_exit_ratio <= a[0], "anomaly_exit_ratio not in [0, levels[0]]"),
+            (not rul, "rul_levels needs at least one level"),
+            (rul != sorted(rul, reverse=True), "rul_levels must be descending"),
+            (self.stale_critical_s < self.stale_after_s, "stale_critical_s < stale_after_s"),
+            (
+                min(self.debounce_s, self.cooldown_s, self.rul_exit_margin) < 0
+                or min(self.update_every_s, self.drift_quiet_s, self.stale_after_s) <= 0,
+                "times and margins must be positive",
+            ),
+        ]
+        for bad, text in problems:
+            if bad:
+                raise ConfigError(f"AlertPolicy: {text}")
+
+
+def alert_id(asset_id: str, kind: str, opened_at: float) -> str:
+    """The deterministic id of the alert of ``kind`` on ``asset_id`` opened at ``opened_at``.
+
+    >>> alert_id("asset-7", "rul", 1.5) == alert_id("asset-7", "rul", 1.5)
+    True
+    """
+    key = f"{asset_id}\x1f{kind}\x1f{round(opened_at * 1000)}".encode()
+    return hashlib.blake2b(key, digest_size=10).hexdigest()
+
+
+_IDLE, _PENDING, _OPEN = 0, 1, 2
+_STALE, _STUCK = 1, 2
+
+
+class _Track:
+    """Lifecycle state of one (asset, kind)."""
+
+    __slots__ = (
+        "cause", "count", "emitted", "last", "opened", "phase", "resolved", "severity", "since",
+    )  # fmt: skip
+
+    def __init__(self, values: Sequence[float | None] = (0, 0, 0, 0, 0, 0, None, 0, 0)) -> None:
+        phase, count, since, opened, severity, emitted, resolved, last, cause = values
+        self.phase, self.count, self.since = int(phase), int(count), float(since)
+        self.opened, self.severity, self.emitted = float(opened), int(severity), float(emitted)
+        self.resolved = -math.inf if resolved is None else float(resolved)  # JSON has no -inf
+        self.last, self.cause = float(last), int(cause)
+
+    def to_list(self) -> list[float | None]:
+        resolved = None if self.resolved == -math.inf else self.resolved
+        return [self.phase, self.count, self.since, self.opened, self.severity, self.emitted,
+                resolved, self.last, self.cause]  # fmt: skip
+
+
+class _Asset:
+    """Everything the engine remembers about one asset."""
+
+    __slots__ = ("names", "runs", "seen", "tracks", "values")
+
+    def __init__(self) -> None:
+        self.seen = -math.inf
+        self.tracks: dict[str, _Track] = {}
+        self.names: tuple[str, ...] = ()
+        self.values = array("d")
+        self.runs = array("I")
+
+
+@dataclass
+class _Evidence:
+    asset_id: str
+    kind: Kind
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AlertEngine:
+    """Fleet-wide alert lifecycle: ``observe`` signals, ``tick`` the event-time clock.
+
+    >>> engine = AlertEngine(AlertPolicy(debounce_records=2))
+    >>> engine.observe(AnomalySignal("a1", 0.0, 0.9, 0.5))
+    []
+    >>> [(e.state, e.severity) for e in engine.observe(AnomalySignal("a1", 1.0, 0.9, 0.5))]
+    [('open', 'warning')]
+    >>> [e.state for e in engine.observe(AnomalySignal("a1", 2.0, 0.1, 0.5))]
+    ['resolved']
+    """
+
+    def __init__(self, policy: AlertPolicy | None = None) -> None:
+        self.policy = policy or AlertPolicy()
+        self._assets: dict[str, _Asset] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._assets)
+
+    def observe(self, signal: Signal) -> list[AlertEvent]:
+        """Feed one signal; return the alert events it causes (often none)."""
+        asset = self._assets.get(signal.asset_id)
+        if asset is None:
+            asset = self._assets[signal.asset_id] = _Asset()
+        now = signal.ts
+        out: list[AlertEvent] = []
+        asset.seen = max(asset.seen, now)
+        self._quiet_drift(signal.asset_id, asset, now, out)
+        if isinstance(signal, AnomalySignal):
+            self._anomaly(asset, signal, out)
+        elif isinstance(signal, RulSignal):
+            self._rul(asset, signal, out)
+        elif isinstance(signal, DriftSignal):
+            self._drift(asset, signal, out)
+        else:
+            self._stuck(asset, signal)
+        self._quality(signal.asset_id, asset, now, stale_for=0.0, out=out)
+        return out
+
+    def tick(self, now: float) -> list[AlertEvent]:
+        """Advance event time for the whole fleet: stale assets, quiet drift alerts.
+
+        ``now`` is the stream's event-time watermark (e.g. the newest record time seen).
+        """
+        out: list[AlertEvent] = []
+        for asset_id, asset in self._assets.items():
+            self._quiet_drift(asset_id, asset, now, out)
+            stale_for = now - asset.seen
+            if stale_for >= self.policy.stale_after_s or "data_quality" in asset.tracks:
+                self._quality(asset_id, asset, now, stale_for, out)
+        return out
+
+    # -- kinds ---------------------------------------------------------------------------
+
+    def _anomaly(self, asset: _Asset, s: AnomalySignal, out: list[AlertEvent]) -> None:
+        p = self.policy
+        if s.threshold > 0:
+            ratio = s.score / s.threshold
+        else:
+            ratio = math.inf if s.score > s.threshold else 0.0
+        level = max((i for i, lv in enumerate(p.anomaly_levels) if ratio >= lv), default=None)
+        ev = _Evidence(s.asset_id, "anomaly", {
+            "score": s.score, "threshold": s.threshold, "ratio": ratio,
+            "top_sensors": s.top_sensors, "model_version": s.model_version,
+        })  # fmt: skip
+        clear = ratio < p.anomaly_exit_ratio
+        self._step(asset, ev, s.ts, level, clear=clear, debounce=p.debounce_records, out=out)
+
+    def _rul(self, asset: _Asset, s: RulSignal, out: list[AlertEvent]) -> None:
+        p = self.policy
+        levels = [(i, lv) for i, lv in enumerate(p.rul_levels) if lv is not None]
+        level = max((i for i, lv in levels if s.rul_p10 < lv), default=None)
+        clear = s.rul_p10 >= max(lv for _, lv in levels) + p.rul_exit_margin
+        ev = _Evidence(s.asset_id, "rul", {
+            "rul": s.rul, "rul_p10": s.rul_p10, "rul_p90": s.rul_p90,
+            "top_sensors": s.top_sensors, "model_version": s.model_version,
+        })  # fmt: skip
+        self._step(asset, ev, s.ts, level, clear=clear, debounce=p.debounce_records, out=out)
+
+    def _drift(self, asset: _Asset, s: DriftSignal, out: list[AlertEvent]) -> None:
+        level = 1 if len(s.sensors) >= self.policy.drift_warning_sensors else 0
+        sign = -1.0 if s.direction == "down" else 1.0
+        ev = _Evidence(s.asset_id, "drift", {
+            "top_sensors": [(name, sign) for name in s.sensors],
+            "model_version": s.model_version, "direction": s.direction,
+        })  # fmt: skip
+        self._step(asset, ev, s.ts, level, clear=False, debounce=1, out=out)
+        track = asset.tracks.get("drift")
+        if track is not None and track.phase == _OPEN:
+            track.last = max(track.last, s.ts)
+
+    def _quiet_drift(self, asset_id: str, asset: _Asset, now: float, out: list[AlertEvent]) -> None:
+        track = asset.tracks.get("drift")
+        quiet = self.policy.drift_quiet_s
+        if track is not None and track.phase == _OPEN and now - track.last >= quiet:
+            ev = _Evidence(asset_id, "drift", {"quiet_s": now - track.last})
+            self._step(asset, ev, now, None, clear=True, debounce=1, out=out)
+
+    def _stuck(self, asset: _Asset, s: ReadingSignal) -> None:
+        names = tuple(sorted(k for k in s.sensors if k not in self.policy.stuck_ignore))
+        values = [float(s.sensors[k]) for k in names]
+        if names != asset.names:  # sensor set changed: start counting again
+            asset.names = self._names.setdefault(names, names)
+            asset.values, asset.runs = array("d", values), array("I", [1] * len(names))
+            return
+        for i, v in enumerate(values):
+            asset.runs[i] = asset.runs[i] + 1 if v == asset.values[i] else 1
+            asset.values[i] = v
+
+    def _quality(
+        self, asset_id: str, asset: _Asset, now: float, stale_for: float, out: list[AlertEvent]
+    ) -> None:
+        p = self.policy
+        stuck = [
+            (name, float(asset.runs[i]), asset.values[i])
+            for i, name in enumerate(asset.names)
+            if asset.runs[i] >= p.stuck_records
+        ]
+        level, cause = None, 0
+        if stale_for >= p.stale_after_s:
+            level, cause = (2 if stale_for >= p.stale_critical_s else 1), _STALE
+        if stuck:
+            level, cause = max(level or 0, 1), cause | _STUCK
+        track = asset.tracks.get("data_quality")
+        if level is None and track is None:
+            return
+        ev = _Evidence(asset_id, "data_quality", {
+            "top_sensors": [(n, r) for n, r, _ in stuck], "stuck": stuck,
+            "stale_for": stale_for if cause & _STALE else None, "seen": asset.seen,
+        })  # fmt: skip
+        changed = track is not None and track.phase == _OPEN and cause != track.cause
+        self._step(
+            asset, ev, now, level, clear=level is None, debounce=1, out=out, force_update=changed
+        )
+        track = asset.tracks.get("data_quality")
+        if track is not None:
+            track.cause = cause if track.phase == _OPEN else 0
+
+    # -- the state machine ---------------------------------------------------------------
+
+    def _step(
+        self,
+        asset: _Asset,
+        ev: _Evidence,
+        now: float,
+        level: int | None,
+        *,
+        clear: bool,
+        debounce: int,
+        out: list[AlertEvent],
+        force_update: bool = False,
+    ) -> None:
+        """One record's effect on one (asset, kind): ``level`` is the severity index when the
+        enter condition holds (else None), ``clear`` whether the exit condition holds."""
+        p = self.policy
+        track = asset.tracks.get(ev.kind)
+        if track is None:
+            if level is None:
+                return
+            track = asset.tracks[ev.kind] = _Track()
+        if track.phase == _OPEN:
+            if clear:
+                track.phase, track.count, track.resolved = _IDLE, 0, now
+                out.append(self._event(ev, track, "resolved", now))
+                return
+            new = track.severity if level is None else level
+            if new != track.severity or force_update or now - track.emitted >= p.update_every_s:
+                track.severity, track.emitted = new, now
+                out.append(self._event(ev, track, "update", now))
+            return
+        cooling = now <= track.resolved or now < track.resolved + p.cooldown_s
+        if level is None or cooling:
+            track.phase, track.count = _IDLE, 0
+            if track.resolved == -math.inf:
+                del asset.tracks[ev.kind]  # never opened: keep no state
+            return
+        if track.phase == _IDLE:
+            track.phase, track.count, track.since = _PENDING, 0, now
+        track.count += 1
+        if track.count >= debounce or now - track.since >= p.debounce_s:
+            track.phase, track.opened, track.emitted = _OPEN, now, now
+            track.severity, track.last = level, now
+            out.append(self._event(ev, track, "open", now))
+
+    def _event(self, ev: _Evidence, track: _Track, state: State, now: float) -> AlertEvent:
+        x = ev.extra
+        return AlertEvent(
+            alert_id=alert_id(ev.asset_id, ev.kind, track.opened),
+            asset_id=ev.asset_id,
+            kind=ev.kind,
+            severity=SEVERITIES[track.severity],
+            state=state,
+            opened_at=track.opened,
+            ts=now,
+            score=x.get("score"),
+            threshold=x.get("threshold"),
+            rul=x.get("rul"),
+            rul_p10=x.get("rul_p10"),
+            rul_p90=x.get("rul_p90"),
+            top_sensors=tuple((str(n), float(c)) for n, c in x.get("top_sensors", ())),
+            model_version=x.get("model_version") or None,
+            message=message(ev.asset_id, ev.kind, state, SEVERITIES[track.severity], x),
+        )
+
+    # -- checkpointing -------------------------------------------------------------------
+
+    def export_asset(self, asset_id: str) -> dict[str, Any] | None:
+        """The state of one asset as plain JSON-able data (None if unknown)."""
+        a = self._assets.get(asset_id)
+        if a is None:
+            return None
+        tracks = {k: t.to_list() for k, t in a.tracks.items()}
+        data: dict[str, Any] = {"seen": a.seen, "tracks": tracks}
+        if a.names:
+            data["stuck"] = [list(a.names), a.values.tolist(), a.runs.tolist()]
+        return data
+
+    def import_asset(self, asset_id: str, data: Mapping[str, Any]) -> None:
+        """Restore one asset from :meth:`export_asset` output."""
+        a = self._assets[asset_id] = _Asset()
+        a.seen = float(data["seen"])
+        a.tracks = {KINDS[KINDS.index(k)]: _Track(v) for k, v in data["tracks"].items()}
+        if "stuck" in data:
+            names, values, runs = data["stuck"]
+            a.names = self._names.setdefault(tuple(names), tuple(names))
+            a.values, a.runs = array("d", values), array("I", runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole fleet's state (see :meth:`from_dict`)."""
+        return {"version": 1, "assets": {k: self.export_asset(k) for k in self._assets}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], policy: AlertPolicy | None = None) -> AlertEngine:
+        """An engine restored from :meth:`to_dict`."""
+        engine = cls(policy)
+        for asset_id, state in data["assets"].items():
+            engine.import_asset(asset_id, state)
+        return engine

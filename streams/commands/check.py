@@ -1,0 +1,42 @@
+"""``pmaint check``: connect to Kafka and InfluxDB with the current settings, say what works."""
+
+from __future__ import annotations
+
+import argparse
+
+from models.errors import PmaintError
+from streams.kafka_clients import admin_client
+from streams.settings import Settings, load_settings
+
+HELP = "Check the connections to Kafka and InfluxDB with the current settings"
+EXAMPLES = """examples:
+  pmaint check
+  PMAINT_KAFKA_BOOTSTRAP=kafka:9092 PMAINT_INFLUX_URL=http://influx:8086 pmaint check"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options: everything comes from the settings
+
+
+def check_kafka(settings: Settings) -> str:
+    admin = admin_client(settings)
+    try:
+        topics = set(admin.list_topics())
+    finally:
+        admin.close()
+    ours = [t for t in (settings.topic_telemetry, settings.topic_dlq, settings.topic_alerts)]
+    missing = [t for t in ours if t not in topics]
+    note = f"; missing topics (a worker creates them): {', '.join(missing)}" if missing else ""
+    return f"reachable at {settings.kafka_bootstrap}, {len(topics)} topics{note}"
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    failures = 0
+    for name, probe in (("kafka", check_kafka),):
+        try:
+            print(f"{name}: ok: {probe(settings)}")
+        except PmaintError as exc:
+            failures += 1
+            print(f"{name}: FAILED: {exc}")
+    return 1 if failures else 0

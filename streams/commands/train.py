@@ -1,0 +1,103 @@
+"""``pmaint train``: train the RUL forecaster and write a model artifact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from models.errors import ConfigError
+from models.rul.artifact import METADATA, save_artifact
+from models.rul.data import (
+    SUBSETS,
+    Run,
+    cmapss_paths,
+    read_cmapss,
+    read_cmapss_test,
+    simulated_runs,
+)
+from models.rul.device import DEVICES
+from models.rul.serve import RulPredictor, evaluate
+from models.rul.train import TrainConfig, train_rul
+
+HELP = "train the RUL forecaster on C-MAPSS files or the fleet simulator"
+EXAMPLES = """examples:
+  pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001
+  pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001 --epochs 30 --seed 7
+  pmaint train --simulated --assets 40 --lives 3 --out artifacts/rul-sim --device cpu
+
+With --data, test_<subset>.txt and RUL_<subset>.txt next to the training file (when present)
+are scored too and their metrics stored in the artifact."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``pmaint train``."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, metavar="DIR", help="CMAPSSData directory")
+    src.add_argument("--simulated", action="store_true", help="train on the fleet simulator")
+    parser.add_argument("--subset", default="FD001", choices=SUBSETS, help="C-MAPSS subset")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="artifact dir")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing artifact")
+    parser.add_argument("--epochs", type=int, default=40, help="most epochs (default 40)")
+    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    parser.add_argument("--hidden", type=int, default=64, help="LSTM hidden size")
+    parser.add_argument("--layers", type=int, default=2, help="LSTM layers")
+    parser.add_argument("--val-share", type=float, default=0.2, help="validation engines share")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim = parser.add_argument_group("simulator (with --simulated)")
+    sim.add_argument("--assets", type=int, default=40, help="simulated assets")
+    sim.add_argument("--lives", type=int, default=3, help="run-to-failure lives per asset")
+    sim.add_argument("--regimes", type=int, default=3, help="operating regimes")
+
+
+def _load(args: argparse.Namespace) -> tuple[list[Run], list[Run] | None, str]:
+    if args.simulated:
+        if args.assets < 2 or args.lives < 1 or args.regimes < 1:
+            raise ConfigError("--assets must be >= 2, --lives and --regimes >= 1")
+        runs = simulated_runs(args.assets, args.lives, args.seed, args.regimes)
+        source = f"simulator(assets={args.assets}, lives={args.lives}, regimes={args.regimes})"
+        return runs, None, source
+    train, test, rul = cmapss_paths(args.data, args.subset)
+    tests = read_cmapss_test(test, rul) if test.exists() and rul.exists() else None
+    return read_cmapss(train), tests, f"C-MAPSS {args.subset} ({train.name})"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, score and save; prints the final metrics as JSON."""
+    if (args.out / METADATA).exists() and not args.force:
+        raise ConfigError(f"{args.out} already holds a model artifact (use --force to replace)")
+    if args.threads < 1:
+        raise ConfigError("--threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    runs, tests, source = _load(args)
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
+        layers=args.layers, patience=args.patience, val_share=args.val_share, seed=args.seed,
+        device=args.device,
+    )  # fmt: skip
+    started = time.perf_counter()
+    result = train_rul(runs, config, progress=not args.quiet, data_source=source)
+    seconds = time.perf_counter() - started
+    meta = result.metadata
+    if tests is not None:
+        predictor = RulPredictor(result.model, meta, "cpu")
+        scores = evaluate(predictor, tests).metrics()
+        meta.metrics.update({f"test_{k}": round(v, 4) for k, v in scores.items()})
+    stored = save_artifact(args.out, result.model, meta)
+    report = {
+        "version": stored.version,
+        "artifact": str(args.out),
+        "train_seconds": round(seconds, 1),
+        "epochs_run": meta.training["epochs_run"],
+        **stored.metrics,
+    }
+    print(json.dumps(report))
+    return 0

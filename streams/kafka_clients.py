@@ -1,0 +1,88 @@
+"""Kafka client options from settings, and topic creation.
+
+kafka-python is used for producers and admin, aiokafka (faust's own client) for group consumers:
+both take the same security options, built here once.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from models.errors import ConfigError, PmaintError
+from streams.settings import Settings
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """A TLS context for SSL/SASL_SSL, ``None`` for plaintext."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    try:
+        ctx = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            ctx.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"Kafka TLS files: {exc}") from None
+    return ctx
+
+
+def security_kwargs(settings: Settings) -> dict[str, Any]:
+    """Security options shared by kafka-python and aiokafka clients."""
+    kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    ctx = ssl_context(settings)
+    if ctx is not None:
+        kwargs["ssl_context"] = ctx
+    if settings.kafka_security_protocol.startswith("SASL"):
+        assert settings.kafka_sasl_password is not None  # checked by Settings
+        kwargs |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    return kwargs
+
+
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    """A kafka-python admin client, or a ``PmaintError`` naming the unreachable brokers."""
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers(),
+            request_timeout_ms=10_000,
+            **security_kwargs(settings),
+        )
+    except KafkaError as exc:
+        raise PmaintError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
+
+
+def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create the pmaint topics if missing; return each topic's actual partition count."""
+    topics = {
+        settings.topic_telemetry: settings.partitions,
+        settings.topic_dlq: settings.partitions,
+        settings.topic_alerts: settings.partitions,
+    }
+    admin = admin_client(settings)
+    try:
+        missing = [
+            NewTopic(name, n, settings.replication_factor)
+            for name, n in topics.items()
+            if name not in set(admin.list_topics())
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+        described = admin.describe_topics(list(topics))
+        return {d["name"]: len(d["partitions"]) for d in described}
+    finally:
+        admin.close()

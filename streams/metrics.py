@@ -1,0 +1,65 @@
+"""Prometheus metrics of one worker, in a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+class _LagCollector(Collector):
+    """Consumer lag per partition, read from the consumer at scrape time."""
+
+    def __init__(self, source: LagSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "pmaint_consumer_lag", "Messages behind the partition end", labels=["topic", "partition"]
+        )
+        for topic, partition, lag in self._source():
+            family.add_metric([topic, str(partition)], lag)
+        yield family
+
+
+class Metrics:
+    """The worker's counters, gauges and histograms."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records = Counter(
+            "pmaint_records", "Telemetry records by outcome", ["outcome"], registry=r
+        )
+        self.dead_letters = Counter(
+            "pmaint_dead_letters", "Dead letters by reason", ["reason"], registry=r
+        )
+        self.messages = Counter("pmaint_messages", "Kafka messages consumed", registry=r)
+        self.rerouted = Counter(
+            "pmaint_rerouted_records",
+            "Records forwarded to their asset's partition",
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "pmaint_batch_processing_seconds",
+            "Time to process one batch of messages, outputs acknowledged",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.event_lag = Histogram(
+            "pmaint_event_lag_seconds",
+            "Time from a message's Kafka timestamp to its processing",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.assets = Gauge("pmaint_assets", "Assets with state in this worker", registry=r)
+        for outcome in ("ok", "dead_letter"):
+            self.records.labels(outcome)
+
+    def watch_lag(self, source: LagSource) -> None:
+        """Report consumer lag from ``source`` (topic, partition, lag) at each scrape."""
+        self.registry.register(_LagCollector(source))

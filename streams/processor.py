@@ -1,0 +1,111 @@
+"""Turn a batch of consumed telemetry messages into per-asset updates and outputs.
+
+Synchronous and free of Kafka IO, so it is tested without a broker; ``agents.py`` feeds it
+messages and sends what it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from streams.fleet import Fleet
+from streams.metrics import Metrics
+from streams.routing import partition_for
+from streams.schema import DeadLetter, Limits, Telemetry, decode
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One consumed Kafka message."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    timestamp: float | None = None  # Kafka message timestamp, seconds
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What a batch produced: records kept here, records to forward, dead letters."""
+
+    records: list[tuple[Telemetry, int]] = field(default_factory=list)
+    forward: dict[int, list[Telemetry]] = field(default_factory=dict)
+    dead: list[tuple[DeadLetter, Inbound]] = field(default_factory=list)
+
+
+def record_to_message(record: Telemetry) -> dict[str, object]:
+    """A validated record back in its wire shape."""
+    out: dict[str, object] = {"asset_id": record.asset_id, "ts": record.ts_ms}
+    out["sensors"] = record.sensors
+    for key in ("cycle", "settings", "site", "line"):
+        value = getattr(record, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def frame_bytes(records: Sequence[Telemetry]) -> bytes:
+    """Encode records as one frame message."""
+    return orjson.dumps({"records": [record_to_message(r) for r in records]})
+
+
+def dead_letter_headers(dead: DeadLetter, source: Inbound, now: float) -> list[tuple[str, bytes]]:
+    """Kafka headers that say why and where from a dead letter came."""
+    headers = [
+        ("pmaint.reason", dead.reason.encode()),
+        ("pmaint.source.topic", source.topic.encode()),
+        ("pmaint.source.partition", str(source.partition).encode()),
+        ("pmaint.source.offset", str(source.offset).encode()),
+        ("pmaint.dead_at_ms", str(round(now * 1000)).encode()),
+    ]
+    if dead.frame_index is not None:
+        headers.append(("pmaint.frame_index", str(dead.frame_index).encode()))
+    return headers
+
+
+class TelemetryProcessor:
+    """Decode, validate and route messages; update the fleet with the records it owns."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        partitions: int,
+        fleet: Fleet,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limits = limits
+        self.partitions = partitions
+        self.fleet = fleet
+        self.metrics = metrics
+        self.clock = clock
+
+    def process(self, batch: Sequence[Inbound]) -> BatchResult:
+        now = self.clock()
+        now_ms = round(now * 1000)
+        out = BatchResult()
+        for message in batch:
+            decoded = decode(message.value, self.limits, now_ms)
+            for dead in decoded.dead:
+                out.dead.append((dead, message))
+                self.metrics.dead_letters.labels(dead.reason.split(":")[0]).inc()
+            for record in decoded.records:
+                home = partition_for(record.asset_id, self.partitions)
+                if home == message.partition:
+                    self.fleet.observe(record, home)
+                    out.records.append((record, home))
+                else:
+                    out.forward.setdefault(home, []).append(record)
+            if message.timestamp is not None:
+                self.metrics.event_lag.observe(max(0.0, now - message.timestamp))
+        self.metrics.messages.inc(len(batch))
+        self.metrics.records.labels("ok").inc(len(out.records))
+        self.metrics.records.labels("dead_letter").inc(len(out.dead))
+        self.metrics.rerouted.inc(sum(len(v) for v in out.forward.values()))
+        self.metrics.assets.set(len(self.fleet))
+        return out

@@ -1,0 +1,159 @@
+"""One typed settings object, built once from ``PMAINT_*`` env vars and an optional TOML file.
+
+Precedence: explicit arguments > environment > config file (``PMAINT_CONFIG``) > defaults.
+Every secret has a ``*_FILE`` twin (``PMAINT_INFLUX_TOKEN_FILE=/run/secrets/token``) and is typed
+``SecretStr``, so it never shows in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from models.errors import ConfigError
+
+SECRET_FIELDS = ("kafka_sasl_password", "influx_token", "influx_password")
+
+
+class _TomlFile(PydanticBaseSettingsSource):
+    """Settings from the TOML file named by ``PMAINT_CONFIG`` (keys without the prefix)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("PMAINT_CONFIG")
+        if not path:
+            return {}
+        try:
+            return tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"PMAINT_CONFIG={path}: {exc}") from None
+
+
+class Settings(BaseSettings):
+    """All pmaint settings; env var = ``PMAINT_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(env_prefix="PMAINT_", extra="forbid", frozen=True)
+
+    # Kafka
+    kafka_bootstrap: str = Field("localhost:9092", min_length=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    app_id: str = Field("pmaint", min_length=1)
+    topic_telemetry: str = Field("pm.telemetry", min_length=1)
+    topic_dlq: str = Field("pm.telemetry.dlq", min_length=1)
+    topic_alerts: str = Field("pm.alerts", min_length=1)
+    partitions: int = Field(4, ge=1, le=10_000)
+    group_session_timeout_s: float = Field(10.0, gt=0)
+    group_rebalance_timeout_s: float = Field(10.0, gt=0)
+    replication_factor: int = Field(1, ge=1, le=10)
+
+    # Input limits (dead-letter rules)
+    max_message_bytes: int = Field(1_048_576, ge=1024)
+    max_frame_records: int = Field(10_000, ge=1)
+    max_sensors: int = Field(1_000, ge=1)
+    max_future_s: float = Field(3600.0, ge=0)
+
+    # Worker
+    web_host: str = "0.0.0.0"
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path = Path(".pmaint")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # InfluxDB (v2: token/org/bucket; v1: database/username/password)
+    influx_url: str | None = None
+    influx_api: Literal["auto", "v1", "v2"] = "auto"
+    influx_token: SecretStr | None = None
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    influx_database: str | None = None
+    influx_retention_policy: str | None = None
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+
+    # Models
+    rul_model: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFile(settings_cls))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "SASL needs PMAINT_KAFKA_SASL_USERNAME and PMAINT_KAFKA_SASL_PASSWORD"
+            )
+        if len({self.topic_telemetry, self.topic_dlq, self.topic_alerts}) < 3:
+            raise ValueError("telemetry, dead-letter and alert topics must differ")
+        return self
+
+    def kafka_url(self) -> str:
+        """Bootstrap servers as a faust broker URL list (``kafka://h1:9092;kafka://h2:9092``)."""
+        hosts = [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
+        return ";".join(h if "://" in h else f"kafka://{h}" for h in hosts)
+
+    def bootstrap_servers(self) -> list[str]:
+        """Bootstrap servers as ``host:port`` strings for kafka-python and aiokafka."""
+        return [h.split("://")[-1] for h in self.kafka_url().split(";")]
+
+
+def _secret_files() -> dict[str, str]:
+    """Read ``PMAINT_<SECRET>_FILE`` env vars into secret values."""
+    values = {}
+    for name in SECRET_FIELDS:
+        path = os.environ.get(f"PMAINT_{name.upper()}_FILE")
+        if path:
+            try:
+                values[name] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"PMAINT_{name.upper()}_FILE: {exc.strerror}: {path}") from None
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning any validation problem into one clear ``ConfigError`` line.
+
+    >>> load_settings(partitions=8).partitions
+    8
+    >>> load_settings(partitions="many")
+    Traceback (most recent call last):
+    ...
+    models.errors.ConfigError: PMAINT_PARTITIONS: Input should be a valid integer, unable to parse string as an integer (got 'many')
+    """
+    values = {**_secret_files(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "PMAINT_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+        got = "" if where == "" or "input" not in err else f" (got {err['input']!r})"
+        shown = got if not any(s in where.lower() for s in SECRET_FIELDS) else ""
+        prefix = f"{where}: " if where else "settings: "
+        raise ConfigError(f"{prefix}{err['msg'].removeprefix('Value error, ')}{shown}") from None

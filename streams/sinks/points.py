@@ -1,0 +1,75 @@
+"""InfluxDB points for pmaint's outputs: measurements ``anomaly``, ``rul``, ``drift``, ``alert``.
+
+Every point carries the tags ``asset_id``, ``site``, ``line``, ``model_version`` (empty ones are
+left out) and the record's event time, so a replay overwrites instead of duplicating. ``alert``
+points are also tagged ``kind``, ``severity`` and ``state`` (two kinds of alert on one asset at
+the same instant must not overwrite each other).
+"""
+
+from __future__ import annotations
+
+from streams.alert_event import SEVERITIES, AlertEvent
+from streams.alerts import AnomalySignal, DriftSignal, RulSignal
+from streams.sinks.line_protocol import FieldValue, Point
+
+
+def _tags(asset_id: str, site: str | None, line: str | None, version: str | None) -> dict[str, str]:
+    tags = {"asset_id": asset_id, "site": site, "line": line, "model_version": version}
+    return {k: v for k, v in tags.items() if v}
+
+
+def _ms(ts: float) -> int:
+    return round(ts * 1000)
+
+
+def anomaly_point(s: AnomalySignal, site: str | None = None, line: str | None = None) -> Point:
+    """Score, threshold, and the top sensors' contributions as ``c_<sensor>`` fields.
+
+    >>> from streams.sinks.line_protocol import encode
+    >>> encode(anomaly_point(AnomalySignal("a1", 1.5, 0.9, 0.6, [("s4", 0.5)]), site="A"))
+    b'anomaly,asset_id=a1,site=A score=0.9,threshold=0.6,is_anomaly=true,c_s4=0.5 1500'
+    """
+    fields: dict[str, FieldValue] = {
+        "score": float(s.score),
+        "threshold": float(s.threshold),
+        "is_anomaly": s.score > s.threshold,
+    }
+    fields |= {f"c_{name}": float(c) for name, c in s.top_sensors}
+    return Point("anomaly", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
+
+
+def rul_point(s: RulSignal, site: str | None = None, line: str | None = None) -> Point:
+    """RUL in cycles with its P10/P90 interval."""
+    fields: dict[str, FieldValue] = {
+        "rul": float(s.rul),
+        "rul_p10": float(s.rul_p10),
+        "rul_p90": float(s.rul_p90),
+    }
+    return Point("rul", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
+
+
+def drift_point(s: DriftSignal, site: str | None = None, line: str | None = None) -> Point:
+    """One point per drift event: how many and which sensors, and the direction."""
+    fields: dict[str, FieldValue] = {
+        "n_sensors": len(s.sensors),
+        "sensors": ",".join(s.sensors),
+        "direction": s.direction,
+    }
+    return Point("drift", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
+
+
+def alert_point(e: AlertEvent, site: str | None = None, line: str | None = None) -> Point:
+    """An alert event; numeric ``level`` (0 info, 1 warning, 2 critical) for graphs."""
+    tags = _tags(e.asset_id, site, line, e.model_version)
+    tags |= {"kind": e.kind, "severity": e.severity, "state": e.state}
+    fields: dict[str, FieldValue] = {
+        "alert_id": e.alert_id,
+        "level": SEVERITIES.index(e.severity),
+        "opened_at_ms": _ms(e.opened_at),
+        "message": e.message,
+    }
+    for name in ("score", "threshold", "rul", "rul_p10", "rul_p90"):
+        value = getattr(e, name)
+        if value is not None:
+            fields[name] = float(value)
+    return Point("alert", tags, fields, _ms(e.ts))

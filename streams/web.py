@@ -1,0 +1,45 @@
+"""The worker's HTTP endpoints, served by faust's web server: health, readiness, metrics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+
+if TYPE_CHECKING:
+    from streams.app import Runtime
+
+
+def is_ready(app: faust.App, runtime: Runtime) -> bool:
+    """Joined the group with partitions assigned, not rebalancing, tables recovered."""
+    return runtime.assigned_once and not app.rebalancing and not app.in_recovery
+
+
+def register_pages(app: faust.App, runtime: Runtime) -> None:
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        return web.json({"status": "alive"})
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        ok = is_ready(app, runtime)
+        body: dict[str, Any] = {
+            "ready": ok,
+            "assets": len(runtime.fleet),
+            "partitions": sorted(
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == runtime.settings.topic_telemetry
+            )
+            if runtime.assigned_once
+            else [],
+        }
+        return web.json(body, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        return web.bytes(
+            generate_latest(runtime.metrics.registry), content_type="text/plain; version=0.0.4"
+        )

