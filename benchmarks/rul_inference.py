@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ def _predictor(model_dir: str | None, device: str) -> RulPredictor:
     return RulPredictor(arch.build(), meta, resolve_device(device))
 
 
-def _rate(step: Callable[[], None], per_step: int, seconds: float) -> float:
+def _rate(step: Callable[[], Any], per_step: int, seconds: float) -> float:
     """Windows per second of ``step`` over about ``seconds`` (after a warm-up)."""
     for _ in range(3):
         step()
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     shape = (args.batch, predictor.window, predictor.n_features)
     windows = rng.random(shape, dtype=np.float32)
     one = windows[:1]
-    batched = _rate(lambda: predictor.predict(windows) and None, args.batch, args.seconds)
-    single = _rate(lambda: predictor.predict(one) and None, 1, args.seconds)
+    batched = _rate(lambda: predictor.predict(windows), args.batch, args.seconds)
+    single = _rate(lambda: predictor.predict(one), 1, args.seconds)
     line = {
         "name": "rul_inference_windows_per_s",
         "value": round(batched, 1),

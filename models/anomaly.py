@@ -121,6 +121,7 @@ class RegimeScaler:
 
     def __init__(
         self,
+        *,
         window: int = 5000,
         min_count: int = 30,
         clip: float = 20.0,
@@ -139,7 +140,8 @@ class RegimeScaler:
 
     def split(self, x: Features) -> tuple[dict[str, float], dict[str, float]]:
         """Split ``x`` into ``(sensors, settings)``."""
-        sensors, settings = {}, {}
+        sensors: dict[str, float] = {}
+        settings: dict[str, float] = {}
         for k, v in x.items():
             (settings if k.startswith(self.regime_prefix) else sensors)[k] = v
         return sensors, settings
@@ -285,6 +287,7 @@ class HalfSpaceScorer(RegimeScaler):
 
     def __init__(
         self,
+        *,
         n_trees: int = 10,
         height: int = 8,
         window_size: int = 250,
@@ -298,7 +301,7 @@ class HalfSpaceScorer(RegimeScaler):
         self.window_size = window_size
         self.seed = seed
         self.span = span
-        self._hst = anomaly.HalfSpaceTrees(
+        self._hst: Any = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
 

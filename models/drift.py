@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from river import drift as river_drift
+
+_ADWIN: Any = river_drift.ADWIN
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class SensorDriftDetector:
 
     def __init__(
         self,
+        *,
         method: str = "cusum",
         slack: float = 1.0,
         limit: float = 15.0,
@@ -91,7 +95,7 @@ class SensorDriftDetector:
         self.min_shift = min_shift
         self.merge_s = merge_s
         self._cusum: dict[str, list[float]] = {}  # sensor -> [g_up, n_up, g_down, n_down]
-        self._adwin: dict[str, river_drift.ADWIN] = {}
+        self._adwin: dict[str, Any] = {}
         self._last_fired: dict[str, tuple[float, float]] = {}  # sensor -> (time, sign)
 
     def _step_cusum(self, sensor: str, z: float) -> float | None:
@@ -115,7 +119,7 @@ class SensorDriftDetector:
     def _step_adwin(self, sensor: str, z: float) -> float | None:
         det = self._adwin.get(sensor)
         if det is None:
-            det = self._adwin[sensor] = river_drift.ADWIN(delta=self.delta)
+            det = self._adwin[sensor] = _ADWIN(delta=self.delta)
         before = float(det.estimation)
         det.update(z)
         return float(det.estimation) - before if det.drift_detected else None

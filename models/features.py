@@ -146,6 +146,10 @@ class Normalizer:
         centroids = find_regimes(s, max_regimes=max_regimes)
         scale = _settings_scale(s)
         regime = _nearest(s, centroids, scale)
+        used = np.unique(regime)
+        if len(used) < len(centroids):  # a centroid that no row is nearest to is dropped
+            centroids = centroids[used]
+            regime = _nearest(s, centroids, scale)
         lo = np.array([x[regime == r].min(axis=0) for r in range(len(centroids))])
         hi = np.array([x[regime == r].max(axis=0) for r in range(len(centroids))])
         return cls(tuple(names), centroids, scale, lo, hi)
@@ -196,6 +200,9 @@ class Normalizer:
             row = [[float(sensors[name]) for name in self.sensors]]
         except KeyError as exc:
             raise DataError(f"missing sensor {exc.args[0]!r}") from None
+        if not np.isfinite(row).all():
+            bad = next(n for n, v in zip(self.sensors, row[0], strict=True) if not np.isfinite(v))
+            raise DataError(f"non-finite sensor {bad!r}")
         srow = None
         if settings is not None:
             try:

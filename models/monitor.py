@@ -107,7 +107,8 @@ class AssetMonitor:
             if cfg.detector == "deviation"
             else HalfSpaceScorer(seed=cfg.seed, **common)
         )
-        floor = cfg.floor if cfg.floor is not None else (3.0 if cfg.detector == "deviation" else 0.0)
+        default_floor = 3.0 if cfg.detector == "deviation" else 0.0
+        floor = cfg.floor if cfg.floor is not None else default_floor
         self._threshold = AdaptiveThreshold(q=cfg.quantile, floor=floor)
         self._drift = SensorDriftDetector(method=cfg.drift_method, merge_s=cfg.drift_merge_s)
         self._seen = 0

@@ -14,7 +14,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
 from faust.types import EventT, StreamT
@@ -72,7 +73,10 @@ class TelemetryAgent:
         self.positions: dict[int, int] = {}
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(self.batch_max, within=self.batch_within_s):
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            self.batch_max, within=self.batch_within_s
+        )
+        async for events in batches:
             await self.handle(events)
 
     async def handle(self, events: Sequence[EventT[bytes]]) -> None:
@@ -97,10 +101,11 @@ class TelemetryAgent:
         now = time.time()
         sends = [
             deliver(
-                lambda d=dead, s=source: self.dlq.send(
-                    key=d.asset_id.encode() if d.asset_id else None,
-                    value=d.payload,
-                    headers=dead_letter_headers(d, s, now),
+                partial(
+                    self.dlq.send,
+                    key=dead.asset_id.encode() if dead.asset_id else None,
+                    value=dead.payload,
+                    headers=dead_letter_headers(dead, source, now),
                 ),
                 self.dlq.get_topic_name(),
             )
@@ -108,8 +113,11 @@ class TelemetryAgent:
         ]
         sends += [
             deliver(
-                lambda p=partition, rs=records: self.telemetry.send(
-                    key=rs[0].asset_id.encode(), value=frame_bytes(rs), partition=p
+                partial(
+                    self.telemetry.send,
+                    key=records[0].asset_id.encode(),
+                    value=frame_bytes(records),
+                    partition=partition,
                 ),
                 self.telemetry.get_topic_name(),
             )

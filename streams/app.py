@@ -95,7 +95,8 @@ def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust
     app.agent(telemetry, name="pmaint.telemetry")(agent.__call__)
 
     @app.on_partitions_assigned.connect
-    async def _assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    async def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs["assigned"]
         owned = {tp.partition for tp in assigned if tp.topic == settings.topic_telemetry}
         fleet.drop_partitions(set(range(partitions)) - owned)
         runtime.assigned_once = True

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "worker": "streams.commands.worker",
     "produce": "streams.commands.produce",
     "check": "streams.commands.check",
+    "demo": "streams.commands.demo",
 }
 EVALUATE: dict[str, str] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from streams.schema import Telemetry
 
@@ -26,6 +27,18 @@ class AssetState:
     sensors: frozenset[str] = field(default_factory=frozenset)
     site: str | None = None
     line: str | None = None
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready view for ``/assets``."""
+        return {
+            "asset_id": self.asset_id,
+            "partition": self.partition,
+            "records": self.records,
+            "sensors": len(self.sensors),
+            "last_seen": datetime.fromtimestamp(self.last_seen_ms / 1000, UTC).isoformat(),
+            "site": self.site,
+            "line": self.line,
+        }
 
     def observe(self, record: Telemetry) -> None:
         """Take one record into account (records may arrive out of order)."""

@@ -157,6 +157,7 @@ def simulated(
     assets: int,
     records: int,
     seed: int,
+    *,
     fault_share: float = 0.3,
     interval_s: float = 60.0,
     end_ms: int | None = None,

@@ -6,6 +6,7 @@ both take the same security options, built here once.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from typing import Any
 
@@ -78,10 +79,8 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
             if name not in set(admin.list_topics())
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
         described = admin.describe_topics(list(topics))
         return {d["name"]: len(d["partitions"]) for d in described}
     finally:

@@ -19,7 +19,9 @@ class _LagCollector(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "pmaint_consumer_lag", "Messages behind the partition end", labels=["topic", "partition"]
+            "pmaint_consumer_lag",
+            "Messages behind the partition end",
+            labels=["topic", "partition"],
         )
         for topic, partition, lag in self._source():
             family.add_metric([topic, str(partition)], lag)

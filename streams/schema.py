@@ -8,7 +8,9 @@ records. :func:`decode` never raises: arbitrary bytes give a :class:`Decoded` re
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,7 +62,7 @@ class Decoded:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-class _Invalid(Exception):
+class _Invalid(Exception):  # noqa: N818 (internal signal, never escapes)
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
@@ -78,8 +80,11 @@ def _tag(record: dict[str, Any], key: str) -> str | None:
     value = record.get(key)
     if value is None:
         return None
-    if not _names_ok({value: None} if isinstance(value, str) else {"": None}):
+    if type(value) is str and value in _KNOWN_NAMES:
+        return value
+    if not _name_ok(value):
         raise _Invalid(f"bad_field:{key}")
+    _remember([value])
     return str(value)
 
 
@@ -101,9 +106,13 @@ def _names_ok(names: dict[str, Any]) -> bool:
         return True
     if not all(_name_ok(n) for n in names):
         return False
+    _remember(names)
+    return True
+
+
+def _remember(names: Iterable[str]) -> None:
     if len(_KNOWN_NAMES) < 100_000:
         _KNOWN_NAMES.update(names)
-    return True
 
 
 def _numbers(value: object, key: str, limit: int, prefix: str) -> dict[str, float]:
@@ -175,10 +184,24 @@ def validate(record: object, limits: Limits, now_ms: int) -> Telemetry:
     )
 
 
-def _dump(record: object) -> bytes:
+_INVALID = object()
+
+
+def _lenient_json(raw: bytes) -> Any:
+    """Second chance for JSON that strict parsing refuses only for ``NaN``/``Infinity`` literals
+    or out-of-range numbers (as Python's ``json.dumps`` writes them), so those values become
+    per-record ``non_finite`` dead letters instead of costing a whole frame."""
     try:
-        return orjson.dumps(record)
-    except (TypeError, orjson.JSONEncodeError):
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return _INVALID
+
+
+def _dump(record: object) -> bytes:
+    """The offending record of a frame, as JSON (``NaN`` kept as written)."""
+    try:
+        return json.dumps(record, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
         return repr(record).encode()
 
 
@@ -209,8 +232,10 @@ def decode(raw: bytes, limits: Limits, now_ms: int) -> Decoded:
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        out.dead.append(DeadLetter("invalid_json", raw))
-        return out
+        message = _lenient_json(raw)
+        if message is _INVALID:
+            out.dead.append(DeadLetter("invalid_json", raw))
+            return out
     if not isinstance(message, dict):
         out.dead.append(DeadLetter("not_object", raw))
         return out

@@ -142,10 +142,10 @@ def load_settings(**overrides: Any) -> Settings:
 
     >>> load_settings(partitions=8).partitions
     8
-    >>> load_settings(partitions="many")
+    >>> load_settings(partitions="many")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    models.errors.ConfigError: PMAINT_PARTITIONS: Input should be a valid integer, unable to parse string as an integer (got 'many')
+    models.errors.ConfigError: PMAINT_PARTITIONS: Input should be a valid integer, ... (got 'many')
     """
     values = {**_secret_files(), **{k: v for k, v in overrides.items() if v is not None}}
     try:

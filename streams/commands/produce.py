@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.replay:
         records = read_replay(args.replay)[: args.records or None]
     else:
-        records = list(simulated(args.assets, args.records, args.seed, args.faults))
+        records = list(simulated(args.assets, args.records, args.seed, fault_share=args.faults))
     gateway = Gateway(settings, frame=max(1, args.frame), rate=args.rate)
     started = time.monotonic()
     try:

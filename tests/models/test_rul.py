@@ -213,3 +213,15 @@ def test_asset_window_memory_for_ten_thousand_assets() -> None:
     tracemalloc.stop()
     sys.stdout.write(f"\nAssetWindow: {one.nbytes} bytes, {per_asset:.0f} bytes/asset in a dict\n")
     assert per_asset < 2_200
+
+
+def test_asset_window_pickles_and_restores() -> None:
+    import pickle
+
+    norm = fit_normalizer(simulated_runs(assets=2, lives=1, regimes=1), INFORMATIVE_SENSORS)
+    keeper = AssetWindow(norm, 3)
+    for v in range(4):
+        keeper.push({s: float(v) for s in INFORMATIVE_SENSORS})
+    restored = pickle.loads(pickle.dumps(keeper))
+    assert restored.ready
+    assert np.array_equal(restored.array(), keeper.array())

@@ -146,5 +146,5 @@ def test_round_trip_through_influxdb_1_6(
     series = result["results"][0]["series"][0]  # type: ignore[index]
     row = dict(zip(series["columns"], series["values"][0], strict=True))
     assert row["s"] == string
-    assert row["x,y="] == number
+    assert float(row["x,y="]) == number
     assert row.get("t k") == (clean_name(tag) or None)

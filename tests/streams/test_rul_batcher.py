@@ -140,18 +140,20 @@ def test_start_stop_lifecycle_flushes_pending_requests() -> None:
         await batcher.start()  # idempotent
         tasks = [asyncio.create_task(batcher.predict(f"a{i}", window(float(i)))) for i in range(10)]
         await asyncio.sleep(0)
-        await batcher.stop()  # does not wait max_wait_ms for a batch to fill
+        start = time.perf_counter()
+        await batcher.stop()  # serves the queue without waiting max_wait_ms for company
+        assert time.perf_counter() - start < 0.5
         assert [t.result().rul for t in tasks] == [float(i) for i in range(10)]
         with pytest.raises(BatcherClosedError):
             await batcher.predict("late", window(0.0))
         await batcher.stop()  # idempotent
         await batcher.start()  # restartable
-        assert (await batcher.predict("again", window(3.0))).rul == 3.0
+        again = asyncio.create_task(batcher.predict("again", window(3.0)))
+        await asyncio.sleep(0)
         await batcher.stop()
+        assert again.result().rul == 3.0
 
-    start = time.perf_counter()
     asyncio.run(main())
-    assert time.perf_counter() - start < 0.9
 
 
 def test_batched_forecasts_equal_direct_predictions() -> None:

@@ -1,0 +1,64 @@
+"""Replay file readers and the simulated feed."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from models.errors import DataError
+from streams.gateway import read_replay, simulated
+from streams.schema import Limits, decode
+
+CMAPSS = Path(__file__).parents[2].parent / "shared" / "data" / "cmapss" / "test_FD001.txt"
+
+
+def test_cmapss_replay_interleaves_engines() -> None:
+    records = read_replay(CMAPSS)
+    assert len(records) == 13_096
+    assert [r["asset_id"] for r in records[:3]] == ["unit-001", "unit-002", "unit-003"]
+    assert records[0]["cycle"] == 1 and len(records[0]["sensors"]) == 21
+    assert all(r["cycle"] <= s["cycle"] for r, s in itertools.pairwise(records))
+
+
+def test_csv_and_jsonl(tmp_path: Path) -> None:
+    csv = tmp_path / "plant.csv"
+    csv.write_text("asset_id,ts,temp,setting1\np1,1767225600000,20.5,1\np1,1767225660000,21,1\n")
+    rows = read_replay(csv)
+    assert rows[1] == {
+        "asset_id": "p1",
+        "ts": 1767225660000,
+        "sensors": {"temp": 21.0},
+        "settings": {"setting1": 1.0},
+    }
+    jl = tmp_path / "plant.jsonl"
+    jl.write_text('{"asset_id": "p1", "ts": 1, "sensors": {"a": 1}}\n\n')
+    assert len(read_replay(jl)) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.txt", "1 2 3\n", "expected 26 columns"),
+        ("bad.csv", "asset,ts\n", "needs the columns"),
+        ("bad.csv", "asset_id,ts,t\np,1,hot\n", ":2: not a number"),
+        ("bad.jsonl", "{oops\n", ":1: invalid JSON"),
+        ("data.parquet", "", "unknown format"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_replay(path)
+
+
+def test_simulated_records_are_valid_and_recent() -> None:
+    end = 1_795_000_000_000
+    records = list(simulated(assets=4, records=400, seed=3, end_ms=end))
+    assert len(records) == 400
+    assert max(int(r["ts"]) for r in records) < end  # type: ignore[call-overload]
+    for r in records:
+        d = decode(__import__("orjson").dumps(r), Limits(), end)
+        assert d.records and not d.dead
