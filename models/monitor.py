@@ -18,6 +18,7 @@ change is still re-learned instead of alarming forever:
 from __future__ import annotations
 
 import pickle
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, 
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError
 
-_MAGIC = b"pmaint-monitor-1\n"
+_MAGIC = b"pmaint-monitor-1\n"  # then a zlib-compressed pickle
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,8 @@ class AssetMonitor:
         )
 
     def to_bytes(self) -> bytes:
-        """Checkpoint the whole state (compact pickle, our own changelog format)."""
-        return _MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """Checkpoint the whole state (compressed pickle: our own changelog format)."""
+        return _MAGIC + zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 6)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AssetMonitor:
@@ -195,7 +196,7 @@ class AssetMonitor:
         if not data.startswith(_MAGIC):
             raise ArtifactError("not an asset monitor checkpoint")
         try:
-            obj = pickle.loads(data[len(_MAGIC) :])
+            obj = pickle.loads(zlib.decompress(data[len(_MAGIC) :]))
         except Exception as exc:
             raise ArtifactError(f"corrupt asset monitor checkpoint: {exc}") from exc
         if not isinstance(obj, cls):

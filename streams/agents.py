@@ -1,10 +1,15 @@
 """The telemetry agent: what flows through a worker.
 
 Kafka ``pm.telemetry`` → batches of events → :class:`TelemetryProcessor` (decode, validate,
-route per asset, per-asset state) → outputs: dead letters to ``pm.telemetry.dlq``, records that
-belong to another partition forwarded there. Every output is acknowledged by the broker before
-the batch's offsets are acked, so a crash replays instead of losing (at-least-once). A bad
-message never raises out of the loop; a failing send is retried with bounded backoff.
+route per asset, per-asset bookkeeping) → :class:`ModelPipeline` (anomaly monitor, drift, RUL
+window, alert lifecycle) → RUL forecasts batched across assets → outputs: dead letters to
+``pm.telemetry.dlq``, misrouted records forwarded to their asset's partition, alert events to
+``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table.
+
+Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets
+are acked, so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
+message never raises out of the loop; a failing send is retried with backoff until it goes
+through, which slows the stream (backpressure) instead of dropping data.
 """
 
 from __future__ import annotations
@@ -13,20 +18,28 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
 import faust
+import orjson
 from faust.types import EventT, StreamT
 
+from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
     BatchResult,
     Inbound,
     TelemetryProcessor,
     dead_letter_headers,
     frame_bytes,
+    record_to_message,
 )
+from streams.rul_batcher import RulBatcher
+from streams.schema import DeadLetter
+from streams.sinks.influx import InfluxSink
+from streams.sinks.kafka import AlertPublisher
 
 log = logging.getLogger("pmaint.agents")
 
@@ -54,23 +67,56 @@ async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int =
             delay = min(delay * 2, 10.0)
 
 
+@dataclass
+class Sinks:
+    """Where a worker's outputs go. ``influx`` and ``batcher`` are optional."""
+
+    telemetry: faust.TopicT
+    dlq: faust.TopicT
+    alerts: AlertPublisher
+    checkpoints: MutableMapping[str, bytes]
+    influx: InfluxSink | None = None
+    batcher: RulBatcher | None = None
+    started: bool = False
+
+    async def start(self) -> None:
+        if not self.started:
+            self.started = True
+            if self.influx is not None:
+                await self.influx.start()
+            if self.batcher is not None:
+                await self.batcher.start()
+
+    async def stop(self) -> None:
+        if self.started:
+            self.started = False
+            if self.batcher is not None:
+                await self.batcher.stop()
+            if self.influx is not None:
+                await self.influx.close()
+
+
 class TelemetryAgent:
-    """Consumes telemetry in batches and publishes the batch outputs."""
+    """Consumes telemetry in batches and publishes every output of a batch before acking it."""
 
     def __init__(
         self,
         processor: TelemetryProcessor,
-        telemetry: faust.TopicT,
-        dlq: faust.TopicT,
+        pipeline: ModelPipeline,
+        sinks: Sinks,
         batch_max: int = 500,
         batch_within_s: float = 0.05,
+        tick_every_s: float = 1.0,
     ) -> None:
         self.processor = processor
-        self.telemetry = telemetry
-        self.dlq = dlq
+        self.pipeline = pipeline
+        self.sinks = sinks
+        self.metrics = processor.metrics
         self.batch_max = batch_max
         self.batch_within_s = batch_within_s
+        self.tick_every_s = tick_every_s
         self.positions: dict[int, int] = {}
+        self._ticked = 0.0
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events(
@@ -81,6 +127,7 @@ class TelemetryAgent:
 
     async def handle(self, events: Sequence[EventT[bytes]]) -> None:
         started = time.perf_counter()
+        await self.sinks.start()
         batch = [
             Inbound(
                 e.message.topic,
@@ -92,36 +139,94 @@ class TelemetryAgent:
             for e in events
         ]
         result = self.processor.process(batch)
-        await self.publish(result)
+        out = await self.run_models(result)
+        await self.publish(result, out)
+        for state in out.checkpoints:
+            self.sinks.checkpoints[state.asset_id] = self.pipeline.checkpoint(state)
+        self.metrics.checkpoints.inc(len(out.checkpoints))
         for message in batch:
             self.positions[message.partition] = message.offset + 1
-        self.processor.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    async def publish(self, result: BatchResult) -> None:
+    async def run_models(self, result: BatchResult) -> Outputs:
+        out = Outputs()
+        for record, state in result.records:
+            self.pipeline.observe(state, record, out)
+            if state.last is not None and state.last.is_anomaly:
+                self.metrics.anomalies.inc()
+        if out.rul_due and self.sinks.batcher is not None:
+            batcher = self.sinks.batcher
+            forecasts = await asyncio.gather(
+                *(batcher.predict(s.asset_id, w) for s, _, w in out.rul_due),
+                return_exceptions=True,
+            )
+            for (state, record, _), forecast in zip(out.rul_due, forecasts, strict=True):
+                if isinstance(forecast, BaseException):
+                    log.warning("RUL forecast for %s failed: %s", state.asset_id, forecast)
+                else:
+                    self.pipeline.forecast(state, record, forecast, out)
+            self.metrics.forecasts.inc(len(out.rul_due))
+        now = time.monotonic()
+        if result.records and now - self._ticked >= self.tick_every_s:
+            self._ticked = now
+            newest = max(r.ts_ms for r, _ in result.records) / 1000
+            self.pipeline.tick(newest, self.processor.fleet.assets, out)
+        for event in out.alerts:
+            self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
+        return out
+
+    async def publish(self, result: BatchResult, out: Outputs) -> None:
         now = time.time()
+        dead = list(result.dead)
+        topic = self.sinks.telemetry.get_topic_name()
+        for record, reason in out.failed:  # valid records a model failed on (offset unknown)
+            letter = DeadLetter(reason, orjson.dumps(record_to_message(record)), record.asset_id)
+            dead.append((letter, Inbound(topic, -1, -1, b"")))
         sends = [
             deliver(
                 partial(
-                    self.dlq.send,
-                    key=dead.asset_id.encode() if dead.asset_id else None,
-                    value=dead.payload,
-                    headers=dead_letter_headers(dead, source, now),
+                    self.sinks.dlq.send,
+                    key=letter.asset_id.encode() if letter.asset_id else None,
+                    value=letter.payload,
+                    headers=dead_letter_headers(letter, source, now),
                 ),
-                self.dlq.get_topic_name(),
+                self.sinks.dlq.get_topic_name(),
             )
-            for dead, source in result.dead
+            for letter, source in dead
         ]
         sends += [
             deliver(
                 partial(
-                    self.telemetry.send,
+                    self.sinks.telemetry.send,
                     key=records[0].asset_id.encode(),
                     value=frame_bytes(records),
                     partition=partition,
                 ),
-                self.telemetry.get_topic_name(),
+                self.sinks.telemetry.get_topic_name(),
             )
             for partition, records in result.forward.items()
         ]
+        if out.alerts:
+            sends.append(self._publish_alerts(out))
+        if out.points and self.sinks.influx is not None:
+            sends.append(self._write_points(out))
         if sends:
             await asyncio.gather(*sends)
+
+    async def _publish_alerts(self, out: Outputs) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.sinks.alerts.publish(out.alerts)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # idempotent: a resend repeats the same alert ids
+                log.warning("publishing alerts failed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _write_points(self, out: Outputs) -> None:
+        assert self.sinks.influx is not None
+        await self.sinks.influx.write(out.points)
+        self.metrics.points.inc(len(out.points))

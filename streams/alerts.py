@@ -152,14 +152,15 @@ class _Track:
     )  # fmt: skip
 
     def __init__(self, values: Sequence[float | None] = (0, 0, 0, 0, 0, 0, None, 0, 0)) -> None:
-        phase, count, since, opened, severity, emitted, resolved, last, cause = values
+        phase, count, since, opened, severity, emitted, resolved, last, cause = (
+            -math.inf if v is None else v for v in values
+        )
         self.phase, self.count, self.since = int(phase), int(count), float(since)
         self.opened, self.severity, self.emitted = float(opened), int(severity), float(emitted)
-        self.resolved = -math.inf if resolved is None else float(resolved)  # JSON has no -inf
-        self.last, self.cause = float(last), int(cause)
+        self.resolved, self.last, self.cause = float(resolved), float(last), int(cause)
 
     def to_list(self) -> list[float | None]:
-        resolved = None if self.resolved == -math.inf else self.resolved
+        resolved = None if self.resolved == -math.inf else self.resolved  # JSON has no -inf
         return [self.phase, self.count, self.since, self.opened, self.severity, self.emitted,
                 resolved, self.last, self.cause]  # fmt: skip
 
@@ -167,7 +168,7 @@ class _Track:
 class _Asset:
     """Everything the engine remembers about one asset."""
 
-    __slots__ = ("names", "runs", "seen", "tracks", "values")
+    __slots__ = ("names", "runs", "seen", "tracks", "values", "varied")
 
     def __init__(self) -> None:
         self.seen = -math.inf
@@ -175,6 +176,7 @@ class _Asset:
         self.names: tuple[str, ...] = ()
         self.values = array("d")
         self.runs = array("I")
+        self.varied = array("B")  # 1 once a sensor changed: constant-by-design is not stuck
 
 
 @dataclass
@@ -289,9 +291,13 @@ class AlertEngine:
         if names != asset.names:  # sensor set changed: start counting again
             asset.names = self._names.setdefault(names, names)
             asset.values, asset.runs = array("d", values), array("I", [1] * len(names))
+            asset.varied = array("B", [0] * len(names))
             return
         for i, v in enumerate(values):
-            asset.runs[i] = asset.runs[i] + 1 if v == asset.values[i] else 1
+            if v == asset.values[i]:
+                asset.runs[i] += 1
+            else:
+                asset.runs[i], asset.varied[i] = 1, 1
             asset.values[i] = v
 
     def _quality(
@@ -301,7 +307,7 @@ class AlertEngine:
         stuck = [
             (name, float(asset.runs[i]), asset.values[i])
             for i, name in enumerate(asset.names)
-            if asset.runs[i] >= p.stuck_records
+            if asset.runs[i] >= p.stuck_records and asset.varied[i]
         ]
         level, cause = None, 0
         if stale_for >= p.stale_after_s:
@@ -346,6 +352,7 @@ class AlertEngine:
                 return
             track = asset.tracks[ev.kind] = _Track()
         if track.phase == _OPEN:
+            now = max(now, track.opened)  # late records never act before the opening
             if clear:
                 track.phase, track.count, track.resolved = _IDLE, 0, now
                 out.append(self._event(ev, track, "resolved", now))
@@ -399,7 +406,7 @@ class AlertEngine:
         tracks = {k: t.to_list() for k, t in a.tracks.items()}
         data: dict[str, Any] = {"seen": a.seen, "tracks": tracks}
         if a.names:
-            data["stuck"] = [list(a.names), a.values.tolist(), a.runs.tolist()]
+            data["stuck"] = [list(a.names), a.values.tolist(), a.runs.tolist(), a.varied.tolist()]
         return data
 
     def import_asset(self, asset_id: str, data: Mapping[str, Any]) -> None:
@@ -408,9 +415,14 @@ class AlertEngine:
         a.seen = float(data["seen"])
         a.tracks = {KINDS[KINDS.index(k)]: _Track(v) for k, v in data["tracks"].items()}
         if "stuck" in data:
-            names, values, runs = data["stuck"]
+            names, values, runs, varied = data["stuck"]
             a.names = self._names.setdefault(tuple(names), tuple(names))
             a.values, a.runs = array("d", values), array("I", runs)
+            a.varied = array("B", varied)
+
+    def forget(self, asset_id: str) -> None:
+        """Drop an asset (its partition moved to another worker)."""
+        self._assets.pop(asset_id, None)
 
     def to_dict(self) -> dict[str, Any]:
         """The whole fleet's state (see :meth:`from_dict`)."""

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP
 
-from streams.agents import TelemetryAgent
-from streams.fleet import Fleet
+from models.errors import ArtifactError, PmaintError
+from models.monitor import MonitorConfig
+from models.rul.serve import RulPredictor
+from streams.agents import Sinks, TelemetryAgent
+from streams.alerts import AlertPolicy
+from streams.fleet import AssetState, Fleet
 from streams.kafka_clients import ssl_context
 from streams.metrics import Metrics
+from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import TelemetryProcessor
+from streams.rul_batcher import RulBatcher
 from streams.schema import Limits
 from streams.settings import Settings
+from streams.sinks.influx import InfluxSink
+from streams.sinks.kafka import AlertPublisher
 from streams.web import register_pages
+
+log = logging.getLogger("pmaint.app")
 
 
 @dataclass
 class Runtime:
-    """What one worker holds besides the faust app: its state and metrics."""
+    """What one worker holds besides the faust app: its state, models, sinks and metrics."""
 
     settings: Settings
     partitions: int
     fleet: Fleet
     metrics: Metrics
+    pipeline: ModelPipeline
+    sinks: Sinks
     agent: TelemetryAgent
     assigned_once: bool = False
 
@@ -54,10 +67,54 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
-def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust.App, Runtime]:
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        monitor=MonitorConfig(
+            warm_up=settings.anomaly_warm_up,
+            quantile=settings.anomaly_quantile,
+            learn_flagged=settings.anomaly_learn_flagged,
+        ),
+        policy=AlertPolicy(
+            debounce_records=settings.alert_debounce_records,
+            debounce_s=settings.alert_debounce_s,
+            cooldown_s=settings.alert_cooldown_s,
+            update_every_s=settings.alert_update_every_s,
+            rul_levels=(None, settings.alert_rul_warning, settings.alert_rul_critical),
+            stale_after_s=settings.alert_stale_after_s,
+            stale_critical_s=max(settings.alert_stale_after_s, 3600.0),
+        ),
+        anomaly_every=settings.anomaly_every,
+        rul_every=settings.rul_every,
+        checkpoint_every=settings.checkpoint_every,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+    )
+
+
+def load_predictor(settings: Settings) -> RulPredictor | None:
+    """The RUL model, ``None`` when none is configured; a bad artifact is one clear error
+    (or a warning and no RUL, unless ``rul_required``)."""
+    if settings.rul_model is None:
+        if settings.rul_required:
+            raise ArtifactError("PMAINT_RUL_REQUIRED is set but PMAINT_RUL_MODEL is not")
+        return None
+    try:
+        return RulPredictor.load(settings.rul_model, device=settings.rul_device)
+    except PmaintError as exc:
+        if settings.rul_required:
+            raise
+        log.warning("running without RUL forecasts: %s", exc)
+        return None
+
+
+def create_app(
+    settings: Settings,
+    partitions: int | None = None,
+    predictor: RulPredictor | None = None,
+) -> tuple[faust.App, Runtime]:
     """Build the worker's faust app and its runtime.
 
-    ``partitions`` is the telemetry topic's actual partition count (defaults to the setting).
+    ``partitions`` is the telemetry topic's actual partition count (defaults to the setting);
+    ``predictor`` overrides loading ``settings.rul_model``.
     """
     partitions = partitions or settings.partitions
     app = faust.App(
@@ -80,18 +137,49 @@ def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust
         stream_buffer_maxsize=8192,
         autodiscover=False,
     )
-    telemetry = app.topic(
-        settings.topic_telemetry, value_serializer="raw", key_serializer="raw",
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name, value_serializer="raw", key_serializer="raw", partitions=partitions
+        )
+
+    telemetry = raw_topic(settings.topic_telemetry)
+    # Checkpoints are keyed by asset id and placed by the producer's partitioner: the same
+    # murmur2 placement as the telemetry, so an asset's checkpoint lives in its partition.
+    checkpoints = app.Table(
+        "checkpoints",
         partitions=partitions,
-    )  # fmt: skip
-    dlq = app.topic(
-        settings.topic_dlq, value_serializer="raw", key_serializer="raw", partitions=partitions
+        key_type=str,
+        value_type=bytes,
+        use_partitioner=True,
     )
+    # raw keys (not JSON-quoted) so the partitioner hashes exactly the asset id
+    checkpoints.key_serializer = checkpoints.value_serializer = "raw"
+    predictor = predictor if predictor is not None else load_predictor(settings)
+    pipeline = ModelPipeline(pipeline_config(settings), predictor)
+    sinks = Sinks(
+        telemetry=telemetry,
+        dlq=raw_topic(settings.topic_dlq),
+        alerts=AlertPublisher(raw_topic(settings.topic_alerts)),
+        checkpoints=cast(MutableMapping[str, bytes], checkpoints),
+        influx=InfluxSink.from_settings(settings) if settings.influx_url else None,
+        batcher=(
+            RulBatcher(predictor, settings.rul_batch_max, settings.rul_batch_wait_ms)
+            if predictor is not None
+            else None
+        ),
+    )
+
+    def restore(state: AssetState) -> None:
+        raw = checkpoints.get(state.asset_id)
+        if raw:
+            pipeline.restore(state, raw)
+
     metrics = Metrics()
-    fleet = Fleet()
+    fleet = Fleet(restore=restore, forget=pipeline.forget)
     processor = TelemetryProcessor(limits_from(settings), partitions, fleet, metrics)
-    agent = TelemetryAgent(processor, telemetry, dlq)
-    runtime = Runtime(settings, partitions, fleet, metrics, agent)
+    agent = TelemetryAgent(processor, pipeline, sinks)
+    runtime = Runtime(settings, partitions, fleet, metrics, pipeline, sinks, agent)
     app.agent(telemetry, name="pmaint.telemetry")(agent.__call__)
 
     @app.on_partitions_assigned.connect
@@ -100,6 +188,10 @@ def create_app(settings: Settings, partitions: int | None = None) -> tuple[faust
         owned = {tp.partition for tp in assigned if tp.topic == settings.topic_telemetry}
         fleet.drop_partitions(set(range(partitions)) - owned)
         runtime.assigned_once = True
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await sinks.stop()
 
     def lag() -> Iterable[tuple[str, int, int]]:
         consumer = app.consumer

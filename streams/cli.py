@@ -15,8 +15,13 @@ COMMANDS: dict[str, str] = {
     "produce": "streams.commands.produce",
     "check": "streams.commands.check",
     "demo": "streams.commands.demo",
+    "train": "streams.commands.train",
+    "alerts": "streams.commands.alerts",
 }
-EVALUATE: dict[str, str] = {}
+EVALUATE: dict[str, str] = {
+    "anomaly": "streams.commands.evaluate_anomaly",
+    "rul": "streams.commands.evaluate_rul",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -52,7 +57,14 @@ def build_parser() -> OneLineParser:
     for name, path in COMMANDS.items():
         _add(subparsers, name, path)
     if EVALUATE:
-        evaluate = subparsers.add_parser("evaluate", help="Evaluate a model on reference data")
+        evaluate = subparsers.add_parser(
+            "evaluate",
+            help="Evaluate a model on reference data",
+            description="Evaluate a model on reference data",
+            epilog="examples:\n  pmaint evaluate anomaly --shuttle --json\n"
+            "  pmaint evaluate rul --model artifacts/fd001 --data DIR --subset FD001",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         kinds = evaluate.add_subparsers(title="what", metavar="WHAT", required=True)
         for name, path in EVALUATE.items():
             _add(kinds, name, path)

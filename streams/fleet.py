@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from streams.schema import Telemetry
+
+if TYPE_CHECKING:
+    from models.monitor import AssetMonitor, MonitorResult
+    from models.rul.serve import AssetWindow
+    from streams.alerts import RulSignal
 
 _SENSOR_SETS: dict[frozenset[str], frozenset[str]] = {}
 
@@ -15,9 +22,13 @@ def _shared(names: frozenset[str]) -> frozenset[str]:
     return _SENSOR_SETS.setdefault(names, names)
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass(slots=True)
 class AssetState:
-    """What the worker knows of one asset."""
+    """What the worker knows of one asset: bookkeeping, its models, its latest outputs."""
 
     asset_id: str
     partition: int
@@ -27,18 +38,14 @@ class AssetState:
     sensors: frozenset[str] = field(default_factory=frozenset)
     site: str | None = None
     line: str | None = None
-
-    def summary(self) -> dict[str, object]:
-        """A JSON-ready view for ``/assets``."""
-        return {
-            "asset_id": self.asset_id,
-            "partition": self.partition,
-            "records": self.records,
-            "sensors": len(self.sensors),
-            "last_seen": datetime.fromtimestamp(self.last_seen_ms / 1000, UTC).isoformat(),
-            "site": self.site,
-            "line": self.line,
-        }
+    monitor: AssetMonitor | None = None
+    window: AssetWindow | None = None
+    last: MonitorResult | None = None
+    rul: RulSignal | None = None
+    since_checkpoint: int = 0
+    checkpointed_at: float = 0.0
+    since_rul: int = 0
+    restored: bool = False
 
     def observe(self, record: Telemetry) -> None:
         """Take one record into account (records may arrive out of order)."""
@@ -49,11 +56,42 @@ class AssetState:
         self.site = record.site or self.site
         self.line = record.line or self.line
 
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready view for ``/assets``."""
+        out: dict[str, object] = {
+            "asset_id": self.asset_id,
+            "partition": self.partition,
+            "records": self.records,
+            "sensors": len(self.sensors),
+            "last_seen": _iso(self.last_seen_ms),
+            "site": self.site,
+            "line": self.line,
+            "restored": self.restored,
+        }
+        if self.last is not None:
+            out |= {
+                "score": round(self.last.score, 4),
+                "threshold": round(self.last.threshold, 4),
+                "is_anomaly": self.last.is_anomaly,
+                "warming_up": self.last.warming_up,
+                "top_sensors": [[s, round(c, 3)] for s, c in self.last.top_sensors],
+            }
+        if self.rul is not None:
+            out |= {
+                "rul": round(self.rul.rul, 1),
+                "rul_p10": round(self.rul.rul_p10, 1),
+                "rul_p90": round(self.rul.rul_p90, 1),
+                "model_version": self.rul.model_version,
+            }
+        return out
+
 
 class Fleet:
     """The assets of one worker, by id.
 
-    >>> from streams.schema import Telemetry
+    ``restore`` is called for each asset the worker has not seen yet (to resume it from its
+    checkpoint); ``forget`` for each asset of a partition the worker lost.
+
     >>> fleet = Fleet()
     >>> state = fleet.observe(Telemetry("p7", 1767225600000, {"s1": 1.0}), partition=2)
     >>> state.records, sorted(state.sensors), len(fleet)
@@ -62,8 +100,14 @@ class Fleet:
     0
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        restore: Callable[[AssetState], None] | None = None,
+        forget: Callable[[str], None] | None = None,
+    ) -> None:
         self.assets: dict[str, AssetState] = {}
+        self.restore = restore
+        self.forget = forget
 
     def __len__(self) -> int:
         return len(self.assets)
@@ -72,6 +116,8 @@ class Fleet:
         state = self.assets.get(record.asset_id)
         if state is None:
             state = AssetState(record.asset_id, partition, record.ts_ms)
+            if self.restore is not None:
+                self.restore(state)
             self.assets[record.asset_id] = state
         state.partition = partition
         state.observe(record)
@@ -79,4 +125,8 @@ class Fleet:
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget the assets of partitions this worker no longer owns."""
-        self.assets = {k: v for k, v in self.assets.items() if v.partition not in partitions}
+        gone = [k for k, v in self.assets.items() if v.partition in partitions]
+        for asset_id in gone:
+            del self.assets[asset_id]
+            if self.forget is not None:
+                self.forget(asset_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.fleet import Fleet
+from streams.fleet import AssetState, Fleet
 from streams.metrics import Metrics
 from streams.routing import partition_for
 from streams.schema import DeadLetter, Limits, Telemetry, decode
@@ -33,7 +33,7 @@ class Inbound:
 class BatchResult:
     """What a batch produced: records kept here, records to forward, dead letters."""
 
-    records: list[tuple[Telemetry, int]] = field(default_factory=list)
+    records: list[tuple[Telemetry, AssetState]] = field(default_factory=list)
     forward: dict[int, list[Telemetry]] = field(default_factory=dict)
     dead: list[tuple[DeadLetter, Inbound]] = field(default_factory=list)
 
@@ -97,8 +97,7 @@ class TelemetryProcessor:
             for record in decoded.records:
                 home = partition_for(record.asset_id, self.partitions)
                 if home == message.partition:
-                    self.fleet.observe(record, home)
-                    out.records.append((record, home))
+                    out.records.append((record, self.fleet.observe(record, home)))
                 else:
                     out.forward.setdefault(home, []).append(record)
             if message.timestamp is not None:

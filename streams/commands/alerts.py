@@ -117,15 +117,18 @@ async def _catch_up(settings: Settings, printer: _Printer) -> None:
         parts = await _partitions(consumer, settings.topic_alerts)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        end = await consumer.end_offsets(parts)
-        todo = {tp for tp in parts if end[tp] > 0}
-        while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=1000)
-            for tp, records in batch.items():
+        # caught up = at the end offsets and one more poll brings nothing (some brokers,
+        # Tansu 0.6 among them, under-report the end offset after a multi-record batch)
+        while True:
+            batch = await consumer.getmany(*parts, timeout_ms=300)
+            for records in batch.values():
                 for record in records:
-                    if record.offset < end[tp]:
-                        printer(record.value)
-            todo = {tp for tp in todo if await consumer.position(tp) < end[tp]}
+                    printer(record.value)
+            if not batch:
+                end = await consumer.end_offsets(parts)
+                positions = [await consumer.position(tp) for tp in parts]
+                if all(pos >= end[tp] for pos, tp in zip(positions, parts, strict=True)):
+                    break
     finally:
         await consumer.stop()
 

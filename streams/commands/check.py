@@ -7,6 +7,7 @@ import argparse
 from models.errors import PmaintError
 from streams.kafka_clients import admin_client
 from streams.settings import Settings, load_settings
+from streams.sinks import influx
 
 HELP = "Check the connections to Kafka and InfluxDB with the current settings"
 EXAMPLES = """examples:
@@ -33,7 +34,12 @@ def check_kafka(settings: Settings) -> str:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     failures = 0
-    for name, probe in (("kafka", check_kafka),):
+    probes = [("kafka", check_kafka)]
+    if settings.influx_url:
+        probes.append(("influxdb", influx.check))
+    else:
+        print("influxdb: not configured (set PMAINT_INFLUX_URL); points are not written")
+    for name, probe in probes:
         try:
             print(f"{name}: ok: {probe(settings)}")
         except PmaintError as exc:

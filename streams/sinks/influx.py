@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Api = Literal["v1", "v2"]
 _RETRY = frozenset({401, 403, 404, 408, 429})
+_WRITE_HEADERS = {"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"}
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,7 @@ class InfluxSink:
         await self.close()
 
     async def start(self) -> None:
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self.target.auth:
-            headers["Authorization"] = self.target.auth
+        headers = {"Authorization": self.target.auth} if self.target.auth else {}
         self._session = aiohttp.ClientSession(
             headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
         )
@@ -305,7 +304,7 @@ class InfluxSink:
         self.stats.requests += 1
         try:
             async with self._session.post(
-                self.target.write_url, data=body, headers={"Content-Encoding": "gzip"}
+                self.target.write_url, data=body, headers=_WRITE_HEADERS
             ) as r:
                 text = (await r.text())[:2000] if r.status >= 300 else ""
                 retry = r.headers.get("Retry-After", "")

@@ -130,7 +130,9 @@ _ts = itertools.count(1_000)
 
 
 @pytest.mark.integration
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(tag=text, string=text, number=st.floats(allow_nan=False, allow_infinity=False))
 def test_round_trip_through_influxdb_1_6(
     influxdb1: Server, tag: str, string: str, number: float
