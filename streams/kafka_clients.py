@@ -58,6 +58,7 @@ def admin_client(settings: Settings) -> KafkaAdminClient:
         return KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers(),
             request_timeout_ms=10_000,
+            bootstrap_timeout_ms=round(settings.kafka_connect_timeout_s * 1000),
             **security_kwargs(settings),
         )
     except KafkaError as exc:

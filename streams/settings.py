@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_connect_timeout_s: float = Field(10.0, gt=0)
     app_id: str = Field("pmaint", min_length=1)
     topic_telemetry: str = Field("pm.telemetry", min_length=1)
     topic_dlq: str = Field("pm.telemetry.dlq", min_length=1)

@@ -45,7 +45,7 @@ class Architecture:
 
     n_features: int
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    hidden: int = 64
+    hidden: int = 48
     layers: int = 2
     dropout: float = 0.1
     output_scale: float = 125.0

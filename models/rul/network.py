@@ -48,7 +48,7 @@ class QuantileLSTM(nn.Module):
         n_features: int,
         *,
         quantiles: Sequence[float] = (0.1, 0.5, 0.9),
-        hidden: int = 64,
+        hidden: int = 48,
         layers: int = 2,
         dropout: float = 0.1,
         output_scale: float = 125.0,

@@ -41,13 +41,13 @@ class TrainConfig:
     cap: float = RUL_CAP
     sensors: tuple[str, ...] = INFORMATIVE_SENSORS
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    hidden: int = 64
+    hidden: int = 48
     layers: int = 2
     dropout: float = 0.1
-    epochs: int = 40
+    epochs: int = 25
     batch_size: int = 256
     lr: float = 2e-3
-    patience: int = 8
+    patience: int = 6
     val_share: float = 0.2
     seed: int = 0
     device: str = "auto"

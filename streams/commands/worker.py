@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-import faust
-
-from streams.app import create_app
 from streams.kafka_clients import ensure_topics
 from streams.settings import load_settings
 
@@ -24,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import faust  # heavy (faust, torch, river): only when a worker really starts
+
+    from streams.app import create_app
+
     settings = load_settings(web_port=args.web_port, data_dir=args.data_dir)
     partitions = ensure_topics(settings)[settings.topic_telemetry]
     app, _ = create_app(settings, partitions)

@@ -9,6 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +57,13 @@ ASSETS = (
 _EVIDENCE = ("score", "threshold", "rul", "rul_p10", "rul_p90")
 
 
+# drift events (record index, sensors, direction) per asset
+DRIFTS = {
+    "fan-02": ((120, ["s7"], "up"), (200, ["s7", "s9"], "up")),
+    "pump-07": ((250, ["s11"], "up"),),
+}
+
+
 def _alert(
     asset: str, kind: Kind, change: tuple[State, Severity], *, opened: float, ts: float,
     evidence: dict[str, Any],
@@ -97,17 +105,22 @@ def fleet_points(end_s: float) -> list[Point]:
                 rsig = RulSignal(asset, ts, rul, max(0.0, rul - spread), rul + spread, (),
                                  MODEL_VERSION)  # fmt: skip
                 points.append(rul_point(rsig, site, line))
-        if asset == "fan-02":
-            for i, sensors, direction in ((120, ["s7"], "up"), (200, ["s7", "s9"], "up")):
-                dsig = DriftSignal(asset, start + i * STEP_S, sensors, direction, MODEL_VERSION)
-                points.append(drift_point(dsig, site, line))
-                at = start + i * STEP_S
-                evidence = {"top_sensors": [(s, 1.0) for s in sensors], "direction": direction}
-                ev = _alert(asset, "drift", ("open", "info"), opened=at, ts=at, evidence=evidence)
-                points.append(alert_point(ev, site, line))
+        for i, sensors, direction in DRIFTS.get(asset, ()):
+            at = start + i * STEP_S
+            dsig = DriftSignal(asset, at, sensors, direction, MODEL_VERSION)
+            points.append(drift_point(dsig, site, line))
+            evidence = {"top_sensors": [(s, 1.0) for s in sensors], "direction": direction}
+            ev = _alert(asset, "drift", ("open", "info"), opened=at, ts=at, evidence=evidence)
+            points.append(alert_point(ev, site, line))
+        if asset == "fan-02":  # wear brings its RUL P10 under the warning level
+            opened = start + 300 * STEP_S
+            evidence = {"rul": 60.0, "rul_p10": 42.0, "rul_p90": 75.0}
+            ev = _alert(asset, "rul", ("open", "warning"), opened=opened, ts=opened,
+                        evidence=evidence)  # fmt: skip
+            points.append(alert_point(ev, site, line))
         if failing:
             opened = start + 245 * STEP_S
-            evidence = {"score": 0.9, "threshold": 0.6, "ratio": 1.5, "top_sensors": [("s11", 0.45)]}
+            evidence = {"score": 0.9, "threshold": 0.6, "ratio": 1.5, "top_sensors": [("s11", 0.4)]}
             changes: list[tuple[State, Severity]] = [
                 ("open", "warning"), ("update", "critical"), ("resolved", "critical")
             ]  # fmt: skip
@@ -119,25 +132,35 @@ def fleet_points(end_s: float) -> list[Point]:
             evidence = {"rul": 18.0, "rul_p10": 9.0, "rul_p90": 30.0}
             for change, at in ((("open", "critical"), 330), (("update", "critical"), 350)):
                 ev = _alert(asset, "rul", change, opened=opened, ts=start + at * STEP_S,
-                            evidence=evidence)  # type: ignore[arg-type]  # fmt: skip
+                            evidence=evidence)  # fmt: skip
                 points.append(alert_point(ev, site, line))
     return points
 
 
-async def _write(url: str, points: list[Point]) -> None:
+async def _write(url: str, points: list[Point], dead_letters: Path) -> None:
+    body = urllib.parse.urlencode({"q": f'CREATE DATABASE "{DATABASE}"'}).encode()
+    with urllib.request.urlopen(f"{url}/query", data=body, timeout=10) as r:
+        assert r.status == 200, r.read()
     target = InfluxTarget("v1", url, {"db": DATABASE}, version="1.6.7")
-    async with InfluxSink(target, batch_size=2000, linger_ms=10) as sink:
+    async with InfluxSink(
+        target,
+        batch_size=2000,
+        linger_ms=10,
+        create_database=False,
+        dead_letter_dir=dead_letters,
+    ) as sink:
         await sink.write(points)
     if sink.stats.dead_lettered:
         raise RuntimeError(f"InfluxDB refused {sink.stats.dead_lettered} points")
 
 
 @pytest.fixture(scope="session")
-def populated_influx(influxdb1: Server) -> Fleet:
+def populated_influx(influxdb1: Server, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     """InfluxDB 1.x with the four measurements pmaint writes (anomaly, rul, drift, alert) for
     three assets over the last six hours, written through :class:`InfluxSink`."""
     end = float(int(time.time()) - 120)
-    asyncio.run(_write(influxdb1.extra["url"], fleet_points(end)))
+    dead_letters = tmp_path_factory.mktemp("influx-dead-letters")
+    asyncio.run(_write(influxdb1.extra["url"], fleet_points(end), dead_letters))
     return Fleet(
         influxdb1.extra["url"], DATABASE, tuple(a[0] for a in ASSETS), end - STEPS * STEP_S, end
     )

@@ -47,5 +47,6 @@ def test_unreachable_kafka_is_reported(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PMAINT_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("PMAINT_KAFKA_CONNECT_TIMEOUT_S", "1")
     assert main(["check"]) == 1
     assert "kafka: FAILED" in capsys.readouterr().out
