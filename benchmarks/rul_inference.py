@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)  # `python -m benchmarks` passes its args to all
     torch.set_num_threads(args.threads)
     predictor = _predictor(args.model, args.device)
     rng = np.random.default_rng(0)

@@ -144,6 +144,7 @@ class TelemetryAgent:
         for state in out.checkpoints:
             self.sinks.checkpoints[state.asset_id] = self.pipeline.checkpoint(state)
         self.metrics.checkpoints.inc(len(out.checkpoints))
+        self.processor.count(result)
         for message in batch:
             self.positions[message.partition] = message.offset + 1
         self.metrics.batch_seconds.observe(time.perf_counter() - started)

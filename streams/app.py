@@ -146,14 +146,26 @@ def create_app(
     telemetry = raw_topic(settings.topic_telemetry)
     # Checkpoints are keyed by asset id and placed by the producer's partitioner: the same
     # murmur2 placement as the telemetry, so an asset's checkpoint lives in its partition.
+    # Raw keys (not JSON-quoted), so the partitioner hashes exactly the asset id.
+    changelog = app.topic(
+        f"{settings.app_id}-checkpoints-changelog",
+        key_type=str,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        compacting=True,
+        deleting=False,
+        internal=True,
+    )
     checkpoints = app.Table(
         "checkpoints",
         partitions=partitions,
         key_type=str,
         value_type=bytes,
         use_partitioner=True,
+        changelog_topic=changelog,
     )
-    # raw keys (not JSON-quoted) so the partitioner hashes exactly the asset id
     checkpoints.key_serializer = checkpoints.value_serializer = "raw"
     predictor = predictor if predictor is not None else load_predictor(settings)
     pipeline = ModelPipeline(pipeline_config(settings), predictor)

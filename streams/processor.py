@@ -103,8 +103,11 @@ class TelemetryProcessor:
             if message.timestamp is not None:
                 self.metrics.event_lag.observe(max(0.0, now - message.timestamp))
         self.metrics.messages.inc(len(batch))
-        self.metrics.records.labels("ok").inc(len(out.records))
-        self.metrics.records.labels("dead_letter").inc(len(out.dead))
-        self.metrics.rerouted.inc(sum(len(v) for v in out.forward.values()))
         self.metrics.assets.set(len(self.fleet))
         return out
+
+    def count(self, result: BatchResult) -> None:
+        """Count a batch's records once its outputs are acknowledged."""
+        self.metrics.records.labels("ok").inc(len(result.records))
+        self.metrics.records.labels("dead_letter").inc(len(result.dead))
+        self.metrics.rerouted.inc(sum(len(v) for v in result.forward.values()))
