@@ -60,9 +60,7 @@ class WindowReport:
         return float(np.mean(self.lead_times_s)) if self.lead_times_s else None
 
 
-def judge_windows(
-    alerts: Sequence[float], windows: Sequence[tuple[float, float]]
-) -> WindowReport:
+def judge_windows(alerts: Sequence[float], windows: Sequence[tuple[float, float]]) -> WindowReport:
     """Count detected windows and false alarms.
 
     An alert inside a window detects it; an alert outside every window is a false alarm.

@@ -154,9 +154,10 @@ class FleetSimulator:
         asset.cycle += 1
         rng = asset.rng
         regime = int(rng.integers(self.regimes))
-        wear = asset.initial_wear + (1 - asset.initial_wear) * (
-            asset.cycle / asset.lifetime
-        ) ** asset.exponent
+        wear = (
+            asset.initial_wear
+            + (1 - asset.initial_wear) * (asset.cycle / asset.lifetime) ** asset.exponent
+        )
         values = asset.baseline[regime] + asset.wear_gain * asset.sigma * wear
         values = values + rng.normal(0.0, 1.0, len(SENSORS)) * asset.sigma
         fault = self._inject(asset, values) if asset.faulty else None

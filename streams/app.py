@@ -139,9 +139,7 @@ def create_app(
     )
 
     def raw_topic(name: str) -> faust.TopicT:
-        return app.topic(
-            name, value_serializer="raw", key_serializer="raw", partitions=partitions
-        )
+        return app.topic(name, value_serializer="raw", key_serializer="raw", partitions=partitions)
 
     telemetry = raw_topic(settings.topic_telemetry)
     # Checkpoints are keyed by asset id and placed by the producer's partitioner: the same
@@ -158,7 +156,7 @@ def create_app(
         deleting=False,
         internal=True,
     )
-    checkpoints = app.Table(
+    checkpoints: Any = app.Table(
         "checkpoints",
         partitions=partitions,
         key_type=str,
@@ -166,7 +164,7 @@ def create_app(
         use_partitioner=True,
         changelog_topic=changelog,
     )
-    checkpoints.key_serializer = checkpoints.value_serializer = "raw"
+    checkpoints.key_serializer = checkpoints.value_serializer = "raw"  # writes, like the topic
     predictor = predictor if predictor is not None else load_predictor(settings)
     pipeline = ModelPipeline(pipeline_config(settings), predictor)
     sinks = Sinks(

@@ -59,9 +59,7 @@ def read_csv(path: Path) -> list[Record]:
         out = []
         for number, row in enumerate(reader, 2):
             try:
-                numbers = {
-                    k: float(v) for k, v in row.items() if k not in ("asset_id", "ts") and v
-                }
+                numbers = {k: float(v) for k, v in row.items() if k not in ("asset_id", "ts") and v}
             except ValueError:
                 raise DataError(f"{path}:{number}: not a number") from None
             ts: Any = int(row["ts"]) if row["ts"].isdigit() else row["ts"]

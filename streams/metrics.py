@@ -64,7 +64,9 @@ class Metrics:
         )
         self.anomalies = Counter("pmaint_anomalous_records", "Records over threshold", registry=r)
         self.forecasts = Counter("pmaint_rul_forecasts", "RUL forecasts made", registry=r)
-        self.points = Counter("pmaint_points_written", "Points acknowledged by InfluxDB", registry=r)
+        self.points = Counter(
+            "pmaint_points_written", "Points acknowledged by InfluxDB", registry=r
+        )
         self.checkpoints = Counter("pmaint_checkpoints", "Asset checkpoints written", registry=r)
         for outcome in ("ok", "dead_letter"):
             self.records.labels(outcome)

@@ -104,7 +104,9 @@ class ModelPipeline:
             if result.is_anomaly or state.records % cfg.anomaly_every == 0:
                 out.points.append(anomaly_point(signal, state.site, state.line))
             out.add_alerts(self.engine.observe(signal), state)
-        out.add_alerts(self.engine.observe(ReadingSignal(record.asset_id, ts, record.sensors)), state)
+        out.add_alerts(
+            self.engine.observe(ReadingSignal(record.asset_id, ts, record.sensors)), state
+        )
         state.last = result
         if result.drift is not None:
             directions = {d for _, d in result.drift.directions}

@@ -47,9 +47,7 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = Field("localhost:9092", min_length=1)
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -130,9 +128,7 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):
-            raise ValueError(
-                "SASL needs PMAINT_KAFKA_SASL_USERNAME and PMAINT_KAFKA_SASL_PASSWORD"
-            )
+            raise ValueError("SASL needs PMAINT_KAFKA_SASL_USERNAME and PMAINT_KAFKA_SASL_PASSWORD")
         if len({self.topic_telemetry, self.topic_dlq, self.topic_alerts}) < 3:
             raise ValueError("telemetry, dead-letter and alert topics must differ")
         return self

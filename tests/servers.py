@@ -86,9 +86,9 @@ def start_influxdb1(workdir: Path) -> Server:
         f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
         f'[meta]\n  dir = "{workdir}/meta"\n'
         f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
-        '  query-log-enabled = false\n'
+        "  query-log-enabled = false\n"
         f'[http]\n  bind-address = "127.0.0.1:{http}"\n  log-enabled = false\n'
-        '[monitor]\n  store-enabled = false\n'
+        "[monitor]\n  store-enabled = false\n"
     )
     server = Server(http, _spawn([binary, "-config", str(config)], workdir), workdir)
     server.extra["url"] = f"http://127.0.0.1:{http}"

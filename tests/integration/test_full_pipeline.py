@@ -89,9 +89,7 @@ def worker(env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
 
 def produce(settings: Settings, records: int, end_ms: int) -> None:
     gateway = Gateway(settings, frame=50)
-    gateway.send(
-        simulated(assets=ASSETS, records=records, seed=5, fault_share=0.5, end_ms=end_ms)
-    )
+    gateway.send(simulated(assets=ASSETS, records=records, seed=5, fault_share=0.5, end_ms=end_ms))
     gateway.close()
 
 

@@ -142,7 +142,9 @@ def test_stale_asset_found_by_tick_and_resolved_by_data() -> None:
 def test_stuck_sensor_after_m_identical_values() -> None:
     engine = AlertEngine(POLICY)
     warm = [ReadingSignal("a1", -2, {"s1": 4.0, "s2": 0.0})]  # s1 has varied before
-    events = feed(engine, warm + [ReadingSignal("a1", t, {"s1": 5.0, "s2": float(t)}) for t in range(5)])
+    events = feed(
+        engine, warm + [ReadingSignal("a1", t, {"s1": 5.0, "s2": float(t)}) for t in range(5)]
+    )
     assert states(events) == [("open", "warning")]
     assert events[0].top_sensors == (("s1", 5.0),)
     assert "s1 stuck at 5 for 5 records" in events[0].message

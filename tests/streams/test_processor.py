@@ -43,6 +43,9 @@ def test_dead_letters_keep_their_source_and_count() -> None:
     p = processor()
     result = p.process([Inbound("t", 1, 42, b"nope"), Inbound("t", 1, 43, b"[]")])
     p.count(result)
-    assert [(d.reason, s.offset) for d, s in result.dead] == [("invalid_json", 42), ("not_object", 43)]
+    assert [(d.reason, s.offset) for d, s in result.dead] == [
+        ("invalid_json", 42),
+        ("not_object", 43),
+    ]
     assert p.metrics.records.labels("dead_letter")._value.get() == 2
     assert p.metrics.dead_letters.labels("invalid_json")._value.get() == 1
