@@ -84,6 +84,9 @@ class FleetSimulator:
         Event-time spacing between one asset's records.
     start_ms
         Event time of the first record (epoch ms).
+    plant
+        Seed of the fleet's physics (regimes, baselines, how wear shows in each sensor), shared
+        by every ``seed``: a model trained on one seed's fleet applies to another's.
 
     Examples
     --------
@@ -107,6 +110,7 @@ class FleetSimulator:
         life_range: tuple[int, int] = (150, 320),
         interval_s: float = 60.0,
         start_ms: int = EPOCH_MS,
+        plant: int = 0,
     ) -> None:
         if assets < 1 or regimes < 1:
             raise ValueError("assets and regimes must be at least 1")
@@ -118,7 +122,8 @@ class FleetSimulator:
         self.life_range = life_range
         self.interval_s = interval_s
         self.start_ms = start_ms
-        fleet_rng = np.random.default_rng([seed, 0])
+        self.plant = plant
+        fleet_rng = np.random.default_rng([plant, 0])
         self._regime_settings = fleet_rng.uniform(0.0, 1.0, size=(regimes, len(SETTINGS)))
         self._regime_settings[:, 2] = np.round(self._regime_settings[:, 2] * 100.0)
         base = fleet_rng.uniform(10.0, 1000.0, size=len(SENSORS))

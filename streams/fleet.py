@@ -46,6 +46,7 @@ class AssetState:
     checkpointed_at: float = 0.0
     since_rul: int = 0
     restored: bool = False
+    alerts: dict[str, str] = field(default_factory=dict)  # open alerts: kind -> severity
 
     def observe(self, record: Telemetry) -> None:
         """Take one record into account (records may arrive out of order)."""
@@ -67,6 +68,7 @@ class AssetState:
             "site": self.site,
             "line": self.line,
             "restored": self.restored,
+            "open_alerts": dict(self.alerts),
         }
         if self.last is not None:
             out |= {

@@ -67,6 +67,11 @@ class Outputs:
     def add_alerts(self, events: list[AlertEvent], state: AssetState) -> None:
         self.alerts += events
         self.points += [alert_point(e, state.site, state.line) for e in events]
+        for e in events:
+            if e.state == "resolved":
+                state.alerts.pop(e.kind, None)
+            else:
+                state.alerts[e.kind] = e.severity
 
 
 class ModelPipeline:
@@ -180,6 +185,7 @@ class ModelPipeline:
             "records": state.records,
             "first_seen_ms": state.first_seen_ms,
             "last_seen_ms": state.last_seen_ms,
+            "open_alerts": state.alerts,
         }
         return zlib.compress(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
@@ -196,6 +202,7 @@ class ModelPipeline:
             state.records = int(data["records"])
             state.first_seen_ms = int(data["first_seen_ms"])
             state.last_seen_ms = int(data["last_seen_ms"])
+            state.alerts = dict(data["open_alerts"])
             state.restored = True
         except Exception as exc:
             log.warning("checkpoint of %s unusable (%s); starting it afresh", state.asset_id, exc)

@@ -1,4 +1,4 @@
-"""``pmaint demo``: an embedded broker, a simulated fleet, a worker, and a live view."""
+"""``pmaint demo``: an embedded broker, a simulated fleet, a worker with a RUL model, a live view."""
 
 from __future__ import annotations
 
@@ -24,20 +24,24 @@ from models.errors import PmaintError
 from streams.broker import EmbeddedBroker, free_port
 from streams.gateway import Gateway, simulated
 from streams.kafka_clients import ensure_topics
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 
 HELP = "Run everything locally: broker, simulated fleet, worker, live view, summary"
 EXAMPLES = """examples:
   pmaint demo                          # 60 s with the embedded broker
   pmaint demo --duration 20 --assets 8 --rate 400
+  pmaint demo --model artifacts/fd001  # use a trained RUL model
   pmaint demo --bootstrap kafka:9092   # use a running Kafka instead"""
+
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds to run")
     parser.add_argument("--assets", type=int, default=12, help="simulated assets")
-    parser.add_argument("--rate", type=float, default=300.0, help="records/s from the gateway")
+    parser.add_argument("--rate", type=float, default=400.0, help="records/s from the gateway")
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
+    parser.add_argument("--model", type=Path, help="RUL model artifact (default: train one)")
     parser.add_argument("--bootstrap", help="a running Kafka instead of the embedded broker")
     parser.add_argument("--no-live", action="store_true", help="no live view (for logs and CI)")
 
@@ -49,50 +53,87 @@ class Snapshot:
     at: float
     ok: float = 0.0
     dead: float = 0.0
+    alerts: dict[str, float] = field(default_factory=dict)  # kind -> opened
     assets: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _get(port: int, path: str) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
         return str(r.read().decode())
 
 
 def snapshot(port: int) -> Snapshot:
     snap = Snapshot(time.monotonic())
     for line in _get(port, "/metrics").splitlines():
+        value = line.split()[-1] if line and not line.startswith("#") else "0"
         if line.startswith('pmaint_records_total{outcome="ok"}'):
-            snap.ok = float(line.split()[-1])
+            snap.ok = float(value)
         elif line.startswith('pmaint_records_total{outcome="dead_letter"}'):
-            snap.dead = float(line.split()[-1])
+            snap.dead = float(value)
+        elif line.startswith("pmaint_alerts_total{") and 'state="open"' in line:
+            kind = line.split('kind="')[1].split('"')[0]
+            snap.alerts[kind] = snap.alerts.get(kind, 0.0) + float(value)
     snap.assets = json.loads(_get(port, "/assets"))["assets"]
     return snap
 
 
+def risk(asset: dict[str, Any]) -> tuple[float, float]:
+    """Lowest RUL P10 first, then the highest score over threshold."""
+    over = asset.get("score", 0.0) / max(asset.get("threshold", 1.0), 1e-9)
+    return (asset.get("rul_p10", float("inf")), -over)
+
+
 def view(snap: Snapshot, rate: float, elapsed: float, duration: float) -> Group:
     head = Table.grid(padding=(0, 3))
+    opened = ", ".join(f"{k} {v:.0f}" for k, v in sorted(snap.alerts.items())) or "none"
     head.add_row(
         f"[bold]pmaint demo[/] {elapsed:4.0f}/{duration:.0f} s",
-        f"records ok [green]{snap.ok:,.0f}[/]",
+        f"records [green]{snap.ok:,.0f}[/]",
         f"dead letters [red]{snap.dead:,.0f}[/]",
         f"{rate:,.0f} records/s",
-        f"assets {len(snap.assets)}",
+        f"alerts opened: {opened}",
     )
-    table = Table(expand=True)
-    for column in ("asset", "records", "sensors", "last seen (event time)"):
+    table = Table(expand=True, title="assets by risk (lowest RUL P10 first)")
+    for column in ("asset", "records", "score / threshold", "RUL (P10–P90)", "top sensors"):
         table.add_column(column)
-    for a in snap.assets[:20]:
-        table.add_row(a["asset_id"], f"{a['records']:,}", str(a["sensors"]), a["last_seen"])
+    table.add_column("open alerts")
+    for a in sorted(snap.assets, key=risk)[:15]:
+        score = "warming up" if a.get("warming_up", True) else (
+            f"{'[bold red]' if a.get('is_anomaly') else ''}{a['score']:.2f} / {a['threshold']:.2f}"
+        )
+        rul = f"{a['rul']:.0f} ({a['rul_p10']:.0f}–{a['rul_p90']:.0f})" if "rul" in a else "–"
+        top = ", ".join(f"{s} {c:+.1f}" for s, c in a.get("top_sensors", [])[:2])
+        alerts = " ".join(
+            f"[{SEVERITY_STYLE[sev]}]{kind}[/]" for kind, sev in a["open_alerts"].items()
+        )
+        table.add_row(a["asset_id"], f"{a['records']:,}", score, rul, top, alerts)
     return Group(head, table)
 
 
-def _start_worker(bootstrap: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def demo_model(settings: Settings, console: Console) -> Path:
+    """A small RUL model trained on the simulator, cached under the data dir."""
+    from models.rul.artifact import METADATA, save_artifact
+    from models.rul.data import simulated_runs
+    from models.rul.train import TrainConfig, train_rul
+
+    out = settings.data_dir / "demo-model"
+    if (out / METADATA).exists():
+        console.print(f"RUL model: cached {out}")
+        return out
+    console.print("RUL model: training a small LSTM on simulated run-to-failure data …")
+    config = TrainConfig(epochs=6, hidden=32, layers=1, device="cpu", seed=0)
+    runs = simulated_runs(assets=16, lives=2, seed=1)
+    result = train_rul(runs, config, progress=True, data_source="demo simulator")
+    save_artifact(out, result.model, result.metadata)
+    return out
+
+
+def _start_worker(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "PMAINT_KAFKA_BOOTSTRAP": bootstrap, "PMAINT_DATA_DIR": str(workdir)}
-    env.setdefault("PMAINT_GROUP_REBALANCE_TIMEOUT_S", "4")
     log = (workdir / "worker.log").open("wb")
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--web-port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise PmaintError(f"the worker exited; see {workdir / 'worker.log'}")
@@ -106,25 +147,51 @@ def _start_worker(bootstrap: str, workdir: Path) -> tuple[subprocess.Popen[bytes
     raise PmaintError(f"the worker did not get ready; see {workdir / 'worker.log'}")
 
 
+def summary(console: Console, final: Snapshot, elapsed: float, workdir: Path, s: Settings) -> None:
+    ranked = sorted(final.assets, key=risk)
+    flagged = [a["asset_id"] for a in ranked if a["open_alerts"]]
+    console.print(view(final, final.ok / elapsed, elapsed, elapsed))
+    console.print(
+        f"[bold]summary[/]: {final.ok:,.0f} records from {len(final.assets)} assets in "
+        f"{elapsed:.0f} s ({final.ok / elapsed:,.0f} records/s), {final.dead:,.0f} dead letters; "
+        f"alerts opened: {sum(final.alerts.values()):.0f} "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(final.alerts.items())) or 'none'}); "
+        f"assets with open alerts: {', '.join(flagged) or 'none'}."
+    )
+    where = s.influx_url or "nowhere (set PMAINT_INFLUX_URL to write points to InfluxDB)"
+    console.print(f"alert events: Kafka topic {s.topic_alerts}; points: {where}; logs: {workdir}")
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    settings = load_settings()
     workdir = Path(tempfile.mkdtemp(prefix="pmaint-demo-"))
+    model = args.model or demo_model(settings, console)
     broker = None if args.bootstrap else EmbeddedBroker(workdir / "broker.log")
     bootstrap = args.bootstrap or (broker.bootstrap if broker else "")
     worker: subprocess.Popen[bytes] | None = None
     try:
         settings = load_settings(kafka_bootstrap=bootstrap)
         ensure_topics(settings)
-        console.print(f"broker [bold]{bootstrap}[/] {'(embedded)' if broker else ''}")
-        worker, port = _start_worker(bootstrap, workdir)
-        console.print(f"worker ready: http://127.0.0.1:{port}/metrics  /assets  /health")
+        console.print(f"broker {bootstrap} {'(embedded)' if broker else ''}")
+        env = {
+            **os.environ,
+            "PMAINT_KAFKA_BOOTSTRAP": bootstrap,
+            "PMAINT_DATA_DIR": str(workdir),
+            "PMAINT_RUL_MODEL": str(model),
+            "PMAINT_RUL_REQUIRED": "true",
+            "PMAINT_ANOMALY_WARM_UP": os.environ.get("PMAINT_ANOMALY_WARM_UP", "100"),
+        }
+        env.setdefault("PMAINT_GROUP_REBALANCE_TIMEOUT_S", "4")
+        worker, port = _start_worker(env, workdir)
+        console.print(f"worker ready: http://127.0.0.1:{port}/assets  /metrics  /health")
         gateway = Gateway(settings, frame=10, rate=args.rate)
         records = simulated(args.assets, int(args.rate * args.duration), args.seed)
         feeder = threading.Thread(target=gateway.send, args=(records,), daemon=True)
         started = time.monotonic()
         feeder.start()
         last = snapshot(port)
-        with Live(console=console, auto_refresh=False, transient=False) as live:
+        with Live(console=console, auto_refresh=False, transient=True) as live:
             while time.monotonic() - started < args.duration:
                 time.sleep(1.0)
                 snap = snapshot(port)
@@ -133,15 +200,10 @@ def run(args: argparse.Namespace) -> int:
                     live.update(view(snap, rate, time.monotonic() - started, args.duration))
                     live.refresh()
                 last = snap
-        feeder.join(timeout=5)
+        feeder.join(timeout=10)
         gateway.close()
-        final = snapshot(port)
-        elapsed = time.monotonic() - started
-        console.print(view(final, final.ok / elapsed, elapsed, args.duration))
-        console.print(
-            f"summary: {final.ok:,.0f} records processed, {final.dead:,.0f} dead letters, "
-            f"{len(final.assets)} assets, {final.ok / elapsed:,.0f} records/s; logs in {workdir}"
-        )
+        time.sleep(1.0)
+        summary(console, snapshot(port), time.monotonic() - started, workdir, settings)
         return 0
     except urllib.error.URLError as exc:
         raise PmaintError(f"worker stopped answering: {exc.reason}") from None
