@@ -1,0 +1,33 @@
+"""`pmaint demo` end to end, non-interactive: it runs, and its summary adds up."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_and_summarises(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMAINT_")}
+    env |= {"PMAINT_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "demo", "--duration", "15", "--no-live",
+         "--assets", "6", "--rate", "400"],
+        capture_output=True, text=True, timeout=240, env=env, check=False,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    m = re.search(r"summary: ([\d,]+) records from (\d+) assets in (\d+) s", out)
+    assert m, out[-2000:]
+    records, assets = int(m.group(1).replace(",", "")), int(m.group(2))
+    assert assets == 6
+    assert 0.8 * 15 * 400 <= records <= 15 * 400  # the gateway's whole feed, processed
+    assert "0 dead letters" in out
+    assert (tmp_path / "demo-model" / "metadata.json").exists()  # trained and cached
+    assert re.search(r"asset-00\d\s+│\s+[\d,]+\s+│\s+[\d.]+ / [\d.]+\s+│\s+\d+", out)
