@@ -1,26 +1,54 @@
-"""``pmaint``: the command line. Each subcommand lives in ``streams/commands/``."""
+"""``pmaint``: the command line. Each subcommand lives in ``streams/commands/``.
+
+Only the module of the command being run is imported, so ``pmaint --help`` and light commands
+start fast (the worker and the models pull in faust, torch and river).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from types import ModuleType
+from collections.abc import Sequence
 from typing import NoReturn
 
 from models.errors import PmaintError
 
-COMMANDS: dict[str, str] = {
-    "worker": "streams.commands.worker",
-    "produce": "streams.commands.produce",
-    "check": "streams.commands.check",
-    "demo": "streams.commands.demo",
-    "train": "streams.commands.train",
-    "alerts": "streams.commands.alerts",
+COMMANDS: dict[str, tuple[str, str]] = {
+    "worker": (
+        "streams.commands.worker",
+        "Run a pmaint worker: consume telemetry, run the models, publish outputs",
+    ),
+    "produce": (
+        "streams.commands.produce",
+        "Publish telemetry to Kafka: a simulated fleet or a replayed file",
+    ),
+    "check": (
+        "streams.commands.check",
+        "Check the connections to Kafka and InfluxDB with the current settings",
+    ),
+    "demo": (
+        "streams.commands.demo",
+        "Run everything locally: broker, simulated fleet, worker, live view, summary",
+    ),
+    "train": (
+        "streams.commands.train",
+        "Train the RUL forecaster on C-MAPSS files or the fleet simulator",
+    ),
+    "alerts": (
+        "streams.commands.alerts",
+        "Show alert events from the alert topic (filter, follow, JSON lines)",
+    ),
 }
-EVALUATE: dict[str, str] = {
-    "anomaly": "streams.commands.evaluate_anomaly",
-    "rul": "streams.commands.evaluate_rul",
+EVALUATE: dict[str, tuple[str, str]] = {
+    "anomaly": (
+        "streams.commands.evaluate_anomaly",
+        "Score the anomaly monitor on a labelled NAB series or on river's Shuttle data",
+    ),
+    "rul": (
+        "streams.commands.evaluate_rul",
+        "Score a RUL model on C-MAPSS test engines: RMSE, NASA score, P10-P90 coverage",
+    ),
 }
 
 
@@ -31,20 +59,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add(subparsers: argparse._SubParsersAction[OneLineParser], name: str, path: str) -> None:
-    module: ModuleType = importlib.import_module(path)
+def _add(
+    subparsers: argparse._SubParsersAction[OneLineParser],
+    name: str,
+    entry: tuple[str, str],
+    load: bool,
+) -> None:
+    path, help_text = entry
     parser = subparsers.add_parser(
         name,
-        help=module.HELP,
-        description=module.HELP,
-        epilog=module.EXAMPLES,
+        help=help_text,
+        description=help_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    module.add_arguments(parser)
-    parser.set_defaults(run=module.run)
+    if load:
+        module = importlib.import_module(path)
+        parser.epilog = module.EXAMPLES
+        module.add_arguments(parser)
+        parser.set_defaults(run=module.run)
 
 
-def build_parser() -> OneLineParser:
+def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
+    """The parser; commands named in ``argv`` get their options (their modules imported)."""
+    wanted = {a for a in argv if not a.startswith("-")}
     parser = OneLineParser(
         prog="pmaint",
         description="Streaming predictive maintenance: telemetry from Kafka, online anomaly "
@@ -54,25 +91,25 @@ def build_parser() -> OneLineParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for name, path in COMMANDS.items():
-        _add(subparsers, name, path)
-    if EVALUATE:
-        evaluate = subparsers.add_parser(
-            "evaluate",
-            help="Evaluate a model on reference data",
-            description="Evaluate a model on reference data",
-            epilog="examples:\n  pmaint evaluate anomaly --shuttle --json\n"
-            "  pmaint evaluate rul --model artifacts/fd001 --data DIR --subset FD001",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        kinds = evaluate.add_subparsers(title="what", metavar="WHAT", required=True)
-        for name, path in EVALUATE.items():
-            _add(kinds, name, path)
+    for name, entry in COMMANDS.items():
+        _add(subparsers, name, entry, name in wanted)
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="Evaluate a model on reference data",
+        description="Evaluate a model on reference data",
+        epilog="examples:\n  pmaint evaluate anomaly --shuttle --json\n"
+        "  pmaint evaluate rul --model artifacts/fd001 --data DIR --subset FD001",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kinds = evaluate.add_subparsers(title="what", metavar="WHAT", required=True)
+    for name, entry in EVALUATE.items():
+        _add(kinds, name, entry, "evaluate" in wanted and name in wanted)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(args_in).parse_args(args_in)
     try:
         return int(args.run(args))
     except PmaintError as exc:

@@ -21,7 +21,6 @@ from streams.alert_event import KINDS, SEVERITIES, AlertEvent, to_rfc3339
 from streams.kafka_clients import security_kwargs
 from streams.settings import Settings, load_settings
 
-HELP = "Show alert events from the alert topic (filter, follow, JSON lines)"
 EXAMPLES = """examples:
   pmaint alerts                              # every retained alert, then exit
   pmaint alerts --severity warning --follow  # warnings and criticals as they happen

@@ -9,7 +9,6 @@ from streams.kafka_clients import admin_client
 from streams.settings import Settings, load_settings
 from streams.sinks import influx
 
-HELP = "Check the connections to Kafka and InfluxDB with the current settings"
 EXAMPLES = """examples:
   pmaint check
   PMAINT_KAFKA_BOOTSTRAP=kafka:9092 PMAINT_INFLUX_URL=http://influx:8086 pmaint check"""

@@ -1,4 +1,4 @@
-"""``pmaint demo``: an embedded broker, a simulated fleet, a worker with a RUL model, a live view."""
+"""``pmaint demo``: embedded broker, simulated fleet, worker with a RUL model, live view."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from streams.gateway import Gateway, simulated
 from streams.kafka_clients import ensure_topics
 from streams.settings import Settings, load_settings
 
-HELP = "Run everything locally: broker, simulated fleet, worker, live view, summary"
 EXAMPLES = """examples:
   pmaint demo                          # 60 s with the embedded broker
   pmaint demo --duration 20 --assets 8 --rate 400
@@ -98,8 +97,11 @@ def view(snap: Snapshot, rate: float, elapsed: float, duration: float) -> Group:
         table.add_column(column)
     table.add_column("open alerts")
     for a in sorted(snap.assets, key=risk)[:15]:
-        score = "warming up" if a.get("warming_up", True) else (
-            f"{'[bold red]' if a.get('is_anomaly') else ''}{a['score']:.2f} / {a['threshold']:.2f}"
+        mark = "[bold red]" if a.get("is_anomaly") else ""
+        score = (
+            "warming up"
+            if a.get("warming_up", True)
+            else f"{mark}{a['score']:.2f} / {a['threshold']:.2f}"
         )
         rul = f"{a['rul']:.0f} ({a['rul_p10']:.0f}–{a['rul_p90']:.0f})" if "rul" in a else "–"
         top = ", ".join(f"{s} {c:+.1f}" for s, c in a.get("top_sensors", [])[:2])

@@ -10,7 +10,6 @@ from models.anomaly_eval import evaluate_nab, shuttle_roc_auc
 from models.errors import ConfigError
 from models.monitor import MonitorConfig
 
-HELP = "score the online anomaly monitor on a labelled NAB series or on river's Shuttle data"
 EXAMPLES = """examples:
   pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv \\
       --windows data/nab/windows.json

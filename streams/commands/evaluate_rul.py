@@ -14,7 +14,6 @@ from models.rul.data import SUBSETS, cmapss_paths, read_cmapss_test
 from models.rul.device import DEVICES
 from models.rul.serve import Evaluation, RulPredictor, evaluate
 
-HELP = "score a RUL model on C-MAPSS test engines: RMSE, NASA score, P10-P90 coverage"
 EXAMPLES = """examples:
   pmaint evaluate rul --model artifacts/rul-fd001 --data ~/CMAPSSData --subset FD001
   pmaint evaluate rul --model artifacts/rul-fd001 --test test_FD001.txt --rul RUL_FD001.txt --json

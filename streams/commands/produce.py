@@ -11,7 +11,6 @@ from streams.gateway import Gateway, read_replay, simulated
 from streams.kafka_clients import ensure_topics
 from streams.settings import load_settings
 
-HELP = "Publish telemetry to Kafka: a simulated fleet or a replayed file"
 EXAMPLES = """examples:
   pmaint produce --simulate --assets 20 --records 100000 --frame 100
   pmaint produce --simulate --assets 5 --records 2000 --rate 200 --seed 7

@@ -23,7 +23,6 @@ from models.rul.device import DEVICES
 from models.rul.serve import RulPredictor, evaluate
 from models.rul.train import TrainConfig, train_rul
 
-HELP = "train the RUL forecaster on C-MAPSS files or the fleet simulator"
 EXAMPLES = """examples:
   pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001
   pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001 --epochs 30 --seed 7

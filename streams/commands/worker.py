@@ -8,7 +8,6 @@ import logging
 from streams.kafka_clients import ensure_topics
 from streams.settings import load_settings
 
-HELP = "Run a pmaint worker: consume telemetry, keep per-asset state, publish outputs"
 EXAMPLES = """examples:
   pmaint worker
   PMAINT_KAFKA_BOOTSTRAP=kafka-1:9092 pmaint worker --web-port 6067

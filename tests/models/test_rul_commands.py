@@ -17,8 +17,6 @@ from streams.commands import train as train_cmd
 def parse(module: ModuleType, argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(epilog=module.EXAMPLES)
     module.add_arguments(parser)
-    assert isinstance(module.HELP, str)
-    assert "\n" not in module.HELP
     return parser.parse_args(argv)
 
 
