@@ -1,8 +1,10 @@
-"""Ingest throughput: the pmaint worker vs the bare faust consume loop, same broker, same run.
+"""Worker throughput vs the bare faust consume loop, same broker, same run.
 
-Bare loop: a faust agent that only counts raw messages. Worker: the real ``create_app`` pipeline
-(decode, validate, route, per-asset state, dead letters). Single records and frames of 100.
-Timed from the first to the last processed record, so group joins do not count.
+Bare loop: a faust agent that only counts raw messages. ``ingest``: the real worker app up to
+per-asset state (decode, validate, route, dead letters). ``full``: the whole worker pipeline
+(plus anomaly monitor, drift, alerts; no RUL model or InfluxDB configured here). Single records
+and frames of 100; timed from the first to the last processed record, so group joins do not
+count.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import faust
 
 from benchmarks.common import Clock, emit, fresh, produce_frames, run_until
+from streams.agents import TelemetryAgent
 from streams.app import create_app
 from streams.broker import EmbeddedBroker, free_port
 from streams.kafka_clients import ensure_topics
+from streams.pipeline import Outputs
+from streams.processor import BatchResult
 from streams.settings import Settings, load_settings
 
 PARTITIONS = 4
@@ -56,49 +63,58 @@ async def bare_loop(settings: Settings, records: int, frame: int) -> float:
     return clock.rate()
 
 
-async def worker(settings: Settings, records: int) -> float:
-    app, runtime = create_app(settings, PARTITIONS)
-    ok = runtime.metrics.records.labels("ok")
-    clock = Clock(records)
-    original = runtime.agent.handle
+class IngestOnly(TelemetryAgent):
+    """The worker's ingest stage alone: decode, validate, route, per-asset state, dead letters."""
 
-    async def timed(events):  # type: ignore[no-untyped-def]
-        await original(events)
-        clock.tick(0)  # start the clock on the first batch
-        clock.count = int(ok._value.get())
+    async def run_models(self, result: BatchResult) -> Outputs:
+        return Outputs()
+
+
+async def worker(settings: Settings, records: int, stage: str) -> float:
+    """Records/s of the real worker app; ``stage`` "ingest" stops before the models."""
+    app, runtime = create_app(settings, PARTITIONS)
+    if stage == "ingest":
+        runtime.agent.__class__ = IngestOnly
+    clock = Clock(records)
+    handle = runtime.agent.handle
+    processed = runtime.metrics.records.labels("ok")
+
+    async def timed(events: Any) -> None:
+        if clock.count == 0:
+            clock.first = time.perf_counter()
+        await handle(events)
+        clock.count = max(clock.count, int(processed._value.get()))
         if clock.done and not clock.last:
-            clock.last = __import__("time").perf_counter()
+            clock.last = time.perf_counter()
 
     runtime.agent.handle = timed  # type: ignore[method-assign]
     await run_until(app, lambda: clock.done)
     return clock.rate()
 
 
-def measure(bootstrap: str, records: int, frame: int) -> tuple[float, float]:
-    rates = []
-    for kind in ("bare", "worker"):
-        settings = settings_for(bootstrap, f"bench-{kind}-{frame}")
-        ensure_topics(settings)
-        produce_frames(bootstrap, settings.topic_telemetry, records, frame, assets=200)
-        if kind == "bare":
-            rates.append(asyncio.run(bare_loop(settings, records, frame)))
-        else:
-            rates.append(asyncio.run(worker(settings, records)))
-    return rates[0], rates[1]
+def measure(bootstrap: str, records: int, frame: int, kind: str) -> float:
+    settings = settings_for(bootstrap, f"bench-{kind}-{frame}")
+    ensure_topics(settings)
+    produce_frames(bootstrap, settings.topic_telemetry, records, frame, assets=200)
+    if kind == "bare":
+        return asyncio.run(bare_loop(settings, records, frame))
+    return asyncio.run(worker(settings, records, kind))
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     broker = EmbeddedBroker(Path(tempfile.mkdtemp()) / "broker.log")
+    sizes = ((1, 10_000), (100, 50_000)) if quick else ((1, 40_000), (100, 300_000))
     try:
-        sizes = ((1, 10_000), (100, 50_000)) if quick else ((1, 40_000), (100, 400_000))
         for frame, records in sizes:
-            bare, ours = measure(broker.bootstrap, records, frame)
-            emit(
-                f"ingest_frame{frame}", ours, "records/s", bare,
-                baseline_name="bare faust consume loop", records=records, frame=frame,
-                partitions=PARTITIONS,
-            )  # fmt: skip
+            bare = measure(broker.bootstrap, records, frame, "bare")
+            for stage, what in (("ingest", "decode+validate+state"), ("full", "full pipeline")):
+                emit(
+                    f"{stage}_frame{frame}",
+                    measure(broker.bootstrap, records, frame, stage),
+                    "records/s", bare, baseline_name="bare faust consume loop",
+                    stage=what, records=records, frame=frame, partitions=PARTITIONS,
+                )  # fmt: skip
     finally:
         broker.stop()
 
