@@ -135,6 +135,7 @@ def create_app(
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
+        consumer_max_fetch_size=8 * 1024**2,
         autodiscover=False,
     )
 
