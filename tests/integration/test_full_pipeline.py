@@ -20,6 +20,8 @@ from models.rul.train import TrainConfig, train_rul
 from streams.alert_event import AlertEvent
 from streams.gateway import Gateway, simulated
 from streams.settings import Settings, load_settings
+from tests.deploy.conftest import Fleet
+from tests.deploy.test_dashboards import assert_every_query_answers
 from tests.servers import Server, wait_until
 from tests.worker_process import WorkerProcess, start_worker, worker_env
 
@@ -122,6 +124,12 @@ def test_outputs_reach_influx_and_alert_topic_and_models_resume(
     stored = influx_query(url, db, 'SELECT "alert_id" FROM "alert"')
     stored_ids = {row[1] for row in stored[0]["values"]}  # type: ignore[index]
     assert stored_ids == {a.alert_id for a in alerts}
+
+    # every Grafana dashboard query answers from what the pipeline wrote
+    busiest = max(alerts, key=lambda a: sum(b.asset_id == a.asset_id for b in alerts)).asset_id
+    names = tuple(f"asset-{i:03d}" for i in range(ASSETS))
+    fleet = Fleet(url, db, names, end_ms / 1000 - PER_ASSET * 60, end_ms / 1000)
+    assert_every_query_answers(fleet, busiest)
 
     assets = json.loads(worker.get("/assets")[1])["assets"]
     assert {a["asset_id"] for a in assets} == {f"asset-{i:03d}" for i in range(ASSETS)}
