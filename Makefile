@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Servers the integration tests start (InfluxDB 1.x, VictoriaMetrics for the v2 write API).
+# What the integration tests start or drive: InfluxDB 1.x, VictoriaMetrics (InfluxDB v2 write
+# API), headless Chromium (the fleet page).
 system:
-	@if ! command -v influxd >/dev/null || ! command -v victoria-metrics >/dev/null; then \
+	@if ! command -v influxd >/dev/null || ! command -v victoria-metrics >/dev/null \
+	    || ! command -v chromium >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends influxdb victoria-metrics >/dev/null; \
+	    --no-install-recommends influxdb victoria-metrics chromium >/dev/null; \
 	fi
 
 demo: install

@@ -206,3 +206,120 @@ def shuttle_roc_auc(config: MonitorConfig | None = None, limit: int | None = Non
         labels.append(bool(y))
         scores.append(monitor.update(x, None, float(i)).score)
     return roc_auc(labels, scores)
+
+
+def baseline_flags(values: Sequence[float], warm_up: int = 300, q: float = 0.995) -> list[bool]:
+    """Flags of an untuned river detector: ``MinMaxScaler | HalfSpaceTrees`` (seed 0).
+
+    Each value is scored, compared with the running ``q`` quantile of the previous scores,
+    then learned; nothing is flagged during the first ``warm_up`` records. This is the
+    comparison point reported next to the monitor.
+
+    >>> flags = baseline_flags([1.0 + (i % 7) for i in range(300)], warm_up=280)
+    >>> len(flags), any(flags[:280])
+    (300, False)
+    """
+    from river import anomaly, compose, preprocessing, stats
+
+    model = compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=0))
+    quantile = stats.Quantile(q)
+    flags: list[bool] = []
+    for i, v in enumerate(values):
+        x = {"value": v}
+        score = float(model.score_one(x))
+        threshold = quantile.get()
+        flags.append(i >= warm_up and threshold is not None and score > threshold)
+        quantile.update(score)
+        model.learn_one(x)
+    return flags
+
+
+def evaluate_nab_baseline(
+    series: str | Path,
+    windows: str | Path,
+    warm_up: int = 300,
+    consecutive: int = 3,
+    cooldown_s: float = 21600.0,
+) -> NabEvaluation:
+    """Judge :func:`baseline_flags` on a NAB series like :func:`evaluate_nab` judges ours."""
+    times, values = read_nab_series(series)
+    wins = read_windows(windows, Path(series).name)
+    alerts = debounce(times, baseline_flags(values, warm_up), consecutive, cooldown_s)
+    return NabEvaluation(judge_windows(alerts, wins), tuple(alerts), tuple(wins))
+
+
+CMAPSS_COLUMNS = 26  # unit, cycle, setting1..3, s1..s21
+
+
+def read_cmapss(
+    path: str | Path, units: int | None = None
+) -> dict[int, list[tuple[int, dict[str, float], dict[str, float]]]]:
+    """Engines of a C-MAPSS file: ``{unit: [(cycle, settings, sensors), ...]}``.
+
+    ``units`` keeps only the first that many engines.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or a row does not have 26 numeric columns.
+    """
+    engines: dict[int, list[tuple[int, dict[str, float], dict[str, float]]]] = {}
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read C-MAPSS file {path}: {exc.strerror}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            cols = [float(c) for c in line.split()]
+        except ValueError as exc:
+            raise DataError(f"{path}:{n}: non-numeric column") from exc
+        if len(cols) != CMAPSS_COLUMNS:
+            raise DataError(f"{path}:{n}: expected {CMAPSS_COLUMNS} columns, got {len(cols)}")
+        unit = int(cols[0])
+        if units is not None and unit not in engines and len(engines) >= units:
+            break
+        settings = {f"setting{i + 1}": cols[2 + i] for i in range(3)}
+        sensors = {f"s{i + 1}": cols[5 + i] for i in range(21)}
+        engines.setdefault(unit, []).append((int(cols[1]), settings, sensors))
+    if not engines:
+        raise DataError(f"{path}: no rows")
+    return engines
+
+
+@dataclass(frozen=True)
+class CmapssEvaluation:
+    """Run-to-failure engines replayed one monitor each; fractions of engines alarmed."""
+
+    engines: int
+    alarmed_last_30: float  # an alert within the engine's last 30 cycles (detection)
+    alarmed_first_50: float  # an alert within its first 50 cycles (false alarm)
+
+
+def evaluate_cmapss(
+    path: str | Path,
+    config: MonitorConfig | None = None,
+    consecutive: int = 6,
+    cooldown_s: float = 21600.0,
+    units: int | None = None,
+) -> CmapssEvaluation:
+    """Replay each engine of a C-MAPSS training file through its own :class:`AssetMonitor`.
+
+    Event time is ``cycle * 60`` s; alerts are debounced as for NAB.
+    """
+    engines = read_cmapss(path, units)
+    late = early = 0
+    for rows in engines.values():
+        monitor = AssetMonitor(config)
+        times = [cycle * 60.0 for cycle, _, _ in rows]
+        flags = [
+            monitor.update(s, st, t).is_anomaly for t, (_, st, s) in zip(times, rows, strict=True)
+        ]
+        cycles = [t / 60.0 for t in debounce(times, flags, consecutive, cooldown_s)]
+        last = rows[-1][0]
+        late += any(c > last - 30 for c in cycles)
+        early += any(c <= 50 for c in cycles)
+    n = len(engines)
+    return CmapssEvaluation(n, late / n, early / n)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from models.monitor import AssetMonitor, MonitorResult
     from models.rul.serve import AssetWindow
     from streams.alerts import RulSignal
+    from streams.history import History
 
 _SENSOR_SETS: dict[frozenset[str], frozenset[str]] = {}
 
@@ -42,6 +43,7 @@ class AssetState:
     window: AssetWindow | None = None
     last: MonitorResult | None = None
     rul: RulSignal | None = None
+    history: History | None = None
     since_checkpoint: int = 0
     checkpointed_at: float = 0.0
     since_rul: int = 0
@@ -57,8 +59,8 @@ class AssetState:
         self.site = record.site or self.site
         self.line = record.line or self.line
 
-    def summary(self) -> dict[str, object]:
-        """A JSON-ready view for ``/assets``."""
+    def summary(self, history: bool = False) -> dict[str, object]:
+        """A JSON-ready view for ``/assets`` (with the recent history if asked)."""
         out: dict[str, object] = {
             "asset_id": self.asset_id,
             "partition": self.partition,
@@ -85,6 +87,8 @@ class AssetState:
                 "rul_p90": round(self.rul.rul_p90, 1),
                 "model_version": self.rul.model_version,
             }
+        if history:
+            out["history"] = self.history.points() if self.history is not None else []
         return out
 
 

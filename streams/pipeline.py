@@ -33,6 +33,7 @@ from streams.alerts import (
     RulSignal,
 )
 from streams.fleet import AssetState
+from streams.history import History
 from streams.rul_batcher import RulForecast
 from streams.schema import Telemetry
 from streams.sinks.line_protocol import Point
@@ -113,6 +114,9 @@ class ModelPipeline:
             self.engine.observe(ReadingSignal(record.asset_id, ts, record.sensors)), state
         )
         state.last = result
+        if state.history is None:
+            state.history = History()
+        state.history.add(ts, result.score, result.threshold)
         if result.drift is not None:
             directions = {d for _, d in result.drift.directions}
             drift = DriftSignal(
@@ -163,6 +167,8 @@ class ModelPipeline:
             forecast.model_version,
         )
         state.rul = signal
+        if state.history is not None:
+            state.history.set_rul(signal.ts, signal.rul, signal.rul_p10, signal.rul_p90)
         out.points.append(rul_point(signal, state.site, state.line))
         out.add_alerts(self.engine.observe(signal), state)
 

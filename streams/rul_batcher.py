@@ -200,8 +200,10 @@ class RulBatcher:
                 pred = await loop.run_in_executor(self._executor, self.predictor.predict, windows)
                 version = self.predictor.version
                 results = [
-                    RulForecast(float(pred.p50[i]), float(pred.p10[i]), float(pred.p90[i]), version)
-                    for i in range(len(live))
+                    RulForecast(p50, p10, p90, version)
+                    for p50, p10, p90 in zip(
+                        pred.p50.tolist(), pred.p10.tolist(), pred.p90.tolist(), strict=True
+                    )
                 ]
             except asyncio.CancelledError:
                 self._fail(live, BatcherClosedError("RUL batcher was cancelled"))

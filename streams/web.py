@@ -1,7 +1,9 @@
-"""The worker's HTTP endpoints, served by faust's web server: health, readiness, metrics."""
+"""The worker's HTTP endpoints, served by faust's web server: health, readiness, metrics, the
+fleet's assets as JSON, and the fleet page (``/`` and ``/fleet``: static HTML, no CDN)."""
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -10,6 +12,8 @@ from prometheus_client import generate_latest
 
 if TYPE_CHECKING:
     from streams.app import Runtime
+
+FLEET_PAGE = resources.files("streams").joinpath("fleet.html").read_text()
 
 
 def is_ready(app: faust.App, runtime: Runtime) -> bool:
@@ -41,7 +45,23 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
     @app.page("/assets")
     async def assets(web: View, request: Request) -> Response:
         states = sorted(runtime.fleet.assets.values(), key=lambda a: a.asset_id)
-        return web.json({"assets": [a.summary() for a in states]})
+        with_history = request.query.get("history") == "1"
+        return web.json({"assets": [a.summary(history=with_history) for a in states]})
+
+    @app.page("/assets/{asset_id}")
+    async def asset(web: View, request: Request, asset_id: str) -> Response:
+        state = runtime.fleet.assets.get(asset_id)
+        if state is None:
+            return web.json({"error": f"unknown asset {asset_id!r} on this worker"}, status=404)
+        return web.json(state.summary(history=True))
+
+    @app.page("/", name="fleet_root")
+    async def root(web: View, request: Request) -> Response:
+        return web.html(FLEET_PAGE)
+
+    @app.page("/fleet")
+    async def fleet(web: View, request: Request) -> Response:
+        return web.html(FLEET_PAGE)
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
-from models.anomaly_eval import evaluate_nab, shuttle_roc_auc
+from models.anomaly_eval import (
+    NabEvaluation,
+    evaluate_cmapss,
+    evaluate_nab,
+    evaluate_nab_baseline,
+    shuttle_roc_auc,
+)
 from models.errors import ConfigError
 from models.monitor import MonitorConfig
 
@@ -14,11 +21,23 @@ EXAMPLES = """examples:
   pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv \\
       --windows data/nab/windows.json
   pmaint evaluate anomaly --nab series.csv --windows windows.json --consecutive 12 --json
+  pmaint evaluate anomaly --nab series.csv --windows windows.json \\
+      --quantile 0.95 --floor 2.5 --consecutive 12
   pmaint evaluate anomaly --shuttle --json
   pmaint evaluate anomaly --shuttle --detector hst --limit 10000
+  pmaint evaluate anomaly --cmapss CMAPSSData/train_FD001.txt --json
+  pmaint evaluate anomaly --cmapss train_FD001.txt --aggregate mean --floor 1.0
+
+NAB runs also report an untuned river baseline (MinMaxScaler | HalfSpaceTrees, 99.5% running
+quantile threshold, alert after 3 records in a row) on the same file. C-MAPSS runs replay each
+run-to-failure engine through its own monitor (event time = cycle x 60 s) with a warm-up of
+--cmapss-warm-up records (engines live only 128-362 cycles), and report the share of engines
+alarmed in their last 30 cycles and, as false alarms, in their first 50.
 """
 
 _DEFAULTS = MonitorConfig()
+CMAPSS_WARM_UP = 30  # the service's 300 would cover most of a 128-362 cycle engine life
+_BASELINE_CONSECUTIVE = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--nab", metavar="FILE", help="NAB-format series (timestamp,value CSV)")
     source.add_argument("--shuttle", action="store_true", help="river's bundled Shuttle data")
+    source.add_argument(
+        "--cmapss", metavar="FILE", help="C-MAPSS run-to-failure file (e.g. train_FD001.txt)"
+    )
     parser.add_argument("--windows", metavar="FILE", help="NAB windows.json (with --nab)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -68,7 +90,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="lowest threshold in score units (default: 3 sd for deviation, 0 for hst)",
     )
     parser.add_argument(
-        "--limit", type=int, default=None, metavar="N", help="with --shuttle: first N rows only"
+        "--aggregate",
+        choices=("max", "mean", "rms", "top2"),
+        default=_DEFAULTS.aggregate,
+        help=f"how the deviation scorer combines sensors (default: {_DEFAULTS.aggregate})",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --shuttle: first N rows only; with --cmapss: first N engines only",
+    )
+    parser.add_argument(
+        "--cmapss-warm-up",
+        type=int,
+        default=CMAPSS_WARM_UP,
+        metavar="N",
+        help=f"with --cmapss: warm-up records per engine (default: {CMAPSS_WARM_UP})",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="with --nab: skip the river baseline"
     )
 
 
@@ -81,8 +123,14 @@ def run(args: argparse.Namespace) -> int:
     if args.consecutive < 1 or args.cooldown < 0:
         raise ConfigError("--consecutive must be at least 1 and --cooldown not negative")
     config = MonitorConfig(
-        detector=args.detector, warm_up=args.warm_up, quantile=args.quantile, floor=args.floor
+        detector=args.detector,
+        aggregate=args.aggregate,
+        warm_up=args.warm_up,
+        quantile=args.quantile,
+        floor=args.floor,
     )
+    if args.cmapss:
+        return _run_cmapss(args, config)
     if args.shuttle:
         auc = shuttle_roc_auc(config, limit=args.limit)
         text = (
@@ -92,16 +140,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.windows:
         raise ConfigError("--nab needs --windows FILE")
-    result = evaluate_nab(args.nab, args.windows, config, args.consecutive, args.cooldown * 3600)
-    report = result.report
+    cooldown_s = args.cooldown * 3600
+    result = evaluate_nab(args.nab, args.windows, config, args.consecutive, cooldown_s)
+    base = (
+        None
+        if args.no_baseline
+        else evaluate_nab_baseline(
+            args.nab, args.windows, args.warm_up, _BASELINE_CONSECUTIVE, cooldown_s
+        )
+    )
     if args.json:
-        doc = {
-            "windows_detected": report.windows_detected,
-            "windows_total": report.windows_total,
-            "false_alarms": report.false_alarms,
-            "mean_lead_time_s": report.mean_lead_time_s,
+        doc: dict[str, object] = {
+            **_summary(result),
             "alerts": [_iso(t) for t in result.alerts],
         }
+        if base is not None:
+            doc["baseline"] = _summary(base)
         print(json.dumps(doc))
         return 0
     for start, end in result.windows:
@@ -115,9 +169,47 @@ def run(args: argparse.Namespace) -> int:
     false = [t for t in result.alerts if not any(a <= t <= b for a, b in result.windows)]
     listed = f" ({', '.join(_iso(t) for t in false)})" if false else ""
     print(f"false alarms: {len(false)}{listed}")
+    print(f"detected {_line(result)}")
+    if base is not None:
+        print(
+            "baseline (MinMaxScaler | HalfSpaceTrees, 99.5% quantile, "
+            f"{_BASELINE_CONSECUTIVE} in a row): {_line(base)}"
+        )
+    return 0
+
+
+def _summary(result: NabEvaluation) -> dict[str, object]:
+    report = result.report
+    return {
+        "windows_detected": report.windows_detected,
+        "windows_total": report.windows_total,
+        "false_alarms": report.false_alarms,
+        "mean_lead_time_s": report.mean_lead_time_s,
+    }
+
+
+def _line(result: NabEvaluation) -> str:
+    report = result.report
     lead = report.mean_lead_time_s
-    print(
-        f"detected {report.windows_detected}/{report.windows_total} windows, mean lead time "
+    return (
+        f"{report.windows_detected}/{report.windows_total} windows, "
+        f"{report.false_alarms} false alarms, mean lead time "
         + (f"{lead / 3600:.1f} h" if lead is not None else "n/a")
+    )
+
+
+def _run_cmapss(args: argparse.Namespace, config: MonitorConfig) -> int:
+    if args.cmapss_warm_up < 0:
+        raise ConfigError("--cmapss-warm-up must not be negative")
+    config = replace(config, warm_up=args.cmapss_warm_up)
+    result = evaluate_cmapss(
+        args.cmapss, config, args.consecutive, args.cooldown * 3600, units=args.limit
+    )
+    if args.json:
+        print(json.dumps(asdict(result)))
+        return 0
+    print(
+        f"{result.engines} engines: {result.alarmed_last_30:.0%} alarmed in their last 30 cycles, "
+        f"{result.alarmed_first_50:.0%} in their first 50 (false alarms)"
     )
     return 0

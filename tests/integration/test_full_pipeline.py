@@ -14,9 +14,6 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from models.rul.artifact import save_artifact
-from models.rul.data import simulated_runs
-from models.rul.train import TrainConfig, train_rul
 from streams.alert_event import AlertEvent
 from streams.gateway import Gateway, simulated
 from streams.settings import Settings, load_settings
@@ -28,16 +25,6 @@ from tests.worker_process import WorkerProcess, start_worker, worker_env
 pytestmark = pytest.mark.integration
 
 ASSETS, PER_ASSET = 6, 400
-
-
-@pytest.fixture(scope="session")
-def rul_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small RUL model trained on the simulator (seconds)."""
-    config = TrainConfig(epochs=3, hidden=16, layers=1, device="cpu", seed=0)
-    result = train_rul(simulated_runs(assets=8, lives=1, seed=11), config, data_source="sim")
-    out = tmp_path_factory.mktemp("rul-model")
-    save_artifact(out, result.model, result.metadata)
-    return out
 
 
 def influx_query(url: str, db: str, q: str) -> list[dict[str, object]]:

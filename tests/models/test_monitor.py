@@ -9,12 +9,12 @@ import pytest
 
 from models.errors import ArtifactError, ConfigError
 from models.monitor import AssetMonitor, MonitorConfig, MonitorResult
-from models.simulator import FleetSimulator
+from models.simulator import FleetSimulator, SimRecord
 
 
 def replay(
     sim: FleetSimulator, n: int, config: MonitorConfig | None = None
-) -> Iterator[tuple[object, MonitorResult]]:
+) -> Iterator[tuple[SimRecord, MonitorResult]]:
     monitors: dict[str, AssetMonitor] = {}
     for rec in sim.records(n):
         m = monitors.setdefault(rec.asset_id, AssetMonitor(config))

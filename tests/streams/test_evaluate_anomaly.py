@@ -1,4 +1,4 @@
-"""`pmaint evaluate anomaly` on the NAB reference series and on river's Shuttle."""
+"""`pmaint evaluate anomaly` on the NAB reference series, C-MAPSS FD001 and river's Shuttle."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from streams.commands import evaluate_anomaly
 NAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
 SERIES = NAB / "machine_temperature_system_failure.csv"
 WINDOWS = NAB / "windows.json"
+FD001 = NAB.parent / "cmapss" / "train_FD001.txt"
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -37,6 +38,23 @@ def test_nab_json_detects_most_windows(nab: Path, capsys: pytest.CaptureFixture[
     assert doc["false_alarms"] <= 3  # reached: 2
     assert doc["mean_lead_time_s"] > 12 * 3600
     assert any(a.startswith("2014-02-0") for a in doc["alerts"])  # the catastrophic failure
+    base = doc["baseline"]  # untuned MinMaxScaler | HalfSpaceTrees on the same file
+    assert set(base) == {"windows_detected", "windows_total", "false_alarms", "mean_lead_time_s"}
+    assert base["windows_total"] == 4
+    assert base["windows_detected"] < doc["windows_detected"]  # reached: 1 vs 3
+
+
+def test_nab_all_windows_with_a_lower_threshold(
+    nab: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The planned shutdown scores below the default 3 sd floor; a lower floor and quantile
+    # with a longer debounce catch it too.
+    argv = ("--nab", str(nab), "--windows", str(WINDOWS), "--json", "--no-baseline")
+    tuned = ("--quantile", "0.95", "--floor", "2.5", "--consecutive", "12")
+    assert evaluate_anomaly.run(parse(*argv, *tuned)) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["windows_detected"] == 4  # reached: 4
+    assert doc["false_alarms"] <= 3  # reached: 3
 
 
 def test_nab_text_report(nab: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,15 +63,48 @@ def test_nab_text_report(nab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sum(line.startswith("window ") for line in out.splitlines()) == 4
     assert "2014-02-07 14:55 .. 2014-02-09 14:05: detected" in out
     assert "false alarms:" in out
+    assert "baseline (MinMaxScaler | HalfSpaceTrees" in out
 
 
 def test_debounce_options_change_the_alerts(nab: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ("--nab", str(nab), "--windows", str(WINDOWS), "--json")
+    args = ("--nab", str(nab), "--windows", str(WINDOWS), "--json", "--no-baseline")
     evaluate_anomaly.run(parse(*args, "--consecutive", "1", "--cooldown", "0"))
     eager = json.loads(capsys.readouterr().out)
     evaluate_anomaly.run(parse(*args))
     default = json.loads(capsys.readouterr().out)
     assert eager["false_alarms"] > default["false_alarms"]
+    assert "baseline" not in default
+
+
+@pytest.fixture(scope="module")
+def fd001() -> Path:
+    if not FD001.exists():
+        pytest.fail(f"C-MAPSS reference data missing at {FD001}")
+    return FD001
+
+
+def test_cmapss_defaults_raise_no_early_false_alarms(
+    fd001: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert evaluate_anomaly.run(parse("--cmapss", str(fd001), "--limit", "40", "--json")) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["engines"] == 40
+    # The service defaults keep learning the slow wear, so few engines alarm before failure
+    # (reached on all 100: 0.02); they never alarm early (reached: 0.0).
+    assert doc["alarmed_first_50"] <= 0.05
+    assert doc["alarmed_last_30"] <= 0.2
+
+
+def test_cmapss_mean_aggregate_alarms_before_failure(
+    fd001: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("--cmapss", str(fd001), "--limit", "40", "--aggregate", "mean", "--floor", "1.0")
+    assert evaluate_anomaly.run(parse(*argv, "--json")) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["alarmed_last_30"] >= 0.45  # reached: 0.575 (0.56 on all 100 engines)
+    assert doc["alarmed_first_50"] <= 0.05  # reached: 0.0
+    assert evaluate_anomaly.run(parse(*argv, "--cmapss-warm-up", "30", "--limit", "5")) == 0
+    assert capsys.readouterr().out.startswith("5 engines: ")
 
 
 def test_shuttle_auc(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,4 +123,12 @@ def test_user_errors(tmp_path: Path) -> None:
         evaluate_anomaly.run(parse("--nab", str(bad), "--windows", str(WINDOWS)))
     with pytest.raises(SystemExit):
         parse("--nab", str(SERIES), "--shuttle")
+    with pytest.raises(DataError, match="non-numeric"):
+        evaluate_anomaly.run(parse("--cmapss", str(bad)))
+    short = tmp_path / "short.txt"
+    short.write_text("1 1 0.0 0.0 100.0 518.67\n")
+    with pytest.raises(DataError, match="26 columns"):
+        evaluate_anomaly.run(parse("--cmapss", str(short)))
+    with pytest.raises(DataError, match="cannot read"):
+        evaluate_anomaly.run(parse("--cmapss", str(tmp_path / "nope.txt")))
     assert "--shuttle" in evaluate_anomaly.EXAMPLES
