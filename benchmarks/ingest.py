@@ -21,7 +21,7 @@ import faust
 from benchmarks.common import Clock, emit, fresh, produce_frames, run_until
 from streams.agents import TelemetryAgent
 from streams.app import create_app
-from streams.broker import EmbeddedBroker, free_port
+from streams.embedded import EmbeddedBroker, free_port
 from streams.kafka_clients import ensure_topics
 from streams.pipeline import Outputs
 from streams.processor import BatchResult

@@ -6,8 +6,11 @@ The headline is the :class:`~streams.rul_batcher.RulBatcher` rate while ``--task
 asyncio tasks each await ``predict`` for their share of ``--windows`` windows (as the worker's
 agents do), against the raw ``RulPredictor.predict`` rate at ``--batch`` (the best the batcher
 could reach); the batch-1 rate (one forward pass per window) is an extra field. All three are
-measured in the same run on the same device. Without ``--model`` a freshly initialised network
-of the default architecture is used (speed does not depend on the weights).
+measured in the same run on the same device, from interleaved samples (fastest of each kept).
+``--max-batch`` defaults to 512: on a 2-core CPU a batch of 256 leaves the batcher near 0.8 of
+the raw rate, 512 hides its per-request cost (set ``PMAINT_RUL_BATCH_MAX`` likewise). Without
+``--model`` a freshly initialised network of the default architecture is used (speed does not
+depend on the weights).
 """
 
 from __future__ import annotations

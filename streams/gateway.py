@@ -161,9 +161,26 @@ def simulated(
     end_ms: int | None = None,
 ) -> Iterator[Record]:
     """Telemetry messages from the fleet simulator, event times ending at ``end_ms`` (now)."""
+    sim = fleet(
+        assets, records, seed, fault_share=fault_share, interval_s=interval_s, end_ms=end_ms
+    )
+    for record in sim.records(records):
+        yield record.to_message()
+
+
+def fleet(
+    assets: int,
+    records: int,
+    seed: int,
+    *,
+    fault_share: float = 0.3,
+    interval_s: float = 60.0,
+    end_ms: int | None = None,
+) -> FleetSimulator:
+    """The gateway's fleet simulator, timed so that ``records`` records end at ``end_ms``."""
     end_ms = round(time.time() * 1000) if end_ms is None else end_ms
     steps = -(-records // assets)
-    sim = FleetSimulator(
+    return FleetSimulator(
         assets=assets,
         seed=seed,
         fault_share=fault_share,
@@ -171,5 +188,3 @@ def simulated(
         interval_s=interval_s,
         start_ms=end_ms - round(steps * interval_s * 1000),
     )
-    for record in sim.records(records):
-        yield record.to_message()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
 
 
 def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
@@ -79,21 +79,9 @@ def start_tansu(workdir: Path, extra_args: tuple[str, ...] = ()) -> Server:
 
 def start_influxdb1(workdir: Path) -> Server:
     """InfluxDB 1.x (Debian's influxd) with HTTP on a free port; ``url`` in ``extra``."""
-    binary = require("influxd")
-    http, rpc = free_port(), free_port()
-    config = workdir / "influxdb.conf"
-    config.write_text(
-        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
-        f'[meta]\n  dir = "{workdir}/meta"\n'
-        f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
-        "  query-log-enabled = false\n"
-        f'[http]\n  bind-address = "127.0.0.1:{http}"\n  log-enabled = false\n'
-        "[monitor]\n  store-enabled = false\n"
-    )
-    server = Server(http, _spawn([binary, "-config", str(config)], workdir), workdir)
-    server.extra["url"] = f"http://127.0.0.1:{http}"
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{http}/ping"), 30, "influxd")
-    return server
+    require("influxd")
+    influx = EmbeddedInfluxDB(workdir)
+    return Server(influx.port, influx.proc, workdir, {"url": influx.url})
 
 
 def start_victoriametrics(workdir: Path) -> Server:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -109,7 +110,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
-async def _catch_up(settings: Settings, printer: _Printer) -> None:
+async def catch_up(settings: Settings, on_value: Callable[[bytes | None], None]) -> None:
+    """Hand every event retained on the alert topic to ``on_value``, then return."""
     consumer = _consumer(settings, None)
     await consumer.start()
     try:
@@ -122,7 +124,7 @@ async def _catch_up(settings: Settings, printer: _Printer) -> None:
             batch = await consumer.getmany(*parts, timeout_ms=300)
             for records in batch.values():
                 for record in records:
-                    printer(record.value)
+                    on_value(record.value)
             if not batch:
                 end = await consumer.end_offsets(parts)
                 positions = [await consumer.position(tp) for tp in parts]
@@ -149,7 +151,7 @@ async def _follow(settings: Settings, args: argparse.Namespace, printer: _Printe
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     printer = _Printer(args, sys.stdout)
-    job = _follow(settings, args, printer) if args.follow else _catch_up(settings, printer)
+    job = _follow(settings, args, printer) if args.follow else catch_up(settings, printer)
     try:
         asyncio.run(job)
     except KafkaError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,8 +23,11 @@ from rich.live import Live
 from rich.table import Table
 
 from models.errors import PmaintError
-from streams.broker import EmbeddedBroker, free_port
-from streams.gateway import Gateway, simulated
+from streams.alert_event import AlertEvent, to_rfc3339
+from streams.commands.alerts import catch_up
+from streams.demo_report import Failure, Truth, judge, plot
+from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
+from streams.gateway import Gateway, fleet
 from streams.kafka_clients import ensure_topics
 from streams.settings import Settings, load_settings
 
@@ -43,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="RUL model artifact (default: train one)")
     parser.add_argument("--bootstrap", help="a running Kafka instead of the embedded broker")
     parser.add_argument("--no-live", action="store_true", help="no live view (for logs and CI)")
+    parser.add_argument(
+        "--no-influx", action="store_true", help="do not start a local InfluxDB (influxd)"
+    )
 
 
 @dataclass
@@ -54,6 +62,11 @@ class Snapshot:
     dead: float = 0.0
     alerts: dict[str, float] = field(default_factory=dict)  # kind -> opened
     assets: list[dict[str, Any]] = field(default_factory=list)
+
+    def merge_into(self, history: dict[str, dict[float, dict[str, Any]]]) -> None:
+        """Keep every history point seen so far, per asset and event time."""
+        for a in self.assets:
+            history.setdefault(a["asset_id"], {}).update({p["ts"]: p for p in a["history"]})
 
 
 def _get(port: int, path: str) -> str:
@@ -72,7 +85,7 @@ def snapshot(port: int) -> Snapshot:
         elif line.startswith("pmaint_alerts_total{") and 'state="open"' in line:
             kind = line.split('kind="')[1].split('"')[0]
             snap.alerts[kind] = snap.alerts.get(kind, 0.0) + float(value)
-    snap.assets = json.loads(_get(port, "/assets"))["assets"]
+    snap.assets = json.loads(_get(port, "/assets?history=1"))["assets"]
     return snap
 
 
@@ -130,6 +143,14 @@ def demo_model(settings: Settings, console: Console) -> Path:
     return out
 
 
+def local_influx(settings: Settings, workdir: Path, skip: bool) -> EmbeddedInfluxDB | None:
+    """A throwaway InfluxDB 1.x when none is configured and ``influxd`` is installed."""
+    if skip or settings.influx_url or shutil.which("influxd") is None:
+        return None
+    (workdir / "influxdb").mkdir()
+    return EmbeddedInfluxDB(workdir / "influxdb")
+
+
 def _start_worker(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = (workdir / "worker.log").open("wb")
@@ -149,19 +170,37 @@ def _start_worker(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[
     raise PmaintError(f"the worker did not get ready; see {workdir / 'worker.log'}")
 
 
-def summary(console: Console, final: Snapshot, elapsed: float, workdir: Path, s: Settings) -> None:
-    ranked = sorted(final.assets, key=risk)
-    flagged = [a["asset_id"] for a in ranked if a["open_alerts"]]
+def summary(
+    console: Console, final: Snapshot, elapsed: float, report: tuple[list[Failure], int]
+) -> None:
+    failures, false_alarms = report
     console.print(view(final, final.ok / elapsed, elapsed, elapsed))
     console.print(
         f"[bold]summary[/]: {final.ok:,.0f} records from {len(final.assets)} assets in "
         f"{elapsed:.0f} s ({final.ok / elapsed:,.0f} records/s), {final.dead:,.0f} dead letters; "
         f"alerts opened: {sum(final.alerts.values()):.0f} "
-        f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(final.alerts.items())) or 'none'}); "
-        f"assets with open alerts: {', '.join(flagged) or 'none'}."
+        f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(final.alerts.items())) or 'none'})."
     )
-    where = s.influx_url or "nowhere (set PMAINT_INFLUX_URL to write points to InfluxDB)"
-    console.print(f"alert events: Kafka topic {s.topic_alerts}; points: {where}; logs: {workdir}")
+    flagged = [f for f in failures if f.lead_s is not None]
+    console.print(
+        f"failures: {len(failures)}, flagged before failing: {len(flagged)}; "
+        f"anomaly alerts away from any injected fault (false alarms): {false_alarms}"
+    )
+    for asset in sorted({f.asset_id for f in failures}):
+        mine = [f for f in failures if f.asset_id == asset]
+        leads = [f.lead_s / 60 for f in mine if f.lead_s is not None]
+        missed = len(mine) - len(leads)
+        mean = sum(leads) / max(len(leads), 1)
+        ahead = (
+            f"flagged {min(leads):.0f}–{max(leads):.0f} cycles ahead (mean {mean:.0f})"
+            if leads
+            else ""
+        )
+        console.print(
+            f"  {asset}: {len(mine)} failure(s), last at {to_rfc3339(mine[-1].failed_at)}; "
+            f"{ahead}{'; ' if ahead and missed else ''}"
+            f"{f'[red]{missed} not flagged[/]' if missed else ''}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     broker = None if args.bootstrap else EmbeddedBroker(workdir / "broker.log")
     bootstrap = args.bootstrap or (broker.bootstrap if broker else "")
     worker: subprocess.Popen[bytes] | None = None
+    influx = local_influx(settings, workdir, args.no_influx)
     try:
         settings = load_settings(kafka_bootstrap=bootstrap)
         ensure_topics(settings)
@@ -184,15 +224,22 @@ def run(args: argparse.Namespace) -> int:
             "PMAINT_RUL_REQUIRED": "true",
             "PMAINT_ANOMALY_WARM_UP": os.environ.get("PMAINT_ANOMALY_WARM_UP", "100"),
         }
+        if influx is not None:
+            env |= {"PMAINT_INFLUX_URL": influx.url, "PMAINT_INFLUX_API": "v1",
+                    "PMAINT_INFLUX_DATABASE": "pmaint"}  # fmt: skip
+            settings = load_settings(kafka_bootstrap=bootstrap, influx_url=influx.url)
         env.setdefault("PMAINT_GROUP_REBALANCE_TIMEOUT_S", "4")
         worker, port = _start_worker(env, workdir)
         console.print(f"worker ready: http://127.0.0.1:{port}/assets  /metrics  /health")
         gateway = Gateway(settings, frame=10, rate=args.rate)
-        records = simulated(args.assets, int(args.rate * args.duration), args.seed)
-        feeder = threading.Thread(target=gateway.send, args=(records,), daemon=True)
+        total = int(args.rate * args.duration)
+        records = list(fleet(args.assets, total, args.seed).records(total))
+        messages = [r.to_message() for r in records]
+        feeder = threading.Thread(target=gateway.send, args=(messages,), daemon=True)
         started = time.monotonic()
         feeder.start()
         last = snapshot(port)
+        history: dict[str, dict[float, dict[str, Any]]] = {}
         with Live(console=console, auto_refresh=False, transient=True) as live:
             while time.monotonic() - started < args.duration:
                 time.sleep(1.0)
@@ -201,11 +248,27 @@ def run(args: argparse.Namespace) -> int:
                 if not args.no_live:
                     live.update(view(snap, rate, time.monotonic() - started, args.duration))
                     live.refresh()
+                snap.merge_into(history)
                 last = snap
         feeder.join(timeout=10)
         gateway.close()
         time.sleep(1.0)
-        summary(console, snapshot(port), time.monotonic() - started, workdir, settings)
+        final = snapshot(port)
+        final.merge_into(history)
+        elapsed = time.monotonic() - started
+        truth = Truth.of(records)
+        raw: list[bytes | None] = []
+        asyncio.run(catch_up(settings, raw.append))
+        alerts = [AlertEvent.from_json(v) for v in raw if v]
+        summary(console, final, elapsed, judge(truth, alerts))
+        png = plot(history, truth, workdir / "demo.png")
+        where = (
+            f"InfluxDB {influx.url} database pmaint (stopped with the demo)"
+            if influx
+            else (settings.influx_url or "nowhere (set PMAINT_INFLUX_URL, or install influxd)")
+        )
+        console.print(f"alert events: Kafka topic {settings.topic_alerts}; points: {where}")
+        console.print(f"plots: {png}; logs: {workdir}")
         return 0
     except urllib.error.URLError as exc:
         raise PmaintError(f"worker stopped answering: {exc.reason}") from None
@@ -215,3 +278,5 @@ def run(args: argparse.Namespace) -> int:
             worker.wait(20)
         if broker is not None:
             broker.stop()
+        if influx is not None:
+            influx.stop()

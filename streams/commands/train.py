@@ -12,6 +12,7 @@ import torch
 from models.errors import ConfigError
 from models.rul.artifact import METADATA, save_artifact
 from models.rul.data import (
+    RUL_CAP,
     SUBSETS,
     Run,
     cmapss_paths,
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=48, help="LSTM hidden size")
     parser.add_argument("--layers", type=int, default=2, help="LSTM layers")
     parser.add_argument("--val-share", type=float, default=0.2, help="validation engines share")
+    parser.add_argument(
+        "--cap", type=float, default=RUL_CAP, help=f"RUL target cap in cycles (default {RUL_CAP:g})"
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = parser.add_argument_group("simulator (with --simulated)")
@@ -75,12 +79,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.out} already holds a model artifact (use --force to replace)")
     if args.threads < 1:
         raise ConfigError("--threads must be at least 1")
+    if not args.cap > 0:
+        raise ConfigError("--cap must be positive")
     torch.set_num_threads(args.threads)
     runs, tests, source = _load(args)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
         layers=args.layers, patience=args.patience, val_share=args.val_share, seed=args.seed,
-        device=args.device,
+        device=args.device, cap=args.cap,
     )  # fmt: skip
     started = time.perf_counter()
     result = train_rul(runs, config, progress=not args.quiet, data_source=source)

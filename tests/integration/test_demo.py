@@ -31,3 +31,10 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     assert "0 dead letters" in out
     assert (tmp_path / "demo-model" / "metadata.json").exists()  # trained and cached
     assert re.search(r"asset-00\d\s+│\s+[\d,]+\s+│\s+[\d.]+ / [\d.]+\s+│\s+\d+", out)
+    f = re.search(r"failures: (\d+), flagged before failing: (\d+)", out)
+    assert f, out[-2000:]
+    failures, flagged = int(f.group(1)), int(f.group(2))
+    assert failures >= 6  # each simulated asset wears out within its 1,000 records
+    assert flagged >= 0.8 * failures  # RUL alerts come before the failures
+    plot = re.search(r"plots: (\S+\.png)", out)
+    assert plot and Path(plot.group(1)).stat().st_size > 50_000
