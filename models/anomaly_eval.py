@@ -143,6 +143,9 @@ class NabEvaluation:
     report: WindowReport
     alerts: tuple[float, ...]
     windows: tuple[tuple[float, float], ...]
+    times: tuple[float, ...] = ()
+    values: tuple[float, ...] = ()
+    replay: Replay | None = None
 
 
 def evaluate_nab(
@@ -157,7 +160,9 @@ def evaluate_nab(
     wins = read_windows(windows, Path(series).name)
     replay = replay_series(times, values, config)
     alerts = debounce(times, replay.flags, consecutive, cooldown_s)
-    return NabEvaluation(judge_windows(alerts, wins), tuple(alerts), tuple(wins))
+    return NabEvaluation(
+        judge_windows(alerts, wins), tuple(alerts), tuple(wins), tuple(times), tuple(values), replay
+    )
 
 
 def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float:

@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from models.anomaly_eval import (
     NabEvaluation,
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--windows", metavar="FILE", help="NAB windows.json (with --nab)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="with --nab: value, score and alerts"
+    )
     parser.add_argument(
         "--consecutive",
         type=int,
@@ -149,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
             args.nab, args.windows, args.warm_up, _BASELINE_CONSECUTIVE, cooldown_s
         )
     )
+    if args.plot:
+        plot(result, args.plot)
     if args.json:
         doc: dict[str, object] = {
             **_summary(result),
@@ -213,3 +219,44 @@ def _run_cmapss(args: argparse.Namespace, config: MonitorConfig) -> int:
         f"{result.alarmed_first_50:.0%} in their first 50 (false alarms)"
     )
     return 0
+
+
+def plot(result: NabEvaluation, path: Path) -> None:
+    """The series, its anomaly score against the adaptive threshold, the labelled windows and
+    the debounced alerts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    assert result.replay is not None
+    when = [datetime.fromtimestamp(t, UTC) for t in result.times]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+    top.plot(when, result.values, lw=0.6, color="0.3", label="value")
+    bottom.plot(when, result.replay.scores, lw=0.6, label="anomaly score")
+    bottom.plot(when, result.replay.thresholds, "--", lw=1, label="adaptive threshold")
+    for ax in (top, bottom):
+        for i, (start, end) in enumerate(result.windows):
+            ax.axvspan(
+                datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC),
+                color="tab:orange", alpha=0.2, label="labelled window" if i == 0 else None,
+            )  # fmt: skip
+        for i, t in enumerate(result.alerts):
+            ax.axvline(
+                datetime.fromtimestamp(t, UTC), color="red", lw=1,
+                label="alert" if i == 0 else None,
+            )  # fmt: skip
+    top.set_ylabel("value")
+    bottom.set_ylabel("score (sd)")
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
+    top.set_title(f"NAB replay: {_line(result)}")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise ConfigError(f"cannot write plot {path}: {exc}") from None
+    finally:
+        plt.close(fig)

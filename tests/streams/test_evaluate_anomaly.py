@@ -132,3 +132,13 @@ def test_user_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot read"):
         evaluate_anomaly.run(parse("--cmapss", str(tmp_path / "nope.txt")))
     assert "--shuttle" in evaluate_anomaly.EXAMPLES
+
+
+def test_nab_plot(tmp_path: Path) -> None:
+    png = tmp_path / "nab.png"
+    args = parse(
+        "--nab", str(SERIES), "--windows", str(WINDOWS), "--no-baseline", "--plot", str(png)
+    )
+    assert evaluate_anomaly.run(args) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 50_000  # two panels of data, windows, alerts, legends
