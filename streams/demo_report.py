@@ -40,6 +40,49 @@ class Truth:
         return truth
 
 
+def cmapss_feed(directory: Path, end_ms: int) -> tuple[list[dict[str, Any]], Truth]:
+    """C-MAPSS FD001 test engines as telemetry (event times ending at ``end_ms``) and their
+    true RUL per record, from ``RUL_FD001.txt``."""
+    from models.errors import DataError
+    from streams.gateway import read_cmapss
+
+    test, rul_file = directory / "test_FD001.txt", directory / "RUL_FD001.txt"
+    if not test.is_file() or not rul_file.is_file():
+        raise DataError(f"{directory}: needs test_FD001.txt and RUL_FD001.txt (NASA CMAPSSData)")
+    probe = read_cmapss(test)
+    last = max(int(r["cycle"]) for r in probe)
+    records = read_cmapss(test, start_ms=end_ms - last * 60_000)
+    final = [float(x) for x in rul_file.read_text().split()]
+    ends: dict[str, int] = {}
+    for r in records:
+        ends[r["asset_id"]] = max(ends.get(r["asset_id"], 0), int(r["cycle"]))
+    truth = Truth()
+    for r in records:
+        unit = int(str(r["asset_id"]).split("-")[1])
+        if unit > len(final):
+            raise DataError(f"{rul_file}: no true RUL for engine {unit}")
+        remaining = final[unit - 1] + ends[r["asset_id"]] - int(r["cycle"])
+        truth.rul[(str(r["asset_id"]), int(r["ts"]) / 1000)] = int(remaining)
+    return records, truth
+
+
+def last_forecasts(assets: Iterable[dict[str, Any]], truth: Truth) -> tuple[int, float, float]:
+    """(engines, RMSE, P10-P90 coverage) of each asset's latest RUL forecast against the
+    truth at its last record (true RUL capped like the forecaster's target)."""
+    errors, inside = [], 0
+    for a in assets:
+        if "rul" not in a:
+            continue
+        ts = max(t for (asset, t) in truth.rul if asset == a["asset_id"])
+        true = min(RUL_CAP, truth.rul[(a["asset_id"], ts)])
+        errors.append(a["rul"] - true)
+        inside += a["rul_p10"] <= true <= a["rul_p90"]
+    if not errors:
+        return 0, float("nan"), float("nan")
+    rmse = (sum(e * e for e in errors) / len(errors)) ** 0.5
+    return len(errors), rmse, inside / len(errors)
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failure and the earliest alert that flagged it (if any)."""

@@ -25,7 +25,7 @@ from rich.table import Table
 from models.errors import PmaintError
 from streams.alert_event import AlertEvent, to_rfc3339
 from streams.commands.alerts import catch_up
-from streams.demo_report import Failure, Truth, judge, plot
+from streams.demo_report import Failure, Truth, cmapss_feed, judge, last_forecasts, plot
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
 from streams.gateway import Gateway, fleet
 from streams.kafka_clients import ensure_topics
@@ -35,6 +35,7 @@ EXAMPLES = """examples:
   pmaint demo                          # 60 s with the embedded broker
   pmaint demo --duration 20 --assets 8 --rate 400
   pmaint demo --model artifacts/fd001  # use a trained RUL model
+  pmaint demo --cmapss ~/CMAPSSData    # replay the FD001 test engines (trains on FD001)
   pmaint demo --bootstrap kafka:9092   # use a running Kafka instead"""
 
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
@@ -47,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--model", type=Path, help="RUL model artifact (default: train one)")
     parser.add_argument("--bootstrap", help="a running Kafka instead of the embedded broker")
+    parser.add_argument(
+        "--cmapss", type=Path, metavar="DIR",
+        help="replay NASA C-MAPSS FD001 test engines from DIR instead of the simulator",
+    )  # fmt: skip
     parser.add_argument("--no-live", action="store_true", help="no live view (for logs and CI)")
     parser.add_argument(
         "--no-influx", action="store_true", help="do not start a local InfluxDB (influxd)"
@@ -125,20 +130,25 @@ def view(snap: Snapshot, rate: float, elapsed: float, duration: float) -> Group:
     return Group(head, table)
 
 
-def demo_model(settings: Settings, console: Console) -> Path:
-    """A small RUL model trained on the simulator, cached under the data dir."""
+def demo_model(settings: Settings, console: Console, cmapss: Path | None) -> Path:
+    """A small RUL model trained on the simulator (or on C-MAPSS FD001), cached under the
+    data dir."""
     from models.rul.artifact import METADATA, save_artifact
-    from models.rul.data import simulated_runs
+    from models.rul.data import read_cmapss, simulated_runs
     from models.rul.train import TrainConfig, train_rul
 
-    out = settings.data_dir / "demo-model"
+    out = settings.data_dir / ("demo-model-fd001" if cmapss else "demo-model")
     if (out / METADATA).exists():
         console.print(f"RUL model: cached {out}")
         return out
-    console.print("RUL model: training a small LSTM on simulated run-to-failure data …")
-    config = TrainConfig(epochs=6, hidden=32, layers=1, device="cpu", seed=0)
-    runs = simulated_runs(assets=16, lives=2, seed=1)
-    result = train_rul(runs, config, progress=True, data_source="demo simulator")
+    source = "C-MAPSS FD001 training engines" if cmapss else "simulated run-to-failure data"
+    console.print(f"RUL model: training a small LSTM on {source} …")
+    config = TrainConfig(epochs=8 if cmapss else 6, hidden=32, layers=1, device="cpu", seed=0)
+    if cmapss:
+        runs = read_cmapss(cmapss / "train_FD001.txt")
+    else:
+        runs = simulated_runs(assets=16, lives=2, seed=1)
+    result = train_rul(runs, config, progress=True, data_source=f"demo {source}")
     save_artifact(out, result.model, result.metadata)
     return out
 
@@ -207,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     settings = load_settings()
     workdir = Path(tempfile.mkdtemp(prefix="pmaint-demo-"))
-    model = args.model or demo_model(settings, console)
+    model = args.model or demo_model(settings, console, args.cmapss)
     broker = None if args.bootstrap else EmbeddedBroker(workdir / "broker.log")
     bootstrap = args.bootstrap or (broker.bootstrap if broker else "")
     worker: subprocess.Popen[bytes] | None = None
@@ -233,8 +243,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"worker ready: http://127.0.0.1:{port}/assets  /metrics  /health")
         gateway = Gateway(settings, frame=10, rate=args.rate)
         total = int(args.rate * args.duration)
-        records = list(fleet(args.assets, total, args.seed).records(total))
-        messages = [r.to_message() for r in records]
+        if args.cmapss:
+            messages, truth = cmapss_feed(args.cmapss, int(time.time() * 1000))
+            messages = messages[:total]
+        else:
+            records = list(fleet(args.assets, total, args.seed).records(total))
+            messages, truth = [r.to_message() for r in records], Truth.of(records)
         feeder = threading.Thread(target=gateway.send, args=(messages,), daemon=True)
         started = time.monotonic()
         feeder.start()
@@ -256,11 +270,15 @@ def run(args: argparse.Namespace) -> int:
         final = snapshot(port)
         final.merge_into(history)
         elapsed = time.monotonic() - started
-        truth = Truth.of(records)
         raw: list[bytes | None] = []
         asyncio.run(catch_up(settings, raw.append))
         alerts = [AlertEvent.from_json(v) for v in raw if v]
         summary(console, final, elapsed, judge(truth, alerts))
+        engines, rmse, coverage = last_forecasts(final.assets, truth)
+        console.print(
+            f"RUL at each asset's latest record vs truth: {engines} assets, RMSE {rmse:.1f} "
+            f"cycles, P10–P90 coverage {coverage:.2f}"
+        )
         png = plot(history, truth, workdir / "demo.png")
         where = (
             f"InfluxDB {influx.url} database pmaint (stopped with the demo)"
