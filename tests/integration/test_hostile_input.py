@@ -253,3 +253,27 @@ def test_torture_corpus_is_dead_lettered_and_good_traffic_survives(
 ) -> None:
     assert len(CORPUS) >= 30
     run_corpus(worker, CORPUS, influxdb1.extra["url"])
+
+
+@pytest.mark.timeout(120)
+def test_integers_beyond_float_range_are_dead_lettered(
+    worker: tuple[WorkerProcess, dict[str, str]], influxdb1: Server
+) -> None:
+    huge = "1" + "0" * 400  # valid JSON, finite as an integer, no float can hold it
+    corpus = [
+        (raw_rec(f'{{"s1":{huge}}}'), ["non_finite:s1"]),
+        (f'{{"asset_id":"h","ts":{huge},"sensors":{{"s1":1}}}}'.encode(), ["bad_field:ts"]),
+    ]
+    run_corpus(worker, corpus, influxdb1.extra["url"])
+
+
+@pytest.mark.timeout(120)
+def test_messages_over_the_size_limit_are_dead_lettered(
+    worker: tuple[WorkerProcess, dict[str, str]], influxdb1: Server
+) -> None:
+    # PMAINT_MAX_MESSAGE_BYTES is left at its 1 MiB default: both are over it
+    corpus = [
+        (rec(sensors={"s1": 1.0}, pad="x" * (2 << 20)), ["too_large"]),
+        (rec(sensors={"s1": 1.0}, pad="x" * (10 << 20)), ["too_large"]),
+    ]
+    run_corpus(worker, corpus, influxdb1.extra["url"])
