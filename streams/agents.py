@@ -32,7 +32,7 @@ from streams.processor import (
     BatchResult,
     Inbound,
     TelemetryProcessor,
-    dead_letter_headers,
+    dead_letter_message,
     frame_bytes,
     record_to_message,
 )
@@ -183,18 +183,12 @@ class TelemetryAgent:
         for record, reason in out.failed:  # valid records a model failed on (offset unknown)
             letter = DeadLetter(reason, orjson.dumps(record_to_message(record)), record.asset_id)
             dead.append((letter, Inbound(topic, -1, -1, b"")))
-        sends = [
-            deliver(
-                partial(
-                    self.sinks.dlq.send,
-                    key=letter.asset_id.encode() if letter.asset_id else None,
-                    value=letter.payload,
-                    headers=dead_letter_headers(letter, source, now),
-                ),
-                self.sinks.dlq.get_topic_name(),
-            )
-            for letter, source in dead
-        ]
+        sends = []
+        for letter, source in dead:
+            value, headers = dead_letter_message(letter, source, now)
+            key = letter.asset_id.encode() if letter.asset_id else None
+            send = partial(self.sinks.dlq.send, key=key, value=value, headers=headers)
+            sends.append(deliver(send, self.sinks.dlq.get_topic_name()))
         sends += [
             deliver(
                 partial(

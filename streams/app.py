@@ -136,6 +136,8 @@ def create_app(
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         consumer_max_fetch_size=8 * 1024**2,
+        # forwarded frames can be as large as the largest accepted message
+        producer_max_request_size=max(1_048_576, settings.max_message_bytes + 262_144),
         autodiscover=False,
     )
 

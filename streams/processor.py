@@ -6,6 +6,7 @@ messages and sends what it returns.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,8 +55,22 @@ def frame_bytes(records: Sequence[Telemetry]) -> bytes:
     return orjson.dumps({"records": [record_to_message(r) for r in records]})
 
 
-def dead_letter_headers(dead: DeadLetter, source: Inbound, now: float) -> list[tuple[str, bytes]]:
-    """Kafka headers that say why and where from a dead letter came."""
+DLQ_MAX_PAYLOAD = 65_536  # larger payloads are cut, with their size and sha256 in headers
+
+
+def dead_letter_message(
+    dead: DeadLetter, source: Inbound, now: float
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead letter's Kafka value and the headers that say why and where from it came.
+
+    A payload over ``DLQ_MAX_PAYLOAD`` bytes (an oversize message) is cut to that size, so the
+    dead letter itself always fits the producer's request limit.
+
+    >>> value, headers = dead_letter_message(
+    ...     DeadLetter("too_large", b"x" * 70_000), Inbound("t", 0, 5, b""), 1.0)
+    >>> len(value), dict(headers)["pmaint.original_bytes"]
+    (65536, b'70000')
+    """
     headers = [
         ("pmaint.reason", dead.reason.encode()),
         ("pmaint.source.topic", source.topic.encode()),
@@ -65,7 +80,15 @@ def dead_letter_headers(dead: DeadLetter, source: Inbound, now: float) -> list[t
     ]
     if dead.frame_index is not None:
         headers.append(("pmaint.frame_index", str(dead.frame_index).encode()))
-    return headers
+    value = dead.payload
+    if len(value) > DLQ_MAX_PAYLOAD:
+        headers += [
+            ("pmaint.truncated", b"true"),
+            ("pmaint.original_bytes", str(len(value)).encode()),
+            ("pmaint.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:DLQ_MAX_PAYLOAD]
+    return value, headers
 
 
 class TelemetryProcessor:

@@ -91,7 +91,10 @@ def _tag(record: dict[str, Any], key: str) -> str | None:
 def _number(value: object, reason: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"non_numeric:{reason}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise _Invalid(f"non_finite:{reason}") from None
     if not math.isfinite(number):
         raise _Invalid(f"non_finite:{reason}")
     return number
@@ -135,6 +138,10 @@ def parse_ts(value: object) -> int:
 
     >>> parse_ts(1767225600000), parse_ts("2026-01-01T00:00:00Z")
     (1767225600000, 1767225600000)
+    >>> parse_ts(10**400)
+    Traceback (most recent call last):
+    ...
+    ValueError: bad timestamp
     >>> parse_ts("yesterday")
     Traceback (most recent call last):
     ...
@@ -142,7 +149,9 @@ def parse_ts(value: object) -> int:
     """
     if isinstance(value, bool):
         raise ValueError("bad timestamp")
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, int) and abs(value) < 2**63:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
         return int(value)
     if isinstance(value, str) and len(value) <= 40 and "T" in value:
         try:
@@ -211,7 +220,8 @@ def _asset_of(record: object) -> str | None:
 
 
 def decode(raw: bytes, limits: Limits, now_ms: int) -> Decoded:
-    """Decode one Kafka message value. Never raises.
+    """Decode one Kafka message value. Never raises: input that breaks the decoder in a way
+    not foreseen here becomes one ``invalid_message`` dead letter.
 
     >>> lim, now = Limits(), 1767225600000
     >>> ok = decode(b'{"asset_id": "p7", "ts": 1767225600000, "sensors": {"s1": 1.5}}', lim, now)
@@ -225,6 +235,13 @@ def decode(raw: bytes, limits: Limits, now_ms: int) -> Decoded:
     >>> decode(b'{"asset_id": ', lim, now).dead[0].reason
     'invalid_json'
     """
+    try:
+        return _decode(raw, limits, now_ms)
+    except Exception:
+        return Decoded(dead=[DeadLetter("invalid_message", raw)])
+
+
+def _decode(raw: bytes, limits: Limits, now_ms: int) -> Decoded:
     out = Decoded()
     if len(raw) > limits.max_bytes:
         out.dead.append(DeadLetter("too_large", raw))

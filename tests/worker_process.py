@@ -12,7 +12,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port, wait_until
+from streams.embedded import free_port
+from tests.servers import wait_until
 
 
 @dataclass

@@ -25,6 +25,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -44,7 +45,7 @@ Record = dict[str, object]
 # -- helpers -------------------------------------------------------------------------------
 
 
-def influx_series(url: str, db: str, q: str) -> list[dict[str, object]]:
+def influx_series(url: str, db: str, q: str) -> list[dict[str, Any]]:
     params = urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
     with urllib.request.urlopen(f"{url}/query?{params}", timeout=20) as r:
         body = json.loads(r.read())
@@ -53,7 +54,7 @@ def influx_series(url: str, db: str, q: str) -> list[dict[str, object]]:
 
 def anomaly_count(url: str, db: str) -> int:
     series = influx_series(url, db, 'SELECT count("score") FROM "anomaly"')
-    return int(series[0]["values"][0][1]) if series else 0  # type: ignore[index]
+    return int(series[0]["values"][0][1]) if series else 0
 
 
 def anomaly_points(url: str, db: str) -> list[tuple[str, int]]:
@@ -61,19 +62,15 @@ def anomaly_points(url: str, db: str) -> list[tuple[str, int]]:
     series = influx_series(url, db, 'SELECT "score" FROM "anomaly" GROUP BY *')
     out = []
     for s in series:
-        asset = s["tags"]["asset_id"]  # type: ignore[index]
-        out += [(asset, int(row[0])) for row in s["values"]]  # type: ignore[attr-defined]
+        asset = s["tags"]["asset_id"]
+        out += [(asset, int(row[0])) for row in s["values"]]
     return out
 
 
 def stored_alerts(url: str, db: str) -> set[tuple[str, str, int]]:
     """(alert_id, state, ts_ms) of every point in the ``alert`` measurement."""
     series = influx_series(url, db, 'SELECT "alert_id" FROM "alert" GROUP BY "state"')
-    return {
-        (row[1], s["tags"]["state"], int(row[0]))  # type: ignore[index]
-        for s in series
-        for row in s["values"]  # type: ignore[attr-defined]
-    }
+    return {(row[1], s["tags"]["state"], int(row[0])) for s in series for row in s["values"]}
 
 
 async def read_alerts(bootstrap: str, topic: str) -> list[AlertEvent]:
@@ -102,8 +99,10 @@ def expected_points(records: list[Record]) -> set[tuple[str, int]]:
     for r in records:
         asset = str(r["asset_id"])
         seen[asset] = seen.get(asset, 0) + 1
+        ts = r["ts"]
+        assert isinstance(ts, int)
         if seen[asset] > WARM_UP:
-            out.add((asset, int(r["ts"])))  # type: ignore[call-overload]
+            out.add((asset, ts))
     return out
 
 

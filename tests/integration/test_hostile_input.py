@@ -9,13 +9,16 @@ stalled or crashed the agent would cost its good neighbours.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import signal
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -133,7 +136,7 @@ def good_messages() -> list[tuple[str, bytes]]:
     return out
 
 
-def influx_series(url: str, db: str, q: str) -> list[dict[str, object]]:
+def influx_series(url: str, db: str, q: str) -> list[dict[str, Any]]:
     params = urllib.parse.urlencode({"db": db, "q": q})
     with urllib.request.urlopen(f"{url}/query?{params}", timeout=20) as r:
         body = json.loads(r.read())
@@ -172,7 +175,7 @@ def worker(
     )  # fmt: skip
     proc = start_worker(env, tmp_path)
     yield proc, env
-    proc.kill()
+    proc.kill(signal.SIGKILL)  # a stalled worker would not stop on SIGTERM
 
 
 def send_all(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> None:
@@ -191,6 +194,8 @@ def run_corpus(
     worker: tuple[WorkerProcess, dict[str, str]],
     corpus: list[tuple[bytes, list[str]]],
     influx_url: str,
+    timeout: float = 60,
+    extra_ok: int = 0,
 ) -> None:
     proc, env = worker
     good = good_messages()
@@ -205,7 +210,7 @@ def run_corpus(
     messages += bad
     send_all(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_TELEMETRY"], messages)
 
-    expected_ok = len(good) + 2  # the two good records of the mixed frame
+    expected_ok = len(good) + extra_ok
     expected_reasons = Counter(r for _, reasons in corpus for r in reasons)
     dead = sum(expected_reasons.values())
 
@@ -214,7 +219,7 @@ def run_corpus(
         ok = proc.metric("pmaint_records_total", outcome="ok")
         return ok >= expected_ok and proc.metric("pmaint_dead_letters_total") >= dead
 
-    wait_until(done, 60, "every good record processed and every bad one dead-lettered")
+    wait_until(done, timeout, "every good record processed and every bad one dead-lettered")
     time.sleep(1)
     assert proc.ready()
     assert proc.metric("pmaint_records_total", outcome="ok") == expected_ok
@@ -223,28 +228,33 @@ def run_corpus(
     reasons = Counter(h["pmaint.reason"].decode() for _, h in letters)
     assert reasons == expected_reasons
     originals = {value for value, _ in corpus}
-    for value, headers in letters:  # a whole bad message goes to the DLQ byte for byte
-        if "pmaint.frame_index" not in headers:
+    by_digest = {hashlib.sha256(v).hexdigest().encode(): v for v in originals}
+    for value, headers in letters:  # a whole bad message goes to the DLQ byte for byte ...
+        if "pmaint.truncated" in headers:  # ... or, over 64 KiB, cut with its size and digest
+            original = by_digest[headers["pmaint.sha256"]]
+            assert value == original[: len(value)] and len(value) == 65_536
+            assert int(headers["pmaint.original_bytes"]) == len(original)
+        elif "pmaint.frame_index" not in headers:
             assert value in originals, value[:80]
         assert int(headers["pmaint.source.offset"]) >= 0
 
     db = env["PMAINT_INFLUX_DATABASE"]
     counts = influx_series(influx_url, db, 'SELECT count("score") FROM "anomaly" GROUP BY *')
-    stored = {s["tags"]["asset_id"]: s["values"][0][1] for s in counts}  # type: ignore[index]
+    stored = {s["tags"]["asset_id"]: s["values"][0][1] for s in counts}
     assert stored == {clean_name(a): PER_ASSET - WARM_UP for a in GOOD_ASSETS}
-    for q in ('SHOW TAG VALUES WITH KEY =~ /.*/', "SHOW FIELD KEYS", "SHOW MEASUREMENTS"):
+    for q in ("SHOW TAG VALUES WITH KEY =~ /.*/", "SHOW FIELD KEYS", "SHOW MEASUREMENTS"):
         for series in influx_series(influx_url, db, q):
-            for row in series["values"]:  # type: ignore[attr-defined]
+            for row in series["values"]:
                 for text in row:
                     assert not any(c in str(text) for c in CONTROL), (q, row)
     tags = influx_series(influx_url, db, 'SHOW TAG VALUES FROM "anomaly" WITH KEY = "asset_id"')
-    assert {v for _, v in tags[0]["values"]} == {clean_name(a) for a in GOOD_ASSETS}  # type: ignore[index]
+    assert {v for _, v in tags[0]["values"]} == {clean_name(a) for a in GOOD_ASSETS}
     fields = influx_series(influx_url, db, 'SHOW FIELD KEYS FROM "anomaly"')
-    keys = {k for k, _ in fields[0]["values"]}  # type: ignore[index]
+    keys = {k for k, _ in fields[0]["values"]}
     allowed = {"score", "threshold", "is_anomaly"} | {f"c_{clean_name(s)}" for s in GOOD_SENSORS}
     assert {"score", "threshold", "is_anomaly"} <= keys <= allowed, keys - allowed
     sites = influx_series(influx_url, db, 'SHOW TAG VALUES FROM "anomaly" WITH KEY = "site"')
-    assert [v for _, v in sites[0]["values"]] == ["plant 1"]  # type: ignore[index]
+    assert [v for _, v in sites[0]["values"]] == ["plant 1"]
 
 
 @pytest.mark.timeout(120)
@@ -252,10 +262,12 @@ def test_torture_corpus_is_dead_lettered_and_good_traffic_survives(
     worker: tuple[WorkerProcess, dict[str, str]], influxdb1: Server
 ) -> None:
     assert len(CORPUS) >= 30
-    run_corpus(worker, CORPUS, influxdb1.extra["url"])
+    run_corpus(worker, CORPUS, influxdb1.extra["url"], extra_ok=2)  # the mixed frame's good two
 
 
-@pytest.mark.timeout(120)
+# Integers beyond the float range once raised OverflowError out of the decoder and crashed the
+# agent, leaving the batch's good neighbours unprocessed.
+@pytest.mark.timeout(90)
 def test_integers_beyond_float_range_are_dead_lettered(
     worker: tuple[WorkerProcess, dict[str, str]], influxdb1: Server
 ) -> None:
@@ -264,10 +276,12 @@ def test_integers_beyond_float_range_are_dead_lettered(
         (raw_rec(f'{{"s1":{huge}}}'), ["non_finite:s1"]),
         (f'{{"asset_id":"h","ts":{huge},"sensors":{{"s1":1}}}}'.encode(), ["bad_field:ts"]),
     ]
-    run_corpus(worker, corpus, influxdb1.extra["url"])
+    run_corpus(worker, corpus, influxdb1.extra["url"], timeout=25)
 
 
-@pytest.mark.timeout(120)
+# A too_large dead letter once carried the whole message, over the producer's request limit,
+# and was retried forever, stalling every partition of the worker; now its payload is cut.
+@pytest.mark.timeout(90)
 def test_messages_over_the_size_limit_are_dead_lettered(
     worker: tuple[WorkerProcess, dict[str, str]], influxdb1: Server
 ) -> None:
@@ -276,4 +290,4 @@ def test_messages_over_the_size_limit_are_dead_lettered(
         (rec(sensors={"s1": 1.0}, pad="x" * (2 << 20)), ["too_large"]),
         (rec(sensors={"s1": 1.0}, pad="x" * (10 << 20)), ["too_large"]),
     ]
-    run_corpus(worker, corpus, influxdb1.extra["url"])
+    run_corpus(worker, corpus, influxdb1.extra["url"], timeout=25)

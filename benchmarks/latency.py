@@ -1,0 +1,266 @@
+"""End-to-end latency at half the measured maximum rate: produce → alert event, produce → point.
+
+One ``pmaint worker`` process (full pipeline, InfluxDB 1.x configured, v1, its own database,
+``PMAINT_ANOMALY_WARM_UP=30``, ``PMAINT_ALERT_DEBOUNCE_RECORDS=1``) on 4 partitions. First a
+burst of ``PRELOAD`` records warms every asset up and measures the worker's maximum rate (growth
+of ``pmaint_records_total`` while it drains the burst). Then frames are produced at half that
+rate for ``DURATION`` s, each record's event time being its produce time. Every ``PROBE_S``:
+
+* ``influx``: one record of the load is a probe; its anomaly point (asset, event time) is polled
+  for in InfluxDB every 10 ms; latency = produce → point visible to a query.
+* ``alert``: one record of a not-yet-alerted asset carries a sensor 1000 sd out of range; latency
+  = produce → its ``open`` anomaly event read from the alert topic (aiokafka consumer).
+* baseline: a small message on a plain topic, read by an aiokafka consumer in the same loop: the
+  raw Kafka round trip under the same load, same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from benchmarks.common import emit, fresh
+from models.simulator import FleetSimulator, SimRecord
+from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB
+from streams.kafka_clients import ensure_topics
+from streams.routing import partition_for
+from streams.settings import Settings, load_settings
+from tests.worker_process import WorkerProcess, start_worker, worker_env
+
+PARTITIONS = 4
+ASSETS = 200
+PRELOAD = 20_000  # 100 records an asset, past the warm-up of 30
+DURATION = 20.0
+PROBE_S = 0.25
+TICK_S = 0.02
+
+
+def message(rec: SimRecord, ts_ms: int, boost: bool = False) -> dict[str, object]:
+    sensors = dict(rec.sensors)
+    if boost:
+        sensors["s2"] = sensors["s2"] * 3.0  # ~1000 sd above the asset's normal
+    return {"asset_id": rec.asset_id, "ts": ts_ms, "settings": rec.settings, "sensors": sensors}
+
+
+def preload(bootstrap: str, topic: str, stream: Iterator[SimRecord]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    start_ms = int(time.time() * 1000) - PRELOAD * 100
+    buffers: dict[int, list[dict[str, object]]] = {}
+    for i in range(PRELOAD):
+        rec = next(stream)
+        part = partition_for(rec.asset_id, PARTITIONS)
+        buffers.setdefault(part, []).append(message(rec, start_ms + i * 100))
+        if len(buffers[part]) >= 100:
+            producer.send(topic, value=orjson.dumps({"records": buffers.pop(part)}), partition=part)
+    for part, buf in buffers.items():
+        producer.send(topic, value=orjson.dumps({"records": buf}), partition=part)
+    producer.flush()
+    producer.close()
+
+
+def max_rate(worker: WorkerProcess) -> float:
+    first: tuple[float, float] | None = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = worker.metric("pmaint_records_total", outcome="ok")
+        now = time.perf_counter()
+        if first is None and done > 0:
+            first = (now, done)
+        if done >= PRELOAD and first is not None:
+            return (done - first[1]) / max(now - first[0], 1e-9)
+        time.sleep(0.05)
+    raise RuntimeError("the worker did not drain the preload")
+
+
+class Run:
+    """The load at ``rate`` records/s with its probes, and what came back when."""
+
+    def __init__(self, settings: Settings, influx: str, db: str, base_topic: str) -> None:
+        self.settings, self.influx, self.db, self.base_topic = settings, influx, db, base_topic
+        self.alert_sent: dict[str, float] = {}
+        self.alert_seen: dict[str, float] = {}
+        self.alerted: set[str] = set()
+        self.base_sent: dict[str, float] = {}
+        self.base_seen: dict[str, float] = {}
+        self.influx_lat: list[float] = []
+        self.influx_missed = 0
+        self.probes: list[tuple[str, int, float]] = []
+        self.stop = False
+
+    async def consume(self, consumer: AIOKafkaConsumer, alerts: bool) -> None:
+        while not self.stop:
+            batches = await consumer.getmany(timeout_ms=5)
+            now = time.perf_counter()
+            for messages in batches.values():
+                for m in messages:
+                    if not alerts:
+                        self.base_seen.setdefault(m.value.decode(), now)
+                        continue
+                    event = json.loads(m.value)
+                    if event.get("kind") != "anomaly":
+                        continue
+                    if event.get("state") == "resolved":
+                        self.alerted.discard(event["asset_id"])
+                    elif event.get("state") == "open":
+                        self.alerted.add(event["asset_id"])
+                        if event["asset_id"] in self.alert_sent:
+                            self.alert_seen.setdefault(event["asset_id"], now)
+
+    async def poll_points(self, http: aiohttp.ClientSession) -> None:
+        """Check the oldest outstanding probe point, one query at a time (little extra load)."""
+        url = f"{self.influx}/query"
+        while not (self.stop and not self.probes):
+            if not self.probes:
+                await asyncio.sleep(0.01)
+                continue
+            asset, ts_ms, t0 = self.probes[0]
+            q = f"SELECT score FROM anomaly WHERE asset_id='{asset}' AND time = {ts_ms}ms"
+            async with http.get(url, params={"db": self.db, "q": q}) as r:
+                body = await r.json()
+            if body["results"][0].get("series"):
+                self.influx_lat.append(time.perf_counter() - t0)
+                self.probes.pop(0)
+            elif time.perf_counter() - t0 > 15 or self.stop:
+                self.influx_missed += 1
+                self.probes.pop(0)
+            else:
+                await asyncio.sleep(0.01)
+
+    async def load(
+        self, producer: AIOKafkaProducer, stream: Iterator[SimRecord], rate: float
+    ) -> None:
+        topic = self.settings.topic_telemetry
+        async with aiohttp.ClientSession() as http:
+            poller = asyncio.create_task(self.poll_points(http))
+            started = time.perf_counter()
+            sent, next_probe, n = 0, started, 0
+            while (now := time.perf_counter()) - started < DURATION:
+                due = int((now - started) * rate) - sent
+                ts_ms = int(time.time() * 1000)
+                frames: dict[int, list[dict[str, object]]] = {}
+                probe = now >= next_probe and due > 0
+                boosted = not probe
+                for i in range(max(due, 0)):
+                    rec = next(stream)
+                    fresh_asset = rec.asset_id not in self.alerted | self.alert_sent.keys()
+                    boost = not boosted and i >= 1 and fresh_asset
+                    boosted = boosted or boost
+                    part = partition_for(rec.asset_id, PARTITIONS)
+                    frames.setdefault(part, []).append(message(rec, ts_ms, boost))
+                    if boost:
+                        self.alert_sent[rec.asset_id] = now
+                    if probe and i == 0:
+                        self.probes.append((rec.asset_id, ts_ms, now))
+                sent += max(due, 0)
+                for part, recs in frames.items():
+                    await producer.send(topic, orjson.dumps({"records": recs}), partition=part)
+                if probe:
+                    key = str(n)
+                    self.base_sent[key] = time.perf_counter()
+                    await producer.send(self.base_topic, key.encode())
+                    next_probe += PROBE_S
+                    n += 1
+                await asyncio.sleep(TICK_S)
+            deadline = time.perf_counter() + 15
+            while self.probes and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+            self.stop = True
+            await poller
+
+
+async def measure(
+    settings: Settings, influx: str, db: str, rate: float, stream: Iterator[SimRecord]
+) -> Run:
+    base_topic = fresh("latency.base")
+    run = Run(settings, influx, db, base_topic)
+    bootstrap = settings.kafka_bootstrap
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    alerts = AIOKafkaConsumer(
+        settings.topic_alerts, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    base = AIOKafkaConsumer(base_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await producer.start()
+    await producer.send_and_wait(base_topic, b"warm")  # creates the topic before the consumer
+    await alerts.start()
+    await base.start()
+    try:
+        tasks = [
+            asyncio.create_task(run.consume(alerts, True)),
+            asyncio.create_task(run.consume(base, False)),
+        ]
+        await run.load(producer, stream, rate)
+        await asyncio.gather(*tasks)
+    finally:
+        await producer.stop()
+        await alerts.stop()
+        await base.stop()
+    return run
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values) * 1000, q)) if values else float("nan")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="pmaint-latency-") as tmp:
+        work = Path(tmp)
+        (work / "influx").mkdir()
+        broker = EmbeddedBroker(work / "broker.log")
+        influx = EmbeddedInfluxDB(work / "influx")
+        worker: WorkerProcess | None = None
+        try:
+            prefix, db = fresh("latency"), "latency"
+            settings = load_settings(
+                kafka_bootstrap=broker.bootstrap, topic_telemetry=f"{prefix}.telemetry",
+                topic_dlq=f"{prefix}.telemetry.dlq", topic_alerts=f"{prefix}.alerts",
+                partitions=PARTITIONS,
+            )  # fmt: skip
+            ensure_topics(settings)
+            env = worker_env(
+                broker.bootstrap, prefix, partitions=str(PARTITIONS), log_level="warning",
+                influx_url=influx.url, influx_api="v1", influx_database=db,
+                anomaly_warm_up="30", alert_debounce_records="1", alert_cooldown_s="0",
+            )  # fmt: skip
+            worker = start_worker(env, work)
+            stream = FleetSimulator(assets=ASSETS, seed=3).records(10**9)
+            preload(broker.bootstrap, settings.topic_telemetry, stream)
+            top = max_rate(worker)
+            run = asyncio.run(measure(settings, influx.url, db, top / 2, stream))
+        finally:
+            if worker is not None:
+                worker.kill()
+            influx.stop()
+            broker.stop()
+    alert_lat = [run.alert_seen[a] - t for a, t in run.alert_sent.items() if a in run.alert_seen]
+    base_lat = [run.base_seen[k] - t for k, t in run.base_sent.items() if k in run.base_seen]
+    common = {
+        "baseline_name": "raw Kafka produce→consume, same load",
+        "rate": round(top / 2, 1), "max_rate": round(top, 1), "duration_s": DURATION,
+    }  # fmt: skip
+    for q in (50, 99):
+        emit(
+            f"latency_alert_p{q}", pct(alert_lat, q), "ms", pct(base_lat, q),
+            probes=len(run.alert_sent), seen=len(alert_lat), **common,
+        )  # fmt: skip
+        emit(
+            f"latency_influx_p{q}", pct(run.influx_lat, q), "ms", pct(base_lat, q),
+            probes=len(run.influx_lat) + run.influx_missed, seen=len(run.influx_lat),
+            **common,
+        )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
