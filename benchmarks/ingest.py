@@ -104,7 +104,7 @@ def measure(bootstrap: str, records: int, frame: int, kind: str) -> float:
 def main() -> None:
     quick = "--quick" in sys.argv
     broker = EmbeddedBroker(Path(tempfile.mkdtemp()) / "broker.log")
-    sizes = ((1, 10_000), (100, 50_000)) if quick else ((1, 40_000), (100, 300_000))
+    sizes = ((1, 10_000), (100, 50_000)) if quick else ((1, 20_000), (100, 150_000))
     try:
         for frame, records in sizes:
             bare = measure(broker.bootstrap, records, frame, "bare")

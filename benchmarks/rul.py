@@ -7,8 +7,9 @@ asyncio tasks each await ``predict`` for their share of ``--windows`` windows (a
 agents do), against the raw ``RulPredictor.predict`` rate at ``--batch`` (the best the batcher
 could reach); the batch-1 rate (one forward pass per window) is an extra field. All three are
 measured in the same run on the same device, from interleaved samples (fastest of each kept).
-``--max-batch`` defaults to 512: on a 2-core CPU a batch of 256 leaves the batcher near 0.8 of
-the raw rate, 512 hides its per-request cost (set ``PMAINT_RUL_BATCH_MAX`` likewise). Without
+``--max-batch`` defaults to 512 (the worker's ``PMAINT_RUL_BATCH_MAX`` defaults to 256); on a
+2-core CPU the batcher's asyncio cost per request (about 10 us) is a quarter of a window's
+forward time, which bounds its ratio to the raw rate near 0.8. Without
 ``--model`` a freshly initialised network of the default architecture is used (speed does not
 depend on the weights).
 """
