@@ -17,7 +17,6 @@ checkpoint restore, rebalance, broker stall) does not depend on the count.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -28,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.alert_event import AlertEvent
 from streams.gateway import Gateway, simulated
 from streams.settings import Settings, load_settings
 from tests.servers import Server, start_tansu, wait_until
+from tests.topics import read_alerts
 from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
@@ -73,25 +71,6 @@ def stored_alerts(url: str, db: str) -> set[tuple[str, str, int]]:
     """(alert_id, state, ts_ms) of every point in the ``alert`` measurement."""
     series = influx_series(url, db, 'SELECT "alert_id" FROM "alert" GROUP BY "state"')
     return {(row[1], s["tags"]["state"], int(row[0])) for s in series for row in s["values"]}
-
-
-async def read_alerts(bootstrap: str, topic: str) -> list[AlertEvent]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        events: list[AlertEvent] = []
-        idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=500)
-            got = [AlertEvent.from_json(m.value) for ms in batch.values() for m in ms]
-            events += got
-            idle = 0 if got else idle + 1
-        return events
-    finally:
-        await consumer.stop()
 
 
 def expected_points(records: list[Record]) -> set[tuple[str, int]]:
@@ -146,7 +125,7 @@ def assert_nothing_lost(
     assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])
 
     settings = settings_of(env)
-    events = asyncio.run(read_alerts(settings.bootstrap_servers()[0], settings.topic_alerts))
+    events = read_alerts(settings.bootstrap_servers()[0], settings.topic_alerts)
     assert events, "no alert events (faults were injected)"
     on_topic = {(e.alert_id, e.state, round(e.ts * 1000)) for e in events}
     in_influx = stored_alerts(url, db)
@@ -156,6 +135,16 @@ def assert_nothing_lost(
         sorted(on_topic - in_influx)[:5],
         sorted(in_influx - on_topic)[:5],
     )
+
+
+@pytest.fixture
+def own_tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A fresh broker per test: it is frozen or loaded hard here, and the shared one holds
+    every earlier test's data in memory."""
+    server = start_tansu(tmp_path_factory.mktemp("tansu-pause"))
+    yield server
+    server.resume()  # never leave a stopped process behind
+    server.stop()
 
 
 def fault_env(bootstrap: str, prefix: str, influx_url: str) -> dict[str, str]:
@@ -181,10 +170,10 @@ def workers() -> Iterator[list[WorkerProcess]]:
 
 @pytest.mark.timeout(150)
 def test_sigkill_mid_stream_then_restart_resumes_from_checkpoints(
-    tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path,
+    own_tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path,
     workers: list[WorkerProcess],
 ) -> None:  # fmt: skip
-    env = fault_env(tansu.extra["bootstrap"], topic_prefix, influxdb1.extra["url"])
+    env = fault_env(own_tansu.extra["bootstrap"], topic_prefix, influxdb1.extra["url"])
     records = make_records(24_000, seed=21)
     first = start_worker(env, tmp_path)
     workers.append(first)
@@ -218,10 +207,10 @@ def test_sigkill_mid_stream_then_restart_resumes_from_checkpoints(
 
 @pytest.mark.timeout(150)
 def test_survivor_takes_over_partitions_of_a_killed_worker(
-    tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path,
+    own_tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path,
     workers: list[WorkerProcess],
 ) -> None:  # fmt: skip
-    env = fault_env(tansu.extra["bootstrap"], topic_prefix, influxdb1.extra["url"])
+    env = fault_env(own_tansu.extra["bootstrap"], topic_prefix, influxdb1.extra["url"])
     records = make_records(20_000, seed=22)
     a = start_worker(env, tmp_path)
     workers.append(a)
@@ -251,15 +240,6 @@ def test_survivor_takes_over_partitions_of_a_killed_worker(
     assert_nothing_lost(influxdb1.extra["url"], env, records, timeout=90)
     assert a.proc.poll() is None
     print(f"killed worker had done {done_b:.0f} records; survivor {ok_records(a):.0f}")
-
-
-@pytest.fixture
-def own_tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A broker of this test's own: freezing the shared one would disturb other tests."""
-    server = start_tansu(tmp_path_factory.mktemp("tansu-pause"))
-    yield server
-    server.resume()  # never leave a stopped process behind
-    server.stop()
 
 
 @pytest.mark.timeout(150)

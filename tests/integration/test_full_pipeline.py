@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import urllib.parse
@@ -12,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.alert_event import AlertEvent
 from streams.gateway import Gateway, simulated
 from streams.settings import Settings, load_settings
 from tests.deploy.conftest import Fleet
 from tests.deploy.test_dashboards import assert_every_query_answers
 from tests.servers import Server, wait_until
+from tests.topics import read_alerts
 from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
@@ -32,25 +30,6 @@ def influx_query(url: str, db: str, q: str) -> list[dict[str, object]]:
     with urllib.request.urlopen(f"{url}/query?{params}", timeout=10) as r:
         body = json.loads(r.read())
     return list(body["results"][0].get("series", []))
-
-
-async def read_alerts(bootstrap: str, topic: str) -> list[AlertEvent]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        events: list[AlertEvent] = []
-        idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=400)
-            got = [AlertEvent.from_json(m.value) for ms in batch.values() for m in ms]
-            events += got
-            idle = 0 if got else idle + 1
-        return events
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture
@@ -102,7 +81,7 @@ def test_outputs_reach_influx_and_alert_topic_and_models_resume(
     assert len(rows) > ASSETS * 100
     assert all(p10 <= p50 <= p90 for _, p10, p50, p90 in rows)  # type: ignore[misc]
 
-    alerts = asyncio.run(read_alerts(settings.bootstrap_servers()[0], settings.topic_alerts))
+    alerts = read_alerts(settings.bootstrap_servers()[0], settings.topic_alerts)
     assert alerts, "no alert events"
     kinds = {a.kind for a in alerts}
     assert "rul" in kinds  # every simulated asset wears to failure within 400 cycles

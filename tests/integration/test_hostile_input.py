@@ -8,7 +8,6 @@ stalled or crashed the agent would cost its good neighbours.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import signal
@@ -22,12 +21,12 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
 from streams.routing import partition_for
 from streams.sinks.line_protocol import clean_name
 from tests.servers import Server, wait_until
+from tests.topics import read_topic
 from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
@@ -143,27 +142,6 @@ def influx_series(url: str, db: str, q: str) -> list[dict[str, Any]]:
     return list(body["results"][0].get("series", []))
 
 
-async def read_dlq(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=16 << 20
-    )
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[tuple[bytes, dict[str, bytes]]] = []
-        idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=500)
-            got = [(m.value, dict(m.headers)) for ms in batch.values() for m in ms]
-            out += got
-            idle = 0 if got else idle + 1
-        return out
-    finally:
-        await consumer.stop()
-
-
 @pytest.fixture
 def worker(
     tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path
@@ -224,7 +202,10 @@ def run_corpus(
     assert proc.ready()
     assert proc.metric("pmaint_records_total", outcome="ok") == expected_ok
 
-    letters = asyncio.run(read_dlq(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_DLQ"]))
+    letters = [
+        (m.value, dict(m.headers))
+        for m in read_topic(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_DLQ"])
+    ]
     reasons = Counter(h["pmaint.reason"].decode() for _, h in letters)
     assert reasons == expected_reasons
     originals = {value for value, _ in corpus}

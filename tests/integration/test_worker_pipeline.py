@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
@@ -11,12 +10,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
 from streams.gateway import Gateway, simulated
 from streams.settings import load_settings
 from tests.servers import Server, wait_until
+from tests.topics import read_topic
 from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
@@ -60,26 +59,6 @@ def mixed_frame() -> tuple[bytes, int, list[str]]:
     records.append(rec(ts=NOW_MS - 1))  # duplicate of records[1]
     records.append(rec(sensors={"s1": True}))
     return orjson.dumps({"records": records}), 5, ["duplicate_record", "non_numeric:s1"]
-
-
-async def read_dlq(bootstrap: str, topic: str, expect: int) -> list[dict[str, str]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[dict[str, str]] = []
-        deadline = time.monotonic() + 30
-        while len(out) < expect and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for m in messages:
-                    headers = {k: v.decode() for k, v in m.headers}
-                    out.append(headers | {"value": m.value.decode(errors="replace")})
-        return out
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture
@@ -133,7 +112,10 @@ def test_good_counted_bad_dead_lettered(
     assert worker.metric("pmaint_dead_letters_total", reason="invalid_json") == 1
     assert worker.metric("pmaint_dead_letters_total", reason="non_finite") == 2
 
-    letters = asyncio.run(read_dlq(bootstrap, settings.topic_dlq, n_dead))
+    letters = [
+        {k: v.decode() for k, v in m.headers} | {"value": m.value.decode(errors="replace")}
+        for m in read_topic(bootstrap, settings.topic_dlq)
+    ]
     assert Counter(x["pmaint.reason"] for x in letters) == expected_dead
     for letter in letters:
         assert letter["pmaint.source.topic"] == settings.topic_telemetry
