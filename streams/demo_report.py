@@ -13,6 +13,7 @@ from typing import Any
 
 from models.simulator import SimRecord
 from streams.alert_event import AlertEvent
+from streams.plots import pyplot, save_figure
 
 FLAG_KINDS = ("rul", "anomaly")
 RUL_CAP = 125.0  # the forecaster's target is capped like this
@@ -125,10 +126,7 @@ def judge(truth: Truth, alerts: Iterable[AlertEvent], slack_s: float = 600.0) ->
 def plot(history: dict[str, dict[float, dict[str, Any]]], truth: Truth, path: Path) -> Path:
     """RUL forecasts with their band against the true RUL, and anomaly score against the
     adaptive threshold with injected faults marked, for the four riskiest assets."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     def lowest_p10(asset: str) -> float:
         return min((p["rul_p10"] or 1e9 for p in history[asset].values()), default=1e9)
@@ -162,7 +160,4 @@ def plot(history: dict[str, dict[float, dict[str, Any]]], truth: Truth, path: Pa
             top.legend(fontsize=8)
             bottom.legend(fontsize=8)
     fig.suptitle("pmaint demo: RUL forecasts vs truth (top), anomaly score, injected faults in red")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

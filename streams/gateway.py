@@ -151,20 +151,9 @@ class Gateway:
         self.producer.close()
 
 
-def simulated(
-    assets: int,
-    records: int,
-    seed: int,
-    *,
-    fault_share: float = 0.3,
-    interval_s: float = 60.0,
-    end_ms: int | None = None,
-) -> Iterator[Record]:
-    """Telemetry messages from the fleet simulator, event times ending at ``end_ms`` (now)."""
-    sim = fleet(
-        assets, records, seed, fault_share=fault_share, interval_s=interval_s, end_ms=end_ms
-    )
-    for record in sim.records(records):
+def simulated(assets: int, records: int, seed: int, **timing: Any) -> Iterator[Record]:
+    """Telemetry messages from :func:`fleet` (same options), as the gateway sends them."""
+    for record in fleet(assets, records, seed, **timing).records(records):
         yield record.to_message()
 
 

@@ -17,6 +17,7 @@ from models.anomaly_eval import (
 )
 from models.errors import ConfigError
 from models.monitor import MonitorConfig
+from streams.plots import pyplot, save_figure
 
 EXAMPLES = """examples:
   pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv \\
@@ -224,11 +225,8 @@ def _run_cmapss(args: argparse.Namespace, config: MonitorConfig) -> int:
 def plot(result: NabEvaluation, path: Path) -> None:
     """The series, its anomaly score against the adaptive threshold, the labelled windows and
     the debounced alerts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    plt = pyplot()
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
     assert result.replay is not None
     when = [datetime.fromtimestamp(t, UTC) for t in result.times]
@@ -253,10 +251,4 @@ def plot(result: NabEvaluation, path: Path) -> None:
     top.set_title(f"NAB replay: {_line(result)}")
     top.legend(loc="upper left", fontsize=8)
     bottom.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as exc:
-        raise ConfigError(f"cannot write plot {path}: {exc}") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)

@@ -13,6 +13,7 @@ from models.errors import ConfigError
 from models.rul.data import SUBSETS, cmapss_paths, read_cmapss_test
 from models.rul.device import DEVICES
 from models.rul.serve import Evaluation, RulPredictor, evaluate
+from streams.plots import pyplot, save_figure
 
 EXAMPLES = """examples:
   pmaint evaluate rul --model artifacts/rul-fd001 --data ~/CMAPSSData --subset FD001
@@ -77,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def plot(result: Evaluation, path: Path, title: str) -> None:
     """Predicted vs true RUL per engine (sorted by true RUL) with the P10-P90 band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     order = np.argsort(result.true, kind="stable")
     x = np.arange(len(order))
@@ -94,10 +92,4 @@ def plot(result: Evaluation, path: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise ConfigError(f"cannot write plot {path}: {exc}") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=120)
