@@ -115,7 +115,7 @@ def replay_series(
 
 
 def debounce(
-    times: Sequence[float], flags: Iterable[bool], consecutive: int = 6, cooldown_s: float = 21600.0
+    times: Sequence[float], flags: Iterable[bool], consecutive: int = 12, cooldown_s: float = 900.0
 ) -> list[float]:
     """Alert times: after ``consecutive`` anomalous records, at most once per run of them,
     and never within ``cooldown_s`` of the previous alert.
@@ -152,8 +152,8 @@ def evaluate_nab(
     series: str | Path,
     windows: str | Path,
     config: MonitorConfig | None = None,
-    consecutive: int = 6,
-    cooldown_s: float = 21600.0,
+    consecutive: int = 12,
+    cooldown_s: float = 900.0,
 ) -> NabEvaluation:
     """Replay a NAB series and judge its debounced alerts against its windows."""
     times, values = read_nab_series(series)
@@ -244,7 +244,7 @@ def evaluate_nab_baseline(
     windows: str | Path,
     warm_up: int = 300,
     consecutive: int = 3,
-    cooldown_s: float = 21600.0,
+    cooldown_s: float = 900.0,
 ) -> NabEvaluation:
     """Judge :func:`baseline_flags` on a NAB series like :func:`evaluate_nab` judges ours."""
     times, values = read_nab_series(series)
@@ -306,8 +306,8 @@ class CmapssEvaluation:
 def evaluate_cmapss(
     path: str | Path,
     config: MonitorConfig | None = None,
-    consecutive: int = 6,
-    cooldown_s: float = 21600.0,
+    consecutive: int = 12,
+    cooldown_s: float = 900.0,
     units: int | None = None,
 ) -> CmapssEvaluation:
     """Replay each engine of a C-MAPSS training file through its own :class:`AssetMonitor`.

@@ -40,12 +40,12 @@ class MonitorConfig:
     """
 
     detector: str = "deviation"  # "deviation" | "hst"
-    aggregate: str = "max"  # how the deviation scorer combines sensors
+    aggregate: str = "top2"  # how the deviation scorer combines sensors
     window: int = 5000  # memory of the running statistics (records per regime)
     min_count: int = 30  # records of a sensor in a regime before it is scored
     warm_up: int = 300  # records learned before any alarm
-    quantile: float = 0.995  # adaptive threshold: quantile of the asset's own scores ...
-    floor: float | None = None  # ... never below this score (None: 3 sd, or 0 for "hst")
+    quantile: float = 0.95  # adaptive threshold: quantile of the asset's own scores ...
+    floor: float | None = None  # ... never below this score (None: 2.5 sd, or 0 for "hst")
     learn_flagged: bool = False  # learn records scored above the threshold
     max_skipped: int = 288  # consecutive skipped records before a state is accepted
     relearn_on_drift: bool = False
@@ -108,7 +108,7 @@ class AssetMonitor:
             if cfg.detector == "deviation"
             else HalfSpaceScorer(seed=cfg.seed, **common)
         )
-        default_floor = 3.0 if cfg.detector == "deviation" else 0.0
+        default_floor = 2.5 if cfg.detector == "deviation" else 0.0
         floor = cfg.floor if cfg.floor is not None else default_floor
         self._threshold = AdaptiveThreshold(q=cfg.quantile, floor=floor)
         self._drift = SensorDriftDetector(method=cfg.drift_method, merge_s=cfg.drift_merge_s)

@@ -91,8 +91,8 @@ Signal = AnomalySignal | RulSignal | DriftSignal | ReadingSignal
 class AlertPolicy:
     """Thresholds and timings of the alert lifecycle (times in seconds of event time)."""
 
-    debounce_records: int = 3
-    debounce_s: float = 300.0
+    debounce_records: int = 12
+    debounce_s: float = 3600.0
     cooldown_s: float = 900.0
     update_every_s: float = 3600.0
     # score/threshold ratios for info, warning, critical; resolve under anomaly_exit_ratio

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
 
     # Anomaly models (per asset, online)
     anomaly_warm_up: int = Field(300, ge=0)
-    anomaly_quantile: float = Field(0.995, gt=0, lt=1)
+    anomaly_quantile: float = Field(0.95, gt=0, lt=1)
     anomaly_learn_flagged: bool = False
     anomaly_every: int = Field(1, ge=1)
     checkpoint_every: int = Field(100, ge=1)
@@ -104,8 +104,8 @@ class Settings(BaseSettings):
     rul_batch_wait_ms: float = Field(5.0, ge=0)
 
     # Alerts
-    alert_debounce_records: int = Field(3, ge=1)
-    alert_debounce_s: float = Field(300.0, ge=0)
+    alert_debounce_records: int = Field(12, ge=1)
+    alert_debounce_s: float = Field(3600.0, ge=0)
     alert_cooldown_s: float = Field(900.0, ge=0)
     alert_update_every_s: float = Field(3600.0, gt=0)
     alert_rul_warning: float = Field(50.0, ge=0)

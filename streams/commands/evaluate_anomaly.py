@@ -17,27 +17,30 @@ from models.anomaly_eval import (
 )
 from models.errors import ConfigError
 from models.monitor import MonitorConfig
+from streams.alerts import AlertPolicy
 from streams.plots import pyplot, save_figure
 
 EXAMPLES = """examples:
   pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv \\
       --windows data/nab/windows.json
-  pmaint evaluate anomaly --nab series.csv --windows windows.json --consecutive 12 --json
-  pmaint evaluate anomaly --nab series.csv --windows windows.json \\
-      --quantile 0.95 --floor 2.5 --consecutive 12
+  pmaint evaluate anomaly --nab series.csv --windows windows.json --consecutive 6 --json
+  pmaint evaluate anomaly --nab series.csv --windows windows.json --quantile 0.99 --floor 3
   pmaint evaluate anomaly --shuttle --json
   pmaint evaluate anomaly --shuttle --detector hst --limit 10000
   pmaint evaluate anomaly --cmapss CMAPSSData/train_FD001.txt --json
   pmaint evaluate anomaly --cmapss train_FD001.txt --aggregate mean --floor 1.0
 
-NAB runs also report an untuned river baseline (MinMaxScaler | HalfSpaceTrees, 99.5% running
-quantile threshold, alert after 3 records in a row) on the same file. C-MAPSS runs replay each
+Alerts are debounced like the worker's default alert policy: one opens after --consecutive
+anomalous records in a row and not within --cooldown of the previous one. NAB runs also report
+an untuned river baseline (MinMaxScaler | HalfSpaceTrees, 99.5% running quantile threshold,
+alert after 3 records in a row) on the same file. C-MAPSS runs replay each
 run-to-failure engine through its own monitor (event time = cycle x 60 s) with a warm-up of
 --cmapss-warm-up records (engines live only 128-362 cycles), and report the share of engines
 alarmed in their last 30 cycles and, as false alarms, in their first 50.
 """
 
 _DEFAULTS = MonitorConfig()
+_POLICY = AlertPolicy()  # the worker's defaults (PMAINT_ALERT_DEBOUNCE_RECORDS, ..._COOLDOWN_S)
 CMAPSS_WARM_UP = 30  # the service's 300 would cover most of a 128-362 cycle engine life
 _BASELINE_CONSECUTIVE = 3
 
@@ -58,16 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--consecutive",
         type=int,
-        default=6,
+        default=_POLICY.debounce_records,
         metavar="K",
-        help="anomalous records in a row that open an alert (default: 6)",
+        help=f"anomalous records in a row that open an alert (default: {_POLICY.debounce_records})",
     )
     parser.add_argument(
         "--cooldown",
         type=float,
-        default=6.0,
+        default=_POLICY.cooldown_s / 3600,
         metavar="HOURS",
-        help="an alert cannot re-open within this many hours (default: 6)",
+        help=f"no alert re-opens within this many hours (default: {_POLICY.cooldown_s / 3600:g})",
     )
     parser.add_argument(
         "--detector",
@@ -92,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--floor",
         type=float,
         default=_DEFAULTS.floor,
-        help="lowest threshold in score units (default: 3 sd for deviation, 0 for hst)",
+        help="lowest threshold in score units (default: 2.5 sd for deviation, 0 for hst)",
     )
     parser.add_argument(
         "--aggregate",

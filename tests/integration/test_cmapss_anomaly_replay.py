@@ -1,0 +1,103 @@
+"""Replay C-MAPSS FD001 run-to-failure engines through the real worker: its anomaly points equal
+the offline monitor's scores record for record, and most engines raise an anomaly alert on
+``pm.alerts`` within their last 30 cycles and none in their first 50.
+
+The first 12 training engines are used (128-287 cycles each), with the warm-up that
+``pmaint evaluate anomaly --cmapss`` uses: the service's 300 records would cover most lives.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from models.anomaly_eval import read_cmapss as read_engines
+from models.monitor import AssetMonitor, MonitorConfig
+from streams.commands.evaluate_anomaly import CMAPSS_WARM_UP
+from streams.gateway import Gateway
+from streams.gateway import read_cmapss as read_records
+from streams.settings import load_settings
+from tests.servers import Server, wait_until
+from tests.topics import read_alerts
+from tests.worker_process import start_worker, worker_env
+
+pytestmark = pytest.mark.integration
+
+FD001 = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cmapss" / "train_FD001.txt"
+)
+ENGINES = 12
+INTERVAL_S = 60.0
+
+
+def influx_series(url: str, db: str, q: str) -> list[dict[str, object]]:
+    params = urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
+    with urllib.request.urlopen(f"{url}/query?{params}", timeout=20) as r:
+        body = json.loads(r.read())
+    return list(body["results"][0].get("series", []))
+
+
+@pytest.mark.timeout(180)
+def test_worker_scores_cmapss_engines_like_the_offline_monitor(
+    tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path
+) -> None:
+    if not FD001.exists():
+        pytest.fail(f"C-MAPSS reference data missing at {FD001}")
+    env = worker_env(
+        tansu.extra["bootstrap"], topic_prefix,
+        influx_url=influxdb1.extra["url"], influx_api="v1", influx_database=topic_prefix,
+        anomaly_warm_up=str(CMAPSS_WARM_UP), alert_stale_after_s="86400",
+    )  # fmt: skip
+    worker = start_worker(env, tmp_path)
+    try:
+        start_ms = int(time.time() * 1000) - 30 * 86_400_000
+        wanted = {f"unit-{n:03d}" for n in range(1, ENGINES + 1)}
+        records = [r for r in read_records(FD001, INTERVAL_S, start_ms) if r["asset_id"] in wanted]
+        keys = ("kafka_bootstrap", "topic_telemetry", "topic_dlq", "topic_alerts")
+        settings = load_settings(**{k: env[f"PMAINT_{k.upper()}"] for k in keys})
+        gateway = Gateway(settings, frame=50)
+        assert gateway.send(records) == len(records)
+        gateway.close()
+
+        engines = read_engines(FD001, ENGINES)
+        lives = {f"unit-{u:03d}": rows[-1][0] for u, rows in engines.items()}
+        expected_points = sum(n - CMAPSS_WARM_UP for n in lives.values())
+        url, db = influxdb1.extra["url"], env["PMAINT_INFLUX_DATABASE"]
+
+        def all_points() -> bool:
+            series = influx_series(url, db, 'SELECT count("score") FROM "anomaly"')
+            return bool(series) and series[0]["values"][0][1] == expected_points  # type: ignore[index]
+
+        wait_until(all_points, 120, "an anomaly point per record after the warm-up")
+        events = [e for e in read_alerts(*settings.bootstrap_servers()[:1], settings.topic_alerts)]
+    finally:
+        worker.kill()
+
+    # Record for record, the worker's scores are the offline monitor's.
+    stored = influx_series(
+        url, db, 'SELECT "score", "threshold" FROM "anomaly" GROUP BY "asset_id"'
+    )
+    by_asset = {s["tags"]["asset_id"]: s["values"] for s in stored}  # type: ignore[index]
+    config = MonitorConfig(warm_up=CMAPSS_WARM_UP)
+    for unit, rows in engines.items():
+        monitor = AssetMonitor(config)
+        offline = [monitor.update(s, st, c * INTERVAL_S) for c, st, s in rows]
+        online = by_asset[f"unit-{unit:03d}"]  # type: ignore[index]
+        assert len(online) == len(rows) - CMAPSS_WARM_UP
+        for (_, score, threshold), r in zip(online, offline[CMAPSS_WARM_UP:], strict=True):  # type: ignore[misc]
+            assert score == pytest.approx(r.score, abs=1e-6)
+            assert threshold == pytest.approx(r.threshold, abs=1e-6)
+
+    # Anomaly alerts: most engines alarm near failure, none early.
+    opened = [e for e in events if e.kind == "anomaly" and e.state == "open"]
+    cycle_of = {e.alert_id: round((e.ts * 1000 - start_ms) / 1000 / INTERVAL_S) for e in opened}
+    late = {e.asset_id for e in opened if cycle_of[e.alert_id] > lives[e.asset_id] - 30}
+    early = {e.asset_id for e in opened if cycle_of[e.alert_id] <= 50}
+    assert len(late) >= ENGINES // 2, sorted(late)  # reached: see the issue notes
+    assert not early, sorted(early)
+    print(f"{len(late)}/{ENGINES} engines alarmed in their last 30 cycles, {len(early)} early")
