@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,19 @@ pytestmark = pytest.mark.integration
 def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PMAINT_")}
     env |= {"PMAINT_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
-    result = subprocess.run(
+    demo = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "demo", "--duration", "15", "--no-live",
          "--assets", "6", "--rate", "400"],
-        capture_output=True, text=True, timeout=240, env=env, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,  # on a timeout, its broker, database and worker go with it
     )  # fmt: skip
-    out = result.stdout
-    assert result.returncode == 0, result.stderr[-3000:]
+    try:
+        out, err = demo.communicate(timeout=240)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 0, err[-3000:]
     m = re.search(r"summary: ([\d,]+) records from (\d+) assets in (\d+) s", out)
     assert m, out[-2000:]
     records, assets = int(m.group(1).replace(",", "")), int(m.group(2))
