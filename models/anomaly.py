@@ -145,6 +145,21 @@ class RegimeScaler:
         self._regimes = OperatingRegimes(regime_tolerance, max_regimes)
         self._stats: dict[int, dict[str, list[float]]] = {}
 
+    # The last scored ``x``, split and located, for a ``learn_one`` of the same object to reuse
+    # (``x`` must not change in between). Not part of the state: never pickled.
+    _located: tuple[Features, dict[str, float], dict[str, float], int | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_located", None)
+        return state
+
+    def _locate(self, x: Features) -> tuple[dict[str, float], dict[str, float], int | None]:
+        sensors, settings = self.split(x)
+        regime = self._regimes.predict_one(settings) if settings else 0
+        self._located = (x, sensors, settings, regime)
+        return sensors, settings, regime
+
     def split(self, x: Features) -> tuple[dict[str, float], dict[str, float]]:
         """Split ``x`` into ``(sensors, settings)``."""
         sensors: dict[str, float] = {}
@@ -160,8 +175,14 @@ class RegimeScaler:
 
     def learn_one(self, x: Features) -> None:
         """Update the statistics of ``x``'s regime."""
-        sensors, settings = self.split(x)
-        regime = self._regimes.learn_one(settings) if settings else 0
+        located, self._located = self._located, None
+        if located is not None and located[0] is x:
+            _, sensors, settings, regime = located
+        else:
+            sensors, settings = self.split(x)
+            regime = None if settings else 0
+        if regime is None:
+            regime = self._regimes.learn_one(settings)
         table = self._stats.setdefault(regime, {})
         for k, v in sensors.items():
             st = table.get(k)
@@ -176,11 +197,10 @@ class RegimeScaler:
 
     def contributions(self, x: Features) -> dict[str, float]:
         """Signed standardised deviation of each scored sensor of ``x`` (learns nothing)."""
-        regime = self.regime_of(x)
+        sensors, _, regime = self._locate(x)
         table = self._stats.get(regime) if regime is not None else None
         if not table:
             return {}
-        sensors, _ = self.split(x)
         out: dict[str, float] = {}
         clip, resolution = self.clip, self.resolution
         for k, v in sensors.items():

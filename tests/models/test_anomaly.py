@@ -163,3 +163,13 @@ def test_threshold_adapts_to_the_assets_own_scores() -> None:
     floored.floor = 10.0
     assert floored.get() == 10.0
     assert AdaptiveThreshold(floor=3.0).get() == 3.0
+
+
+def test_learning_another_record_than_the_scored_one_uses_its_own_regime() -> None:
+    scaler = RegimeScaler(min_count=1)
+    scored = {"setting1": 1.0, "s1": 1.0}
+    scaler.contributions(scored)
+    scaler.learn_one({"setting1": 50.0, "s1": 9.0})  # not the scored object: located afresh
+    scaler.learn_one(scored)  # the scored object, no longer the last one located
+    assert scaler.regime_of(scored) != scaler.regime_of({"setting1": 50.0})
+    assert set(pickle.loads(pickle.dumps(scaler)).__dict__) == set(scaler.__dict__) - {"_located"}
