@@ -44,7 +44,7 @@ def predictor() -> Any:
     from models.rul.serve import RulPredictor
     from models.rul.train import TrainConfig, train_rul
 
-    cfg = TrainConfig(epochs=1, hidden=8, layers=1, device="cpu")
+    cfg = TrainConfig(epochs=1, hidden=8, layers=1, folds=1, device="cpu")
     result = train_rul(simulated_runs(assets=4, lives=1), cfg)
     return RulPredictor(result.model, result.metadata, "cpu")
 

@@ -1,17 +1,22 @@
-"""Sensor selection, per-regime min-max normalisation and sliding windows for the RUL forecaster.
+"""Sensor selection, per-regime normalisation, trend channels and sliding windows for RUL.
 
 The C-MAPSS protocol keeps 14 informative sensors and min-max scales them with statistics fitted
 on the training data. When the operating settings vary (several flight conditions, or several
 regimes in the fleet simulator), the sensors' levels depend on the regime far more than on the
 wear, so the settings are first clustered into regimes and each regime gets its own scaling.
 Everything fitted here is plain numbers and round-trips through :meth:`Normalizer.to_dict`, so an
-artifact stores it as JSON.
+artifact stores it as JSON. A window of 30 rows sees little of an asset's history; the trend
+channels (an exponentially weighted mean of each scaled sensor since the asset's first record) add
+a slow baseline that the recent rows can be compared with, and the age channel says how many
+cycles the asset has run since its life (or last repair) began. :class:`InputSpec` bundles these
+choices for one model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,6 +29,8 @@ INFORMATIVE_SENSORS: tuple[str, ...] = (
 )  # fmt: skip
 SETTINGS: tuple[str, ...] = ("setting1", "setting2", "setting3")
 WINDOW = 30
+TREND_ALPHA = 0.02  # smoothing factor of the trend channels (time constant of ~50 records)
+AGE_SCALE = 200.0  # the age channel is cycles since the start of life / AGE_SCALE
 CLIP = (-1.0, 2.0)  # scaled values far outside the training range are clipped, not trusted
 
 FloatArray = NDArray[np.float64]
@@ -291,3 +298,95 @@ def last_window(x: NDArray[np.float32], window: int = WINDOW) -> NDArray[np.floa
     [2.0, 3.0]
     """
     return pad_front(x, window)[-window:]
+
+
+def with_trend(x: NDArray[np.float32], alpha: float) -> NDArray[np.float32]:
+    """Append the trend channels to one run ``x (T, F)`` -> ``(T, 2F)`` (``x`` when ``alpha == 0``).
+
+    The trend is the exponentially weighted mean from the first row on: ``e[0] = x[0]``,
+    ``e[t] = alpha * x[t] + (1 - alpha) * e[t - 1]`` (computed in float64).
+
+    >>> with_trend(np.array([[0.0], [1.0], [1.0]], dtype=np.float32), 0.5).tolist()
+    [[0.0, 0.0], [1.0, 0.5], [1.0, 0.75]]
+    """
+    if alpha == 0:
+        return x
+    if not 0 < alpha <= 1:
+        raise DataError(f"trend smoothing factor must be in (0, 1], got {alpha}")
+    e = np.empty(x.shape, dtype=np.float64)
+    if len(x):
+        e[0] = x[0]
+    for t in range(1, len(x)):
+        e[t] = alpha * x[t] + (1.0 - alpha) * e[t - 1]
+    return np.concatenate([x, e.astype(np.float32)], axis=1)
+
+
+@lru_cache(maxsize=16)
+def trend_weights(window: int, alpha: float) -> tuple[FloatArray, FloatArray]:
+    """``(M (window, window), c (window,))`` with ``trend = M @ rows + c * before`` for a window.
+
+    ``before`` is the trend at the row preceding the window's first (that row itself when the
+    window starts at the asset's first record); shared by all windows of one model.
+
+    >>> m, c = trend_weights(3, 0.5)
+    >>> (m @ np.array([1.0, 1.0, 1.0]) + c * 0.0).tolist()
+    [0.5, 0.75, 0.875]
+    """
+    k = np.arange(window)
+    lag = k[:, None] - k[None, :]
+    m = np.where(lag >= 0, alpha * (1.0 - alpha) ** np.maximum(lag, 0), 0.0).astype(np.float64)
+    c = ((1.0 - alpha) ** (k + 1.0)).astype(np.float64)
+    m.setflags(write=False)
+    c.setflags(write=False)
+    return m, c
+
+
+def with_age(x: NDArray[np.float32], scale: float, first: int = 0) -> NDArray[np.float32]:
+    """Append the age channel to rows ``x (T, F)`` whose first row is ``first`` cycles into life.
+
+    >>> with_age(np.zeros((3, 1), dtype=np.float32), 2.0, first=1)[:, 1].tolist()
+    [0.5, 1.0, 1.5]
+    """
+    if scale == 0:
+        return x
+    age = (first + np.arange(len(x), dtype=np.float64)) / scale
+    return np.concatenate([x, age.astype(np.float32)[:, None]], axis=1)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How one asset's raw rows become the model's input rows.
+
+    Per-regime scaling of the sensors, then their trend channels when ``trend > 0``, then the age
+    channel when ``age_scale > 0``. Rows are an asset's life from its first cycle on.
+
+    >>> norm = Normalizer.fit([[0.0], [10.0]], np.zeros((2, 3)), ("s2",))
+    >>> spec = InputSpec(norm, window=2, trend=0.5, age_scale=10.0)
+    >>> spec.names
+    ('s2', 's2_trend', 'age')
+    >>> spec.rows(np.array([[0.0], [10.0]]), np.zeros((2, 3))).tolist()
+    [[0.0, 0.0, 0.0], [1.0, 0.5, 0.10000000149011612]]
+    """
+
+    normalizer: Normalizer
+    window: int = WINDOW
+    trend: float = 0.0
+    age_scale: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or not 0 <= self.trend <= 1 or self.age_scale < 0:
+            raise DataError(
+                f"bad inputs: window {self.window}, trend {self.trend}, age scale {self.age_scale}"
+            )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Input feature names in order: sensors, ``<sensor>_trend`` and ``age`` when used."""
+        sensors = self.normalizer.sensors
+        trends = tuple(f"{s}_trend" for s in sensors) if self.trend else ()
+        return sensors + trends + (("age",) if self.age_scale else ())
+
+    def rows(self, sensors: ArrayLike, settings: ArrayLike) -> NDArray[np.float32]:
+        """Model input rows ``(T, len(names))`` of one life's raw ``sensors`` and ``settings``."""
+        scaled = self.normalizer.transform(sensors, settings)
+        return with_age(with_trend(scaled, self.trend), self.age_scale)

@@ -144,7 +144,7 @@ class ModelPipeline:
         if state.window is None:
             state.window = self.predictor.new_window()
         try:
-            state.window.push(record.sensors, record.settings)
+            state.window.push(record.sensors, record.settings, record.cycle)
         except DataError:
             return  # this record lacks a model feature: no forecast from it
         state.since_rul += 1

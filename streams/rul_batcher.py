@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,9 +42,8 @@ class Predictor(Protocol):
     def predict(self, windows: NDArray[np.float32]) -> RulPrediction: ...
 
 
-@dataclass(frozen=True)
-class RulForecast:
-    """One asset's forecast: median RUL with its P10-P90 band, in cycles."""
+class RulForecast(NamedTuple):
+    """One asset's forecast: median RUL with its P10-P90 band, in cycles (cheap to create)."""
 
     rul: float
     rul_p10: float
@@ -97,6 +96,7 @@ class RulBatcher:
         self.predictor = predictor
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
+        self._shape = (predictor.window, predictor.n_features)
         self.stats = BatcherStats()
         self._executor = executor
         self._own_executor = executor is None
@@ -152,12 +152,12 @@ class RulBatcher:
         if not self.running:
             raise BatcherClosedError("RUL batcher is not running")
         x = np.asarray(window, dtype=np.float32)
-        expected = (self.predictor.window, self.predictor.n_features)
-        if x.shape != expected:
-            raise DataError(f"asset {asset_id}: window shape {x.shape}, expected {expected}")
+        if x.shape != self._shape:
+            raise DataError(f"asset {asset_id}: window shape {x.shape}, expected {self._shape}")
         future: asyncio.Future[RulForecast] = asyncio.get_running_loop().create_future()
         self._pending.append((asset_id, x, future))
-        self._wakeup.set()
+        if len(self._pending) == 1 or len(self._pending) >= self.max_batch:
+            self._wakeup.set()  # the batcher waits for a first request or a full batch
         return await future
 
     async def _gather(self) -> bool:
@@ -196,15 +196,11 @@ class RulBatcher:
             if not live:
                 continue
             try:
-                windows = np.stack([r[1] for r in live])
+                windows = np.stack([r[1] for r in live])  # one copy into the batch
                 pred = await loop.run_in_executor(self._executor, self.predictor.predict, windows)
-                version = self.predictor.version
-                results = [
-                    RulForecast(p50, p10, p90, version)
-                    for p50, p10, p90 in zip(
-                        pred.p50.tolist(), pred.p10.tolist(), pred.p90.tolist(), strict=True
-                    )
-                ]
+                columns = (pred.p50.tolist(), pred.p10.tolist(), pred.p90.tolist())
+                if any(len(c) != len(live) for c in columns):
+                    raise PmaintError(f"{len(columns[0])} forecasts for {len(live)} windows")
             except asyncio.CancelledError:
                 self._fail(live, BatcherClosedError("RUL batcher was cancelled"))
                 raise
@@ -212,9 +208,10 @@ class RulBatcher:
                 self.stats.failed_batches += 1
                 self._fail(live, exc)
                 continue
-            for (_, _, fut), result in zip(live, results, strict=True):
+            version = self.predictor.version
+            for (_, _, fut), p50, p10, p90 in zip(live, *columns, strict=True):
                 if not fut.done():
-                    fut.set_result(result)
+                    fut.set_result(RulForecast(p50, p10, p90, version))
             self.stats.requests += len(live)
             self.stats.batches += 1
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(live))

@@ -3,8 +3,9 @@
 Layout::
 
     <dir>/weights.safetensors   tensors only (safetensors: loading never runs code)
-    <dir>/metadata.json         format, version, features, scaling, regimes, window, cap,
-                                quantiles, architecture, seed, data sha256, metrics, weights sha256
+    <dir>/metadata.json         format, version, features, scaling, regimes, window, cap, trend,
+                                age scale, quantiles, band scale, architecture (members of the
+                                ensemble), seed, data sha256, metrics, weights sha256
 
 The version is derived from the weights' content (``rul-<sha256[:12]>``), so the same training
 gives the same version. Any missing, corrupt or incompatible piece raises one ``ArtifactError``.
@@ -26,21 +27,21 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from models.errors import ArtifactError, DataError
-from models.features import Normalizer
-from models.rul.network import QuantileLSTM
+from models.features import InputSpec, Normalizer
+from models.rul.network import QuantileEnsemble, QuantileLSTM
 
 FORMAT = "pmaint-rul"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3  # 3: ensembles, trend and age channels, band scale
 WEIGHTS = "weights.safetensors"
 METADATA = "metadata.json"
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """Hyper-parameters that rebuild the :class:`QuantileLSTM`.
+    """Hyper-parameters that rebuild the network: an ensemble of ``members`` quantile LSTMs.
 
-    >>> Architecture(n_features=14).build().quantiles
-    (0.1, 0.5, 0.9)
+    >>> len(Architecture(n_features=14, members=3).build().members)
+    3
     """
 
     n_features: int
@@ -49,9 +50,10 @@ class Architecture:
     layers: int = 2
     dropout: float = 0.1
     output_scale: float = 125.0
+    members: int = 1
 
-    def build(self) -> QuantileLSTM:
-        """A freshly initialised network with these hyper-parameters."""
+    def member(self) -> QuantileLSTM:
+        """One freshly initialised member."""
         return QuantileLSTM(
             self.n_features,
             quantiles=self.quantiles,
@@ -61,12 +63,16 @@ class Architecture:
             output_scale=self.output_scale,
         )
 
+    def build(self) -> QuantileEnsemble:
+        """A freshly initialised network with these hyper-parameters."""
+        return QuantileEnsemble([self.member() for _ in range(self.members)])
+
 
 @dataclass(frozen=True)
 class ArtifactMetadata:
     """Everything needed to use and trace a trained RUL model (stored as ``metadata.json``).
 
-    >>> from models.features import Normalizer
+    >>> from models.features import InputSpec, Normalizer
     >>> norm = Normalizer.fit([[0.0], [1.0]], [[0.0, 0, 0], [0.0, 0, 0]], ("s2",))
     >>> meta = ArtifactMetadata(norm, 30, 125.0, Architecture(1), seed=0, data_sha256="0" * 64)
     >>> ArtifactMetadata.from_json(meta.to_json()) == meta
@@ -84,11 +90,19 @@ class ArtifactMetadata:
     training: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     weights_sha256: str = ""
+    trend: float = 0.0
+    age_scale: float = 0.0
+    band_scale: float = 1.0
+
+    @property
+    def inputs(self) -> InputSpec:
+        """How raw rows become this model's input rows."""
+        return InputSpec(self.normalizer, self.window, self.trend, self.age_scale)
 
     @property
     def features(self) -> tuple[str, ...]:
-        """Sensor names, in feature order."""
-        return self.normalizer.sensors
+        """Input feature names, in order (see :attr:`InputSpec.names`)."""
+        return self.inputs.names
 
     def to_json(self) -> str:
         """The metadata document (pretty JSON)."""
@@ -104,6 +118,9 @@ class ArtifactMetadata:
             "scaling": self.normalizer.to_dict(),
             "window": self.window,
             "cap": self.cap,
+            "trend": self.trend,
+            "age_scale": self.age_scale,
+            "band_scale": self.band_scale,
             "architecture": arch,
             "seed": self.seed,
             "data_source": self.data_source,
@@ -126,7 +143,7 @@ class ArtifactMetadata:
         if doc.get("format_version") != FORMAT_VERSION:
             raise ArtifactError(
                 f"incompatible artifact format version {doc.get('format_version')!r} "
-                f"(this pmaint reads version {FORMAT_VERSION})"
+                f"(this pmaint reads version {FORMAT_VERSION}; train the model again)"
             )
         try:
             return cls._from_doc(doc)
@@ -143,16 +160,17 @@ class ArtifactMetadata:
             layers=int(a["layers"]),
             dropout=float(a["dropout"]),
             output_scale=float(a["output_scale"]),
+            members=int(a["members"]),
         )
+        if arch.members < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {arch.members}")
         norm = Normalizer.from_dict(doc["scaling"])
-        if list(norm.sensors) != list(doc["features"]) or len(norm.sensors) != arch.n_features:
-            raise ValueError("features, scaling and architecture disagree")
-        window = int(doc["window"])
-        if window < 1:
-            raise ValueError(f"window must be positive, got {window}")
-        return cls(
+        band_scale = float(doc["band_scale"])
+        if not 0 < band_scale < float("inf"):
+            raise ValueError(f"bad band scale {band_scale}")
+        meta = cls(
             normalizer=norm,
-            window=window,
+            window=int(doc["window"]),
             cap=float(doc["cap"]),
             architecture=arch,
             seed=int(doc["seed"]),
@@ -162,7 +180,13 @@ class ArtifactMetadata:
             training=dict(doc.get("training", {})),
             version=str(doc["version"]),
             weights_sha256=str(doc["weights_sha256"]),
+            trend=float(doc["trend"]),
+            age_scale=float(doc["age_scale"]),
+            band_scale=band_scale,
         )
+        if list(meta.features) != list(doc["features"]) or len(meta.features) != arch.n_features:
+            raise ValueError("features, scaling and architecture disagree")
+        return meta
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -172,7 +196,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_artifact(
-    directory: str | Path, model: QuantileLSTM, meta: ArtifactMetadata
+    directory: str | Path, model: QuantileEnsemble, meta: ArtifactMetadata
 ) -> ArtifactMetadata:
     """Write ``model`` and ``meta`` into ``directory``; return the metadata as stored.
 
@@ -180,7 +204,7 @@ def save_artifact(
     content-derived version ``rul-<sha256[:12]>``.
 
     >>> import tempfile
-    >>> from models.features import Normalizer
+    >>> from models.features import InputSpec, Normalizer
     >>> norm = Normalizer.fit([[0.0], [1.0]], [[0.0, 0, 0], [0.0, 0, 0]], ("s2",))
     >>> arch = Architecture(1, hidden=4, layers=1)
     >>> meta = ArtifactMetadata(norm, 30, 125.0, arch, seed=0, data_sha256="0" * 64)
@@ -206,7 +230,7 @@ def save_artifact(
 
 def load_artifact(
     directory: str | Path, device: torch.device | str = "cpu"
-) -> tuple[QuantileLSTM, ArtifactMetadata]:
+) -> tuple[QuantileEnsemble, ArtifactMetadata]:
     """Load and verify an artifact -> ``(model in eval mode on device, metadata)``.
 
     Only JSON and safetensors are read; nothing in the artifact is executed. Raises

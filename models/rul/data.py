@@ -2,7 +2,8 @@
 
 Both sources become a list of :class:`Run` (one engine or one simulated asset life: its settings,
 all 21 sensors and the true RUL of every row). The standard preprocessing then selects the
-informative sensors, scales them per regime, caps the RUL target at 125 and cuts windows of 30.
+informative sensors, scales them per regime (plus optional trend channels), caps the RUL target
+at 125 and cuts windows of 30.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.errors import DataError
-from models.features import WINDOW, Normalizer, last_window, sliding_windows
+from models.features import InputSpec, Normalizer, last_window, sliding_windows
 from models.simulator import SENSORS, SETTINGS, FleetSimulator, SimRecord
 
 RUL_CAP = 125.0
@@ -209,22 +210,36 @@ def data_sha256(runs: Sequence[Run]) -> str:
     return h.hexdigest()
 
 
-def split_runs(runs: Sequence[Run], share: float, seed: int) -> tuple[list[Run], list[Run]]:
-    """Split whole runs (engines) into training and validation, reproducibly.
+def split_folds(
+    runs: Sequence[Run], folds: int, val_share: float, seed: int
+) -> list[tuple[list[Run], list[Run]]]:
+    """Split whole runs (engines) into ``(training, validation)`` pairs, reproducibly.
 
-    >>> a, b = split_runs(simulated_runs(4, 1), 0.25, seed=0)
-    >>> len(a), len(b)
-    (3, 1)
+    With ``folds >= 2`` the runs are shuffled and dealt into that many folds, each the
+    validation set of one pair (every run is validated exactly once). With ``folds == 1`` one
+    pair holds out a ``val_share`` of the runs (none when ``val_share`` is 0).
+
+    >>> pairs = split_folds(simulated_runs(5, 1), 5, 0.0, seed=0)
+    >>> [(len(a), len(b)) for a, b in pairs]
+    [(4, 1), (4, 1), (4, 1), (4, 1), (4, 1)]
+    >>> [(len(a), len(b)) for a, b in split_folds(simulated_runs(4, 1), 1, 0.25, seed=0)]
+    [(3, 1)]
     """
-    if not 0.0 <= share < 1.0:
-        raise DataError(f"validation share must be in [0, 1), got {share}")
-    n_val = round(share * len(runs)) if share > 0 else 0
-    if n_val >= len(runs):
-        raise DataError(f"cannot split {len(runs)} runs with validation share {share}")
+    if folds < 1:
+        raise DataError(f"need at least one fold, got {folds}")
+    if not 0.0 <= val_share < 1.0:
+        raise DataError(f"validation share must be in [0, 1), got {val_share}")
     order = np.random.default_rng(seed).permutation(len(runs))
-    val = set(order[:n_val].tolist())
-    return [r for i, r in enumerate(runs) if i not in val], [
-        r for i, r in enumerate(runs) if i in val
+    if folds == 1:
+        n_val = round(val_share * len(runs))
+        held = [set(order[:n_val].tolist())]
+    else:
+        held = [set(order[k::folds].tolist()) for k in range(folds)]
+    if any(len(h) >= len(runs) for h in held) or (folds > 1 and folds > len(runs)):
+        raise DataError(f"cannot split {len(runs)} runs into {folds} folds (share {val_share})")
+    return [
+        ([r for i, r in enumerate(runs) if i not in h], [r for i, r in enumerate(runs) if i in h])
+        for h in held
     ]
 
 
@@ -236,23 +251,30 @@ def fit_normalizer(runs: Sequence[Run], sensors: Sequence[str]) -> Normalizer:
     return Normalizer.fit(x, np.concatenate([r.settings for r in runs]), names=sensors)
 
 
+def inputs(run: Run, spec: InputSpec) -> NDArray[np.float32]:
+    """One run's model input rows ``(T, len(spec.names))``.
+
+    >>> runs = simulated_runs(1, 1, seed=1)
+    >>> norm = fit_normalizer(runs, ("s2", "s3"))
+    >>> inputs(runs[0], InputSpec(norm, trend=0.02, age_scale=200.0)).shape[1]
+    5
+    """
+    return spec.rows(run.select(spec.normalizer.sensors), run.settings)
+
+
 def windows(
-    runs: Sequence[Run], norm: Normalizer, window: int = WINDOW, cap: float = RUL_CAP
+    runs: Sequence[Run], spec: InputSpec, cap: float = RUL_CAP
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Every window of every run with its capped target -> ``X (N, window, F)``, ``y (N,)``.
 
-    A window's target is the (capped) RUL at its last row.
-
     >>> runs = simulated_runs(2, 1, seed=1)
-    >>> norm = fit_normalizer(runs, ("s2", "s3"))
-    >>> x, y = windows(runs, norm)
-    >>> x.shape[1:], float(y.max()), float(y.min())
-    ((30, 2), 125.0, 0.0)
+    >>> x, y = windows(runs, InputSpec(fit_normalizer(runs, ("s2", "s3"))))
+    >>> x.shape[1:], float(y.max()) <= RUL_CAP
+    ((30, 2), True)
     """
     xs, ys = [], []
     for run in runs:
-        scaled = norm.transform(run.select(norm.sensors), run.settings)
-        w = sliding_windows(scaled, window)
+        w = sliding_windows(inputs(run, spec), spec.window)
         xs.append(w)
         ys.append(np.minimum(run.rul[-len(w) :], cap))
     if not xs:
@@ -260,13 +282,43 @@ def windows(
     return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys).astype(np.float32)
 
 
-def final_windows(
-    runs: Sequence[Run], norm: Normalizer, window: int = WINDOW
+def cut_windows(
+    runs: Sequence[Run], spec: InputSpec, cuts: int = 10, horizon: float = 150.0, seed: int = 0
 ) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
-    """Each run's last window and its true (uncapped) RUL -> ``X (E, window, F)``, ``y (E,)``."""
+    """The test protocol on run-to-failure runs: each run cut at ``cuts`` random rows.
+
+    Cuts are drawn (seeded, with replacement) among the rows with a true RUL of at most
+    ``horizon``; each gives the window ending at the cut and the true, uncapped RUL there
+    -> ``X (len(runs) * cuts, window, F)``, ``y``.
+
+    >>> runs = simulated_runs(2, 1, seed=1)
+    >>> norm = fit_normalizer(runs, ("s2", "s3"))
+    >>> x, y = cut_windows(runs, InputSpec(norm), cuts=4, horizon=200)
+    >>> x.shape, bool(y.max() <= 200)
+    ((8, 30, 2), True)
+    """
+    if cuts < 1 or not runs:
+        raise DataError("need at least one run and one cut per run")
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for run in runs:
+        w = sliding_windows(inputs(run, spec), spec.window)
+        rul = run.rul[-len(w) :]
+        eligible = np.flatnonzero(rul <= horizon)
+        pick = rng.choice(eligible if len(eligible) else np.arange(len(w)), size=cuts)
+        xs.append(w[pick])
+        ys.append(rul[pick])
+    return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
+
+
+def final_windows(
+    runs: Sequence[Run], spec: InputSpec
+) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """Each run's last window and its true (uncapped) RUL -> ``X (E, window, F)``, ``y (E,)``.
+
+    A run shorter than the window is front-padded with its first row.
+    """
     if not runs:
         raise DataError("no runs to evaluate")
-    x = np.stack(
-        [last_window(norm.transform(r.select(norm.sensors), r.settings), window) for r in runs]
-    )
+    x = np.stack([last_window(inputs(r, spec), spec.window) for r in runs])
     return x, np.array([float(r.rul[-1]) for r in runs])

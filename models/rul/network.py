@@ -1,4 +1,8 @@
-"""The RUL network: an LSTM over a window of normalised sensors, emitting ordered quantiles."""
+"""The RUL network: LSTMs over a window of normalised sensors, emitting ordered quantiles.
+
+:class:`QuantileLSTM` is one model; :class:`QuantileEnsemble` averages the quantiles of several
+(trained on different folds of the engines), which is what an artifact holds.
+"""
 
 from __future__ import annotations
 
@@ -79,3 +83,32 @@ class QuantileLSTM(nn.Module):
         upper = median + torch.cumsum(steps[:, m + 1 :], dim=1)  # (B, Q - m - 1)
         lower = median - torch.cumsum(steps[:, :m].flip(1), dim=1).flip(1)  # (B, m)
         return torch.cat([lower, median, upper], dim=1) * self.output_scale
+
+
+class QuantileEnsemble(nn.Module):
+    """The mean of its members' quantiles (each member a :class:`QuantileLSTM`).
+
+    Averaging monotone quantiles keeps them monotone; one member is a plain model. Input and
+    output shapes are those of a member.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> ens = QuantileEnsemble([QuantileLSTM(n_features=3, hidden=4) for _ in range(2)]).eval()
+    >>> x = torch.rand(5, 30, 3)
+    >>> bool(torch.allclose(ens(x), (ens.members[0](x) + ens.members[1](x)) / 2))
+    True
+    """
+
+    def __init__(self, members: Sequence[QuantileLSTM]) -> None:
+        super().__init__()
+        if not members or len({m.quantiles for m in members}) != 1:
+            raise ValueError("an ensemble needs members with the same quantiles")
+        self.members = nn.ModuleList(members)
+        self.quantiles = members[0].quantiles
+        self.n_features = members[0].n_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, W, F)`` -> the members' mean quantiles ``(B, Q)`` in cycles."""
+        out: torch.Tensor = sum((member(x) for member in self.members), torch.zeros(()))
+        return out / len(self.members)

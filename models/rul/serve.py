@@ -1,8 +1,9 @@
 """Batched RUL inference and the per-asset window keeper used by the worker.
 
 The worker keeps one :class:`AssetWindow` per asset (a small float32 ring buffer of already
-normalised rows) and, once it is ``ready``, sends its window to a batcher that stacks windows of
-many assets into one :meth:`RulPredictor.predict` call.
+normalised rows, and the trend state of the models that use trend channels) and, once it is
+``ready``, sends its window to a batcher that stacks windows of many assets into one
+:meth:`RulPredictor.predict` call.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import torch
 from numpy.typing import NDArray
 
 from models.errors import DataError
-from models.features import Normalizer
+from models.features import InputSpec, Normalizer, trend_weights, with_age
 from models.metrics import interval_coverage, nasa_score, rmse
 from models.rul.artifact import ArtifactMetadata, load_artifact
 from models.rul.data import Run, final_windows
 from models.rul.device import resolve_device
-from models.rul.network import QuantileLSTM
+from models.rul.network import QuantileEnsemble
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,17 @@ class RulPredictor:
     """
 
     def __init__(
-        self, model: QuantileLSTM, metadata: ArtifactMetadata, device: torch.device | str = "cpu",
+        self,
+        model: QuantileEnsemble,
+        metadata: ArtifactMetadata,
+        device: torch.device | str = "cpu",
         max_batch: int = 4096,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.metadata = metadata
         self.max_batch = max_batch
+        self._n_features = len(metadata.features)
         qs = list(model.quantiles)
         self._cols = (0, qs.index(0.5), len(qs) - 1)
 
@@ -83,7 +88,7 @@ class RulPredictor:
     @property
     def n_features(self) -> int:
         """Features per row (``F``)."""
-        return len(self.metadata.features)
+        return self._n_features
 
     @property
     def normalizer(self) -> Normalizer:
@@ -92,13 +97,14 @@ class RulPredictor:
 
     def new_window(self) -> AssetWindow:
         """An empty window keeper matching this model."""
-        return AssetWindow(self.normalizer, self.window)
+        return AssetWindow(self.metadata.inputs)
 
     def predict(self, windows: NDArray[np.float32]) -> RulPrediction:
         """Forecast RUL for normalised ``windows (B, W, F)`` -> ``RulPrediction`` of ``(B,)``.
 
-        Predictions are clipped at 0 cycles. Raises ``DataError`` on a wrong shape or
-        non-finite values.
+        The band's distance from the median is scaled by the artifact's ``band_scale`` (its
+        calibration on validation engines) and predictions are clipped at 0 cycles. Raises
+        ``DataError`` on a wrong shape or non-finite values.
         """
         x = np.asarray(windows, dtype=np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.window, self.n_features):
@@ -107,41 +113,59 @@ class RulPredictor:
             )
         if not np.isfinite(x).all():
             raise DataError("windows contain non-finite values")
-        parts = []
+        parts, scale = [], self.metadata.band_scale
         with torch.inference_mode():
             for i in range(0, len(x), self.max_batch):
                 xb = torch.from_numpy(np.ascontiguousarray(x[i : i + self.max_batch]))
-                q = self.model(xb.to(self.device, non_blocking=True))
-                parts.append(q[:, list(self._cols)].clamp_min(0.0).float().cpu().numpy())
+                q = self.model(xb.to(self.device, non_blocking=True))[:, list(self._cols)]
+                if scale != 1.0:
+                    mid = q[:, 1:2]
+                    q = mid + (q - mid) * scale
+                parts.append(q.clamp_min(0.0).float().cpu().numpy())
         q3 = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.float32)
         return RulPrediction(q3[:, 0].copy(), q3[:, 1].copy(), q3[:, 2].copy())
 
 
 class AssetWindow:
-    """The last ``window`` normalised rows of one asset, in a float32 ring buffer.
+    """The last ``window`` normalised rows of one asset's life, in a float32 ring buffer.
 
-    Memory is one ``(window, F)`` float32 array plus a few slots (see :attr:`nbytes`).
+    Windows are built exactly as in training (:class:`~models.features.InputSpec`): with
+    ``trend > 0`` they carry the trend channels from the life's first pushed record on (the
+    keeper holds the trend at the row before its oldest row and derives the window's trend from
+    it); with ``age_scale > 0`` the age channel, from the records' ``cycle`` counter when they
+    carry one (cycle 1 is the first of a life) or else from the count of pushed records. A cycle
+    lower than the last one starts a new life (a repair): the keeper forgets the old one.
+    Memory is one ``(window, S)`` float32 array, the trend state (``S`` float64) and a few slots
+    (see :attr:`nbytes`).
 
     Examples
     --------
-    >>> from models.features import Normalizer
+    >>> from models.features import InputSpec, Normalizer
     >>> norm = Normalizer.fit([[0.0], [10.0]], np.zeros((2, 3)), ("s2",))
-    >>> w = AssetWindow(norm, window=3)
+    >>> w = AssetWindow(InputSpec(norm, window=3))
     >>> for v in (1.0, 2.0, 3.0, 4.0):
     ...     w.push({"s2": v})
     >>> w.ready, [round(float(v), 2) for v in w.array().ravel()]
     (True, [0.2, 0.3, 0.4])
+    >>> t = AssetWindow(InputSpec(norm, window=2, trend=0.5, age_scale=10.0))
+    >>> for cycle, v in enumerate((0.0, 10.0, 10.0), start=1):
+    ...     t.push({"s2": v}, cycle=cycle)
+    >>> t.array().tolist()  # scaled sensor, trend, age
+    [[1.0, 0.5, 0.10000000149011612], [1.0, 0.75, 0.20000000298023224]]
+    >>> t.push({"s2": 0.0}, cycle=1)  # a new life
+    >>> t.count
+    1
     """
 
-    __slots__ = ("_buf", "_count", "_norm", "_pos")
+    __slots__ = ("_age", "_before", "_buf", "_count", "_pos", "_spec")
 
-    def __init__(self, normalizer: Normalizer, window: int) -> None:
-        if window < 1:
-            raise ValueError("window must be at least 1")
-        self._norm = normalizer
-        self._buf = np.zeros((window, len(normalizer.sensors)), dtype=np.float32)
+    def __init__(self, spec: InputSpec) -> None:
+        self._spec = spec
+        self._buf = np.zeros((spec.window, len(spec.normalizer.sensors)), dtype=np.float32)
+        self._before: NDArray[np.float64] | None = None  # trend at the row before the oldest
         self._pos = 0
         self._count = 0
+        self._age = -1  # cycles into life of the newest row
 
     @property
     def ready(self) -> bool:
@@ -155,28 +179,40 @@ class AssetWindow:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by this keeper: its slots object plus the ring buffer (header and data).
+        """Bytes held by this keeper: its slots object, the ring buffer and the trend state.
 
-        The normaliser is shared by all keepers of one model and not counted.
+        The input spec is shared by all keepers of one model and not counted.
         """
-        return sys.getsizeof(self) + sys.getsizeof(self._buf)
+        before = sys.getsizeof(self._before) if self._before is not None else 0
+        return sys.getsizeof(self) + sys.getsizeof(self._buf) + before
 
     def push(
-        self, sensors: Mapping[str, float], settings: Mapping[str, float] | None = None
+        self,
+        sensors: Mapping[str, float],
+        settings: Mapping[str, float] | None = None,
+        cycle: int | None = None,
     ) -> None:
-        """Normalise one record (sensor and optional settings dicts) and append it.
+        """Normalise and append one record (``cycle``: its cycle in life, counted from 1).
 
-        Raises ``DataError`` for a missing or non-finite sensor; the window is then unchanged.
+        Raises ``DataError`` if a model sensor is missing or not finite (the window is unchanged).
         """
-        row = self._norm.transform_one(sensors, settings)
+        row = self._spec.normalizer.transform_one(sensors, settings)
         if not np.isfinite(row).all():
             raise DataError("non-finite sensor value")
+        age = self._age + 1 if cycle is None else cycle - 1
+        if age < self._age:
+            self.clear()
+        a = self._spec.trend
+        if a and self.ready:  # the oldest row leaves: fold it into the trend state
+            old = self._buf[self._pos].astype(np.float64)
+            self._before = old if self._before is None else a * old + (1.0 - a) * self._before
         self._buf[self._pos] = row
         self._pos = (self._pos + 1) % len(self._buf)
         self._count = min(self._count + 1, len(self._buf))
+        self._age = age
 
     def array(self, pad: bool = False) -> NDArray[np.float32]:
-        """The window, oldest row first, as a new ``(window, F)`` array.
+        """The window, oldest row first, as a new ``(window, F)`` array of model inputs.
 
         With ``pad`` a window that is not yet full is front-padded with its first row (as in
         training); otherwise it raises ``DataError``.
@@ -186,38 +222,51 @@ class AssetWindow:
         if not self.ready:
             if not pad:
                 raise DataError(f"window not full ({self._count}/{len(self._buf)} rows)")
-            rows = self._buf[: self._count]
+            rows = self._channels(self._buf[: self._count])
             return np.concatenate([np.repeat(rows[:1], len(self._buf) - self._count, 0), rows])
-        return np.roll(self._buf, -self._pos, axis=0)
+        return self._channels(np.roll(self._buf, -self._pos, axis=0))
+
+    def _channels(self, rows: NDArray[np.float32]) -> NDArray[np.float32]:
+        spec = self._spec
+        if spec.trend:
+            x = rows.astype(np.float64)
+            m, c = trend_weights(len(x), spec.trend)
+            before = x[0] if self._before is None else self._before  # e[0] = x[0] at the start
+            e = m @ x + c[:, None] * before
+            rows = np.concatenate([rows, e.astype(np.float32)], axis=1)
+        return with_age(rows, spec.age_scale, first=self._age - len(rows) + 1)
 
     def clear(self) -> None:
-        """Forget all rows (e.g. after a repair)."""
+        """Forget all rows (a new life, e.g. after a repair)."""
         self._pos = self._count = 0
+        self._before = None
+        self._age = -1
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Forecasts on each run's last window against the true RUL, with the summary metrics.
+    """Forecasts on each run's last window against its true RUL, with the summary metrics.
 
-    ``true`` is capped at the model's RUL cap (the protocol's piecewise-linear target);
-    ``true_uncapped`` keeps the raw values.
+    ``true`` is the RUL as given (e.g. ``RUL_FD001.txt``, not capped); ``cap`` is the model's
+    training cap, used only by the ``*_capped`` metrics of the piecewise-linear protocol.
     """
 
     run_ids: tuple[str, ...]
     prediction: RulPrediction
     true: NDArray[np.float64]
-    true_uncapped: NDArray[np.float64]
+    cap: float
 
     def metrics(self) -> dict[str, float]:
-        """``rmse``, ``score`` (NASA), ``coverage`` (P10-P90), ``n_engines``, uncapped variants."""
+        """``rmse``, ``score`` (NASA), ``coverage`` (P10-P90), ``n_engines``, capped variants."""
         p = self.prediction
+        capped = np.minimum(self.true, self.cap)
         return {
             "rmse": rmse(p.p50, self.true),
             "score": nasa_score(p.p50, self.true),
             "coverage": interval_coverage(p.p10, p.p90, self.true),
             "n_engines": float(len(self.true)),
-            "rmse_uncapped": rmse(p.p50, self.true_uncapped),
-            "score_uncapped": nasa_score(p.p50, self.true_uncapped),
+            "rmse_capped": rmse(p.p50, capped),
+            "score_capped": nasa_score(p.p50, capped),
         }
 
 
@@ -233,7 +282,7 @@ def evaluate(predictor: RulPredictor, runs: Sequence[Run]) -> Evaluation:
     >>> sorted(evaluate(predictor, runs).metrics())[:3]
     ['coverage', 'n_engines', 'rmse']
     """
-    x, y = final_windows(runs, predictor.normalizer, predictor.window)
+    meta = predictor.metadata
+    x, y = final_windows(runs, meta.inputs)
     pred = predictor.predict(x)
-    capped = np.minimum(y, predictor.metadata.cap)
-    return Evaluation(tuple(r.run_id for r in runs), pred, capped, y)
+    return Evaluation(tuple(r.run_id for r in runs), pred, y, meta.cap)

@@ -1,14 +1,19 @@
 """Reproducible training of the quantile LSTM on run-to-failure data.
 
-Runs are split into training and validation *by engine*, the scaling is fitted on the training
-engines only, and the network is trained with the pinball loss on the capped RUL target. The
-weights of the epoch with the lowest validation loss are kept (early stopping). Seeds, a seeded
-shuffle and ``torch.use_deterministic_algorithms`` make the same data + seed give the same model
-on CPU.
+Runs (engines) are dealt into folds; one member network per fold is trained with the pinball
+loss on the capped RUL target on the other folds' engines and early-stopped on its own, and the
+model is the average of the members (a cross-validated ensemble: averaging cancels much of the
+seed-to-seed and split-to-split variance of a single LSTM). An exponential moving average of the
+weights (EMA) is what gets validated and kept: the averaged weights of the epoch with the lowest
+validation loss. Validation also scores the test protocol: held-out engines cut at random rows,
+last window against the true, uncapped RUL; these out-of-fold forecasts calibrate the P10-P90
+band. Seeds, a seeded shuffle and ``torch.use_deterministic_algorithms`` make the same data +
+seed give the same model on CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,17 +26,40 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from models.errors import ConfigError
-from models.features import INFORMATIVE_SENSORS, WINDOW
-from models.metrics import interval_coverage, rmse
+from models.features import (
+    AGE_SCALE,
+    INFORMATIVE_SENSORS,
+    TREND_ALPHA,
+    WINDOW,
+    InputSpec,
+    Normalizer,
+)
+from models.metrics import interval_coverage, nasa_score, rmse
 from models.rul.artifact import Architecture, ArtifactMetadata
-from models.rul.data import RUL_CAP, Run, data_sha256, fit_normalizer, split_runs, windows
+from models.rul.data import (
+    RUL_CAP,
+    Run,
+    cut_windows,
+    data_sha256,
+    fit_normalizer,
+    split_folds,
+    windows,
+)
 from models.rul.device import resolve_device
-from models.rul.network import QuantileLSTM
+from models.rul.network import QuantileEnsemble, QuantileLSTM
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Training settings (stored in the artifact's metadata).
+
+    ``folds`` members are trained, member ``k`` on all engines but fold ``k`` and early-stopped
+    on that fold; the artifact holds their average (``folds == 1``: one member validated on a
+    ``val_share`` of the engines). ``trend`` is the smoothing factor of the trend channels and
+    ``age_scale`` the scale of the age channel (0: none); ``ema`` the decay of the weight average
+    that is validated and kept (0: none). ``val_cuts`` random cuts per validation engine within
+    its last ``val_horizon`` cycles give the test-protocol metrics, and the P10-P90 band is
+    scaled to cover ``coverage`` of them (0: no calibration).
 
     >>> TrainConfig(epochs=3).window
     30
@@ -40,26 +68,59 @@ class TrainConfig:
     window: int = WINDOW
     cap: float = RUL_CAP
     sensors: tuple[str, ...] = INFORMATIVE_SENSORS
+    trend: float = TREND_ALPHA
+    age_scale: float = AGE_SCALE
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     hidden: int = 48
     layers: int = 2
     dropout: float = 0.1
-    epochs: int = 25
-    batch_size: int = 256
-    lr: float = 2e-3
-    patience: int = 6
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 3e-3
+    patience: int = 8
+    folds: int = 5
     val_share: float = 0.2
+    ema: float = 0.995
+    val_cuts: int = 10
+    val_horizon: float = 150.0
+    coverage: float = 0.8
     seed: int = 0
     device: str = "auto"
+
+    def inputs(self, normalizer: Normalizer) -> InputSpec:
+        """The input rows these settings train on, with ``normalizer``'s scaling."""
+        return InputSpec(normalizer, self.window, self.trend, self.age_scale)
+
+    def architecture(self, n_features: int) -> Architecture:
+        """The network these settings train: ``folds`` members over ``n_features`` inputs."""
+        return Architecture(
+            n_features, self.quantiles, self.hidden, self.layers, self.dropout, self.cap,
+            members=self.folds,
+        )  # fmt: skip
 
 
 @dataclass
 class TrainResult:
-    """A trained model, its metadata (without version yet) and the per-epoch history."""
+    """A trained ensemble, its metadata (without version yet) and the per-epoch history.
 
-    model: QuantileLSTM
+    Each history row is one epoch of one member (``member``, ``epoch``, validation metrics).
+    """
+
+    model: QuantileEnsemble
     metadata: ArtifactMetadata
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """One member's data: training windows, validation windows and validation cuts."""
+
+    x: NDArray[np.float32]
+    y: NDArray[np.float32]
+    xv: NDArray[np.float32]
+    yv: NDArray[np.float32]
+    xc: NDArray[np.float32]
+    yc: NDArray[np.float64]
 
 
 def pinball_loss(pred: torch.Tensor, y: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
@@ -97,7 +158,10 @@ def deterministic(seed: int) -> Iterator[None]:
 
 
 def predict_array(
-    model: QuantileLSTM, x: NDArray[np.float32], device: torch.device, batch: int = 4096
+    model: QuantileLSTM | QuantileEnsemble,
+    x: NDArray[np.float32],
+    device: torch.device,
+    batch: int = 4096,
 ) -> NDArray[np.float32]:
     """Run ``model`` over ``x (N, W, F)`` in chunks -> quantiles ``(N, Q)`` (eval mode, no grad)."""
     model.eval()
@@ -116,87 +180,96 @@ def _metrics(
     return {"rmse": rmse(mid, y), "coverage": interval_coverage(lo, hi, y)}
 
 
+def _cut_metrics(
+    pred: NDArray[np.float32], y: NDArray[np.float64], qs: Sequence[float]
+) -> dict[str, float]:
+    """Test-protocol metrics; the NASA score is per 100 cuts (the size of a C-MAPSS test set)."""
+    mid = pred[:, qs.index(0.5)]
+    return {
+        "cut_rmse": rmse(mid, y),
+        "cut_score": nasa_score(mid, y) * 100.0 / len(y),
+        "cut_coverage": interval_coverage(pred[:, 0], pred[:, -1], y),
+    }
+
+
+def band_scale(pred: NDArray[np.float32], y: NDArray[np.float64], coverage: float) -> float:
+    """Factor on the distances of ``pred (N, 3)`` (P10, P50, P90) from the median that makes the
+    band hold ``coverage`` of ``y`` (split-conformal quantile of the needed factors).
+
+    >>> pred = np.array([[8.0, 10.0, 12.0]] * 4, dtype=np.float32)
+    >>> band_scale(pred, np.array([9.0, 11.0, 13.0, 14.0]), 0.5)
+    1.5
+    """
+    lo, mid, hi = (pred[:, i].astype(np.float64) for i in range(3))
+    below = (mid - y) / np.maximum(mid - lo, 1e-6)
+    above = (y - mid) / np.maximum(hi - mid, 1e-6)
+    need = np.sort(np.where(y < mid, below, above))
+    k = min(len(need), int(np.ceil((len(need) + 1) * coverage)))
+    return float(need[max(k, 1) - 1])
+
+
 def train_rul(
     runs: Sequence[Run], config: TrainConfig, progress: bool = False, data_source: str = ""
 ) -> TrainResult:
-    """Train a :class:`QuantileLSTM` on ``runs`` (run to failure) with early stopping.
+    """Train an ensemble of :class:`QuantileLSTM` on ``runs`` (run to failure), one per fold.
+
+    The scaling is fitted on all ``runs``; each member is early-stopped on its held-out fold, and
+    the pooled held-out predictions give the validation metrics and the band calibration.
 
     Examples
     --------
     >>> from models.rul.data import simulated_runs
-    >>> cfg = TrainConfig(epochs=1, hidden=8, layers=1, device="cpu", val_share=0.25)
+    >>> cfg = TrainConfig(epochs=1, hidden=8, layers=1, device="cpu", folds=2)
     >>> result = train_rul(simulated_runs(assets=4, lives=1), cfg)
-    >>> sorted(result.metadata.metrics)
-    ['best_epoch', 'val_coverage', 'val_loss', 'val_rmse']
+    >>> len(result.model.members), sorted(result.metadata.metrics)[:4]
+    (2, ['best_epoch', 'val_coverage', 'val_cut_coverage', 'val_cut_rmse'])
     """
     if config.epochs < 1 or config.batch_size < 1 or config.patience < 1:
         raise ConfigError("epochs, batch size and patience must be at least 1")
+    if not (0.0 <= config.ema < 1.0 and 0.0 <= config.trend <= 1.0 and 0 <= config.coverage < 1):
+        raise ConfigError("ema and coverage must be in [0, 1), trend in [0, 1]")
     device = resolve_device(config.device)
-    train_runs, val_runs = split_runs(runs, config.val_share, config.seed)
-    norm = fit_normalizer(train_runs, config.sensors)
-    x, y = windows(train_runs, norm, config.window, config.cap)
-    xv, yv = windows(val_runs, norm, config.window, config.cap) if val_runs else (x, y)
-    arch = Architecture(
-        len(config.sensors), config.quantiles, config.hidden, config.layers, config.dropout,
-        config.cap,
-    )  # fmt: skip
-    qs = torch.tensor(config.quantiles, device=device)
+    spec = config.inputs(fit_normalizer(runs, config.sensors))
+    arch = config.architecture(len(spec.names))
+    members: list[QuantileLSTM] = []
     history: list[dict[str, float]] = []
-    with deterministic(config.seed):
-        model = arch.build().to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
-        gen = torch.Generator().manual_seed(config.seed)
-        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device) / config.cap
-        best_loss, best_state, best_epoch, stale = float("inf"), model.state_dict(), 0, 0
-        with _progress(progress, config.epochs) as bar:
-            for epoch in range(1, config.epochs + 1):
-                model.train()
-                order = torch.randperm(len(xt), generator=gen).to(device)
-                for i in range(0, len(order), config.batch_size):
-                    idx = order[i : i + config.batch_size]
-                    loss = pinball_loss(model(xt[idx]) / config.cap, yt[idx], qs)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    opt.step()
-                pv = predict_array(model, xv, device)
-                val_loss = float(
-                    pinball_loss(
-                        torch.from_numpy(pv / config.cap),
-                        torch.from_numpy(yv / config.cap),
-                        qs.cpu(),
-                    )
-                )
-                sched.step(val_loss)
-                row = {
-                    "epoch": float(epoch),
-                    "val_loss": val_loss,
-                    **_metrics(pv, yv, config.quantiles),
-                }
-                history.append(row)
-                if val_loss < best_loss - 1e-6:
-                    best_loss, best_epoch, stale = val_loss, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    stale += 1
-                if bar is not None:
-                    bar.update(bar.task_ids[0], advance=1, info=_info(row))
-                if stale >= config.patience:
-                    break
-        model.load_state_dict(best_state)
-    model.eval()
-    best = history[best_epoch - 1]
+    pooled: list[tuple[NDArray[np.float32], NDArray[np.float64]]] = []
+    bests: list[dict[str, float]] = []
+    pairs = split_folds(runs, config.folds, config.val_share, config.seed)
+    with _progress(progress, len(pairs) * config.epochs) as bar:
+        for k, (train_runs, val_runs) in enumerate(pairs):
+            check = val_runs or train_runs
+            x, y = windows(train_runs, spec, config.cap)
+            xv, yv = windows(check, spec, config.cap)
+            xc, yc = cut_windows(check, spec, config.val_cuts, config.val_horizon, config.seed + k)
+            fold = _Fold(x, y, xv, yv, xc, yc)
+            model, rows = _train_member(arch, fold, config, config.seed + k, device, bar)
+            best = min(rows, key=lambda r: r["val_loss"])
+            members.append(model)
+            history.extend({"member": float(k), **r} for r in rows)
+            bests.append(best)
+            pooled.append((predict_array(model, xc, device), yc))
+    cut_pred = np.concatenate([p for p, _ in pooled])
+    cut_true = np.concatenate([t for _, t in pooled])
+    cols = [0, config.quantiles.index(0.5), len(config.quantiles) - 1]
+    scale = band_scale(cut_pred[:, cols], cut_true, config.coverage) if config.coverage else 1.0
+    cut = _cut_metrics(cut_pred, cut_true, config.quantiles)
     metrics = {
-        "val_loss": round(best["val_loss"], 6),
-        "val_rmse": round(best["rmse"], 4),
-        "val_coverage": round(best["coverage"], 4),
-        "best_epoch": float(best_epoch),
+        "val_loss": round(float(np.mean([b["val_loss"] for b in bests])), 6),
+        "val_rmse": round(float(np.mean([b["rmse"] for b in bests])), 4),
+        "val_coverage": round(float(np.mean([b["coverage"] for b in bests])), 4),
+        "val_cut_rmse": round(cut["cut_rmse"], 4),
+        "val_cut_score": round(cut["cut_score"], 2),
+        "val_cut_coverage": round(cut["cut_coverage"], 4),
+        "best_epoch": float(np.mean([b["epoch"] for b in bests])),
     }
     meta = ArtifactMetadata(
-        normalizer=norm,
+        normalizer=spec.normalizer,
         window=config.window,
         cap=config.cap,
+        trend=config.trend,
+        age_scale=config.age_scale,
+        band_scale=scale,
         architecture=arch,
         seed=config.seed,
         data_sha256=data_sha256(runs),
@@ -204,15 +277,85 @@ def train_rul(
         metrics=metrics,
         training={
             "epochs": config.epochs, "epochs_run": len(history), "batch_size": config.batch_size,
-            "lr": config.lr, "patience": config.patience, "val_share": config.val_share,
-            "train_runs": len(train_runs), "val_runs": len(val_runs), "train_windows": len(x),
+            "lr": config.lr, "patience": config.patience, "folds": config.folds,
+            "val_share": config.val_share, "ema": config.ema, "val_cuts": config.val_cuts,
+            "val_horizon": config.val_horizon, "runs": len(runs),
+            "best_epochs": [int(b["epoch"]) for b in bests],
         },
     )  # fmt: skip
-    return TrainResult(model.cpu(), meta, history)
+    return TrainResult(QuantileEnsemble(members).eval(), meta, history)
+
+
+def _train_member(
+    arch: Architecture,
+    fold: _Fold,
+    config: TrainConfig,
+    seed: int,
+    device: torch.device,
+    bar: Progress | None,
+) -> tuple[QuantileLSTM, list[dict[str, float]]]:
+    """Train one member with early stopping on its fold -> (best averaged weights, history)."""
+    qs = torch.tensor(config.quantiles, device=device)
+    history: list[dict[str, float]] = []
+    with deterministic(seed):
+        model = arch.member().to(device)
+        averaged = copy.deepcopy(model)  # the EMA of the weights: validated and kept
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
+        gen = torch.Generator().manual_seed(seed)
+        xt = torch.from_numpy(fold.x).to(device)
+        yt = torch.from_numpy(fold.y).to(device) / config.cap
+        best_loss, best_state, stale, step = float("inf"), averaged.state_dict(), 0, 0
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            order = torch.randperm(len(xt), generator=gen).to(device)
+            for i in range(0, len(order), config.batch_size):
+                idx = order[i : i + config.batch_size]
+                loss = pinball_loss(model(xt[idx]) / config.cap, yt[idx], qs)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                decay = min(config.ema, (1.0 + step) / (10.0 + step))  # short warm-up
+                with torch.no_grad():
+                    for avg, p in zip(averaged.parameters(), model.parameters(), strict=True):
+                        avg.lerp_(p, 1.0 - decay)
+            pv = predict_array(averaged, fold.xv, device)
+            val_loss = float(
+                pinball_loss(
+                    torch.from_numpy(pv / config.cap), torch.from_numpy(fold.yv / config.cap),
+                    qs.cpu(),
+                )
+            )  # fmt: skip
+            sched.step(val_loss)
+            row = {
+                "epoch": float(epoch),
+                "val_loss": val_loss,
+                **_metrics(pv, fold.yv, config.quantiles),
+                **_cut_metrics(predict_array(averaged, fold.xc, device), fold.yc, config.quantiles),
+            }
+            history.append(row)
+            if val_loss < best_loss - 1e-6:
+                best_loss, stale = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
+            else:
+                stale += 1
+            last = stale >= config.patience
+            if bar is not None:
+                advance = config.epochs - epoch + 1 if last else 1
+                bar.update(bar.task_ids[0], advance=advance, info=_info(row))
+            if last:
+                break
+        model.load_state_dict(best_state)
+    return model.eval(), history
 
 
 def _info(row: dict[str, float]) -> str:
-    return f"val loss {row['val_loss']:.4f}  rmse {row['rmse']:.2f}  cover {row['coverage']:.2f}"
+    return (
+        f"val loss {row['val_loss']:.4f}  rmse {row['rmse']:.2f}  cover {row['coverage']:.2f}  "
+        f"cut rmse {row['cut_rmse']:.2f}"
+    )
 
 
 @contextmanager

@@ -133,17 +133,24 @@ def view(snap: Snapshot, rate: float, elapsed: float, duration: float) -> Group:
 def demo_model(settings: Settings, console: Console, cmapss: Path | None) -> Path:
     """A small RUL model trained on the simulator (or on C-MAPSS FD001), cached under the
     data dir."""
-    from models.rul.artifact import METADATA, save_artifact
+    from models.errors import ArtifactError
+    from models.rul.artifact import METADATA, load_artifact, save_artifact
     from models.rul.data import read_cmapss, simulated_runs
     from models.rul.train import TrainConfig, train_rul
 
     out = settings.data_dir / ("demo-model-fd001" if cmapss else "demo-model")
     if (out / METADATA).exists():
-        console.print(f"RUL model: cached {out}")
-        return out
+        try:
+            load_artifact(out)
+            console.print(f"RUL model: cached {out}")
+            return out
+        except ArtifactError as exc:
+            console.print(f"RUL model: not using the cached one ({exc})")
     source = "C-MAPSS FD001 training engines" if cmapss else "simulated run-to-failure data"
     console.print(f"RUL model: training a small LSTM on {source} …")
-    config = TrainConfig(epochs=8 if cmapss else 6, hidden=32, layers=1, device="cpu", seed=0)
+    config = TrainConfig(
+        epochs=8 if cmapss else 6, hidden=32, layers=1, folds=1, device="cpu", seed=0
+    )
     if cmapss:
         runs = read_cmapss(cmapss / "train_FD001.txt")
     else:

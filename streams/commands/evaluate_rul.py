@@ -20,8 +20,8 @@ EXAMPLES = """examples:
   pmaint evaluate rul --model artifacts/rul-fd001 --test test_FD001.txt --rul RUL_FD001.txt --json
   pmaint evaluate rul --model artifacts/rul-fd001 --data ~/CMAPSSData --plot rul.png
 
-Each test engine is scored on its last window; the true RUL is capped at the model's cap
-(piecewise-linear target), *_uncapped metrics use the raw values."""
+Each test engine is scored on its last window against its true RUL as given in the RUL file;
+*_capped metrics cap the truth at the model's training cap (the piecewise-linear protocol)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     doc = {
         "rmse": round(m["rmse"], 4), "score": round(m["score"], 2),
         "coverage": round(m["coverage"], 4), "n_engines": int(m["n_engines"]),
-        "rmse_uncapped": round(m["rmse_uncapped"], 4),
-        "score_uncapped": round(m["score_uncapped"], 2),
+        "rmse_capped": round(m["rmse_capped"], 4),
+        "score_capped": round(m["score_capped"], 2),
         "model_version": predictor.version, "device": str(predictor.device),
     }  # fmt: skip
     if args.plot is not None:
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc))
     else:
         print(f"model {doc['model_version']} on {doc['n_engines']} engines ({test.name})")
-        print(f"  RMSE           {doc['rmse']:.2f}   (uncapped truth {doc['rmse_uncapped']:.2f})")
-        print(f"  NASA score     {doc['score']:.1f}   (uncapped truth {doc['score_uncapped']:.1f})")
+        print(f"  RMSE           {doc['rmse']:.2f}   (capped truth {doc['rmse_capped']:.2f})")
+        print(f"  NASA score     {doc['score']:.1f}   (capped truth {doc['score_capped']:.1f})")
         print(f"  P10-P90 cover  {doc['coverage']:.2f}")
         if args.plot is not None:
             print(f"  plot           {args.plot}")
@@ -86,7 +86,7 @@ def plot(result: Evaluation, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(11, 4.5))
     ax.fill_between(x, p.p10[order], p.p90[order], alpha=0.3, label="P10-P90 band", step="mid")
     ax.plot(x, p.p50[order], "o-", ms=3, lw=1, label="predicted RUL (P50)")
-    ax.plot(x, result.true[order], "k.", ms=5, label="true RUL (capped)")
+    ax.plot(x, result.true[order], "k.", ms=5, label="true RUL")
     ax.set_xlabel("test engine (sorted by true RUL)")
     ax.set_ylabel("remaining useful life (cycles)")
     ax.set_title(title)

@@ -12,7 +12,6 @@ import torch
 from models.errors import ConfigError
 from models.rul.artifact import METADATA, save_artifact
 from models.rul.data import (
-    RUL_CAP,
     SUBSETS,
     Run,
     cmapss_paths,
@@ -26,7 +25,7 @@ from models.rul.train import TrainConfig, train_rul
 
 EXAMPLES = """examples:
   pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001
-  pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001 --epochs 30 --seed 7
+  pmaint train --data ~/CMAPSSData --subset FD001 --out artifacts/rul-fd001 --folds 3 --seed 7
   pmaint train --simulated --assets 40 --lives 3 --out artifacts/rul-sim --device cpu
 
 With --data, test_<subset>.txt and RUL_<subset>.txt next to the training file (when present)
@@ -41,17 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", default="FD001", choices=SUBSETS, help="C-MAPSS subset")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="artifact dir")
     parser.add_argument("--force", action="store_true", help="overwrite an existing artifact")
-    parser.add_argument("--epochs", type=int, default=25, help="most epochs (default 25)")
-    parser.add_argument("--patience", type=int, default=6, help="early-stopping patience")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate")
-    parser.add_argument("--hidden", type=int, default=48, help="LSTM hidden size")
-    parser.add_argument("--layers", type=int, default=2, help="LSTM layers")
-    parser.add_argument("--val-share", type=float, default=0.2, help="validation engines share")
+    d = TrainConfig()
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="most epochs per member")
+    parser.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience")
     parser.add_argument(
-        "--cap", type=float, default=RUL_CAP, help=f"RUL target cap in cycles (default {RUL_CAP:g})"
+        "--folds", type=int, default=d.folds, help="ensemble members, one per fold of the engines"
+    )
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    parser.add_argument("--device", choices=DEVICES, default=d.device)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
+    parser.add_argument("--hidden", type=int, default=d.hidden, help="LSTM hidden size")
+    parser.add_argument("--layers", type=int, default=d.layers, help="LSTM layers")
+    parser.add_argument(
+        "--val-share", type=float, default=d.val_share, help="validation share with --folds 1"
+    )
+    parser.add_argument("--cap", type=float, default=d.cap, help="RUL target cap in cycles")
+    parser.add_argument(
+        "--trend", type=float, default=d.trend, help="trend channels' smoothing factor, 0: none"
+    )
+    parser.add_argument(
+        "--age-scale", type=float, default=d.age_scale, help="age channel's scale, 0: none"
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,12 +90,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--threads must be at least 1")
     if not args.cap > 0:
         raise ConfigError("--cap must be positive")
+    if not 0 <= args.trend <= 1 or args.age_scale < 0 or args.folds < 1:
+        raise ConfigError("--trend must be in [0, 1], --age-scale >= 0 and --folds >= 1")
     torch.set_num_threads(args.threads)
     runs, tests, source = _load(args)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
         layers=args.layers, patience=args.patience, val_share=args.val_share, seed=args.seed,
-        device=args.device, cap=args.cap,
+        device=args.device, cap=args.cap, trend=args.trend, age_scale=args.age_scale,
+        folds=args.folds,
     )  # fmt: skip
     started = time.perf_counter()
     result = train_rul(runs, config, progress=not args.quiet, data_source=source)

@@ -40,7 +40,9 @@ def fd001_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small model trained on FD001 (a few seconds)."""
     if not (CMAPSS / "train_FD001.txt").exists():
         pytest.fail(f"C-MAPSS reference data missing at {CMAPSS}")
-    config = TrainConfig(epochs=1, hidden=16, layers=1, batch_size=256, device="cpu", seed=0)
+    config = TrainConfig(
+        epochs=1, hidden=16, layers=1, batch_size=256, folds=2, device="cpu", seed=0
+    )
     result = train_rul(read_cmapss(CMAPSS / "train_FD001.txt"), config, data_source="FD001")
     out = tmp_path_factory.mktemp("rul-fd001")
     save_artifact(out, result.model, result.metadata)

@@ -32,7 +32,7 @@ def fd001_test(cmapss_dir: Path) -> list[Run]:
     return read_cmapss_test(cmapss_dir / "test_FD001.txt", cmapss_dir / "RUL_FD001.txt")
 
 
-SMALL = TrainConfig(epochs=3, hidden=32, layers=1, batch_size=256, device="cpu", seed=0)
+SMALL = TrainConfig(epochs=3, hidden=32, layers=1, batch_size=256, folds=2, device="cpu", seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,17 @@ import torch
 from safetensors.torch import save_file
 
 from models.errors import ArtifactError, DataError
-from models.features import INFORMATIVE_SENSORS
+from models.features import (
+    AGE_SCALE,
+    INFORMATIVE_SENSORS,
+    TREND_ALPHA,
+    InputSpec,
+    last_window,
+    sliding_windows,
+)
 from models.metrics import rmse
 from models.rul.artifact import METADATA, WEIGHTS, load_artifact, save_artifact
-from models.rul.data import Run, final_windows, fit_normalizer, simulated_runs
+from models.rul.data import Run, final_windows, fit_normalizer, inputs, simulated_runs
 from models.rul.network import QuantileLSTM
 from models.rul.serve import AssetWindow, RulPredictor, evaluate
 from models.rul.train import TrainConfig, TrainResult, pinball_loss, train_rul
@@ -64,16 +71,21 @@ def test_artifact_round_trip_gives_identical_predictions(
 ) -> None:
     stored = save_artifact(tmp_path, fd001_model.model, fd001_model.metadata)
     doc = json.loads((tmp_path / METADATA).read_text())
-    for key in ("features", "scaling", "regimes", "window", "cap", "quantiles", "version",
-                "data_sha256", "metrics", "seed", "architecture"):  # fmt: skip
+    for key in ("features", "scaling", "regimes", "window", "cap", "trend", "age_scale",
+                "quantiles", "band_scale", "version", "data_sha256", "metrics", "seed",
+                "architecture"):  # fmt: skip
         assert key in doc
-    assert doc["features"] == list(INFORMATIVE_SENSORS)
+    trends = [f"{s}_trend" for s in INFORMATIVE_SENSORS]
+    assert doc["features"] == [*INFORMATIVE_SENSORS, *trends, "age"]
+    assert doc["architecture"]["n_features"] == 29
+    assert doc["architecture"]["members"] == 2
+    assert doc["format_version"] == 3
     assert doc["window"] == 30
     assert doc["version"] == stored.version
     assert stored.version.startswith("rul-")
     loaded = RulPredictor.load(tmp_path, device="cpu")
     direct = RulPredictor(fd001_model.model, fd001_model.metadata)
-    x, _ = final_windows(fd001_test, loaded.normalizer)
+    x, _ = final_windows(fd001_test, loaded.metadata.inputs)
     a, b = loaded.predict(x), direct.predict(x)
     assert np.array_equal(a.p10, b.p10)
     assert np.array_equal(a.p50, b.p50)
@@ -146,7 +158,7 @@ def test_missing_artifact(tmp_path: Path) -> None:
 
 def test_same_seed_same_model_other_seed_differs(fd001_train: list[Run]) -> None:
     runs = fd001_train[:24]
-    cfg = TrainConfig(epochs=2, hidden=16, layers=1, device="cpu", seed=3, val_share=0.25)
+    cfg = TrainConfig(epochs=2, hidden=16, layers=1, device="cpu", seed=3, folds=2)
     a, b = train_rul(runs, cfg), train_rul(runs, cfg)
     c = train_rul(runs, dataclasses.replace(cfg, seed=4))
     assert {k: round(v, 3) for k, v in a.metadata.metrics.items()} == {
@@ -158,13 +170,13 @@ def test_same_seed_same_model_other_seed_differs(fd001_train: list[Run]) -> None
 
 def test_predict_rejects_bad_input(fd001_model: TrainResult) -> None:
     predictor = RulPredictor(fd001_model.model, fd001_model.metadata)
-    with pytest.raises(DataError, match=r"\(B, 30, 14\)"):
-        predictor.predict(np.zeros((2, 29, 14), dtype=np.float32))
-    bad = np.zeros((1, 30, 14), dtype=np.float32)
+    with pytest.raises(DataError, match=r"\(B, 30, 29\)"):
+        predictor.predict(np.zeros((2, 29, 29), dtype=np.float32))
+    bad = np.zeros((1, 30, 29), dtype=np.float32)
     bad[0, 3, 3] = np.nan
     with pytest.raises(DataError, match="non-finite"):
         predictor.predict(bad)
-    assert predictor.predict(np.zeros((0, 30, 14), dtype=np.float32)).p50.shape == (0,)
+    assert predictor.predict(np.zeros((0, 30, 29), dtype=np.float32)).p50.shape == (0,)
 
 
 def test_asset_window_reproduces_the_offline_last_window(
@@ -175,18 +187,16 @@ def test_asset_window_reproduces_the_offline_last_window(
     keeper = predictor.new_window()
     for i in range(len(run)):
         assert keeper.ready == (i >= 30)
-        keeper.push(
-            {f"s{j + 1}": float(v) for j, v in enumerate(run.sensors[i])},
-            {f"setting{j + 1}": float(v) for j, v in enumerate(run.settings[i])},
-        )
-    offline, _ = final_windows([run], predictor.normalizer)
+        keeper.push(*record(run, i), cycle=i + 1)
+    offline, _ = final_windows([run], predictor.metadata.inputs)
+    assert offline.shape == (1, 30, 29)
     np.testing.assert_allclose(keeper.array(), offline[0], rtol=0, atol=1e-6)
 
 
 def test_asset_window_padding_and_errors() -> None:
     runs = simulated_runs(assets=2, lives=1, seed=1)
     norm = fit_normalizer(runs, INFORMATIVE_SENSORS)
-    keeper = AssetWindow(norm, 30)
+    keeper = AssetWindow(InputSpec(norm, 30))
     with pytest.raises(DataError, match="no rows"):
         keeper.array(pad=True)
     sensors = {f"s{j + 1}": float(v) for j, v in enumerate(runs[0].sensors[0])}
@@ -202,26 +212,140 @@ def test_asset_window_padding_and_errors() -> None:
     assert keeper.count == 0
 
 
-def test_asset_window_memory_for_ten_thousand_assets() -> None:
-    norm = fit_normalizer(simulated_runs(assets=2, lives=1), INFORMATIVE_SENSORS)
-    one = AssetWindow(norm, 30)
-    assert one.nbytes < 2 * 30 * 14 * 4
+def test_asset_window_memory_per_asset() -> None:
+    runs = simulated_runs(assets=2, lives=1)
+    norm = fit_normalizer(runs, INFORMATIVE_SENSORS)
+    rows = [record(runs[0], i) for i in range(31)]  # full, and one row folded into the trend
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    keepers = {f"asset-{i}": AssetWindow(norm, 30) for i in range(10_000)}
+    keepers = {}
+    for i in range(1_000):
+        keepers[f"asset-{i}"] = keeper = AssetWindow(InputSpec(norm, 30, TREND_ALPHA, AGE_SCALE))
+        for sensors, settings in rows:
+            keeper.push(sensors, settings)
     per_asset = (tracemalloc.get_traced_memory()[0] - before) / len(keepers)
     tracemalloc.stop()
+    one = keepers["asset-0"]
+    assert one.nbytes < 2 * 30 * 14 * 4
     sys.stdout.write(f"\nAssetWindow: {one.nbytes} bytes, {per_asset:.0f} bytes/asset in a dict\n")
-    assert per_asset < 2_200
+    assert per_asset < 2_400
 
 
 def test_asset_window_pickles_and_restores() -> None:
     import pickle
 
     norm = fit_normalizer(simulated_runs(assets=2, lives=1, regimes=1), INFORMATIVE_SENSORS)
-    keeper = AssetWindow(norm, 3)
-    for v in range(4):
+    keeper = AssetWindow(InputSpec(norm, 3, trend=0.1, age_scale=AGE_SCALE))
+    for v in range(5):
         keeper.push({s: float(v) for s in INFORMATIVE_SENSORS})
     restored = pickle.loads(pickle.dumps(keeper))
     assert restored.ready
     assert np.array_equal(restored.array(), keeper.array())
+    restored.push({s: 9.0 for s in INFORMATIVE_SENSORS})
+    keeper.push({s: 9.0 for s in INFORMATIVE_SENSORS})
+    assert np.array_equal(restored.array(), keeper.array())
+
+
+def record(run: Run, i: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Row ``i`` of a run as the sensor and settings dicts of a telemetry record."""
+    sensors = {f"s{j + 1}": float(v) for j, v in enumerate(run.sensors[i])}
+    return sensors, {f"setting{j + 1}": float(v) for j, v in enumerate(run.settings[i])}
+
+
+def head(run: Run, n: int) -> Run:
+    """The first ``n`` rows of a run."""
+    return Run(run.run_id, run.settings[:n], run.sensors[:n], run.rul[:n])
+
+
+@pytest.mark.parametrize(
+    ("trend", "age_scale", "cycles"),
+    [
+        (0.0, 0.0, False),
+        (TREND_ALPHA, 0.0, False),
+        (0.3, AGE_SCALE, True),
+        (TREND_ALPHA, 50.0, False),
+    ],
+)
+def test_asset_window_matches_every_training_window(
+    trend: float, age_scale: float, cycles: bool
+) -> None:
+    runs = simulated_runs(assets=2, lives=1, seed=2)
+    spec = InputSpec(fit_normalizer(runs, INFORMATIVE_SENSORS), 30, trend, age_scale)
+    run = runs[0]
+    offline = sliding_windows(inputs(run, spec), 30)
+    keeper = AssetWindow(spec)
+    for i in range(len(run)):
+        keeper.push(*record(run, i), cycle=i + 1 if cycles else None)
+        if i < 29:  # short history: padded as for a short test engine
+            padded = last_window(inputs(head(run, i + 1), spec), 30)
+            np.testing.assert_allclose(keeper.array(pad=True), padded, rtol=0, atol=1e-6)
+        else:
+            np.testing.assert_allclose(keeper.array(), offline[i - 29], rtol=0, atol=1e-6)
+    assert keeper.array().shape == (30, len(spec.names))
+    keeper.clear()
+    keeper.push(*record(run, 0))
+    np.testing.assert_allclose(keeper.array(pad=True)[-1], offline[0][0], rtol=0, atol=1e-6)
+
+
+def test_asset_window_starts_a_new_life_when_the_cycle_counter_goes_back() -> None:
+    runs = simulated_runs(assets=2, lives=1, seed=2)
+    spec = InputSpec(fit_normalizer(runs, INFORMATIVE_SENSORS), 30, TREND_ALPHA, AGE_SCALE)
+    old, new = runs
+    keeper, fresh = AssetWindow(spec), AssetWindow(spec)
+    for i in range(60):
+        keeper.push(*record(old, i), cycle=i + 1)
+    for i in range(40):  # the repaired asset starts again at cycle 1
+        keeper.push(*record(new, i), cycle=i + 1)
+        fresh.push(*record(new, i), cycle=i + 1)
+    np.testing.assert_array_equal(keeper.array(), fresh.array())
+    late = AssetWindow(spec)  # first seen mid-life: the age follows the cycle counter
+    for i in range(100, 130):
+        late.push(*record(old, i), cycle=i + 1)
+    assert late.array()[-1, -1] == pytest.approx(129 / AGE_SCALE)
+
+
+def test_band_scale_widens_the_band_around_the_same_median(fd001_model: TrainResult) -> None:
+    meta = fd001_model.metadata
+    assert 0.3 < meta.band_scale < 3.0  # calibrated on the validation cuts
+    x = np.random.default_rng(0).random((8, 30, 29), dtype=np.float32)
+    one = RulPredictor(fd001_model.model, dataclasses.replace(meta, band_scale=1.0)).predict(x)
+    two = RulPredictor(fd001_model.model, dataclasses.replace(meta, band_scale=2.0)).predict(x)
+    assert np.array_equal(one.p50, two.p50)
+    np.testing.assert_allclose(two.p90 - two.p50, 2 * (one.p90 - one.p50), rtol=1e-5)
+    assert np.all(two.p10 == np.maximum(0.0, two.p50 - 2 * (one.p50 - one.p10)))
+
+
+def test_older_artifact_format_asks_for_retraining(artifact: Path) -> None:
+    doc = json.loads((artifact / METADATA).read_text())
+    (artifact / METADATA).write_text(json.dumps(doc | {"format_version": 2}))
+    with pytest.raises(ArtifactError, match=r"version 2 .*train the model again"):
+        RulPredictor.load(artifact, device="cpu")
+
+
+def test_ensemble_is_the_mean_of_its_members(fd001_model: TrainResult) -> None:
+    ensemble = fd001_model.model
+    assert len(ensemble.members) == 2
+    x = torch.rand(5, 30, 29)
+    with torch.inference_mode():
+        mean = (ensemble.members[0](x) + ensemble.members[1](x)) / 2
+        assert torch.allclose(ensemble(x), mean)
+        assert not torch.allclose(ensemble.members[0](x), ensemble.members[1](x))
+    assert fd001_model.metadata.training["best_epochs"] == [
+        int(
+            min((r for r in fd001_model.history if r["member"] == k), key=lambda r: r["val_loss"])[
+                "epoch"
+            ]
+        )
+        for k in (0, 1)
+    ]
+
+
+def test_evaluation_scores_the_uncapped_truth(
+    fd001_model: TrainResult, fd001_test: list[Run]
+) -> None:
+    result = evaluate(RulPredictor(fd001_model.model, fd001_model.metadata), fd001_test)
+    assert result.true.max() == 145  # RUL_FD001.txt as given
+    m = result.metrics()
+    p50 = result.prediction.p50
+    assert m["rmse"] == pytest.approx(rmse(p50, result.true))
+    assert m["rmse_capped"] == pytest.approx(rmse(p50, np.minimum(result.true, 125.0)))

@@ -50,7 +50,8 @@ def test_train_simulated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     args = parse(
         train_cmd,
         ["--simulated", "--assets", "4", "--lives", "1", "--out", str(tmp_path), "--epochs", "1",
-         "--hidden", "8", "--layers", "1", "--device", "cpu", "--quiet", "--cap", "130"],
+         "--hidden", "8", "--layers", "1", "--device", "cpu", "--quiet", "--cap", "130",
+         "--folds", "2"],
     )  # fmt: skip
     assert train_cmd.run(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -59,11 +60,18 @@ def test_train_simulated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["regimes"] == 3
     assert meta["cap"] == 130.0
+    assert meta["architecture"]["members"] == 2
 
 
 def test_train_rejects_non_positive_cap(tmp_path: Path) -> None:
     args = parse(train_cmd, ["--simulated", "--out", str(tmp_path), "--cap", "0", "--quiet"])
     with pytest.raises(ConfigError, match="--cap"):
+        train_cmd.run(args)
+
+
+def test_train_rejects_zero_folds(tmp_path: Path) -> None:
+    args = parse(train_cmd, ["--simulated", "--out", str(tmp_path), "--folds", "0", "--quiet"])
+    with pytest.raises(ConfigError, match="--folds"):
         train_cmd.run(args)
 
 

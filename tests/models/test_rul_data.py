@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from models.features import INFORMATIVE_SENSORS
+from models.features import INFORMATIVE_SENSORS, InputSpec
 from models.rul.data import (
     RUL_CAP,
     Run,
@@ -18,7 +18,7 @@ from models.rul.data import (
     read_cmapss_test,
     read_rul,
     simulated_runs,
-    split_runs,
+    split_folds,
     windows,
 )
 
@@ -90,22 +90,32 @@ def test_simulated_runs_are_complete_lives() -> None:
 
 
 def test_split_is_by_engine_and_reproducible(fd001_train: list[Run]) -> None:
-    a, b = split_runs(fd001_train, 0.2, seed=1)
-    assert len(a) == 80
-    assert len(b) == 20
+    [(a, b)] = split_folds(fd001_train, 1, 0.2, seed=1)
+    assert (len(a), len(b)) == (80, 20)
     assert not {r.run_id for r in a} & {r.run_id for r in b}
-    assert [r.run_id for r in b] == [r.run_id for r in split_runs(fd001_train, 0.2, seed=1)[1]]
-    assert [r.run_id for r in b] != [r.run_id for r in split_runs(fd001_train, 0.2, seed=2)[1]]
+    assert [r.run_id for r in b] == [r.run_id for r in split_folds(fd001_train, 1, 0.2, 1)[0][1]]
+    assert [r.run_id for r in b] != [r.run_id for r in split_folds(fd001_train, 1, 0.2, 2)[0][1]]
+
+
+def test_folds_hold_out_every_engine_once(fd001_train: list[Run]) -> None:
+    pairs = split_folds(fd001_train, 5, 0.2, seed=0)
+    held = [r.run_id for _, val in pairs for r in val]
+    assert sorted(held) == sorted(r.run_id for r in fd001_train)
+    for train, val in pairs:
+        assert (len(train), len(val)) == (80, 20)
+        assert not {r.run_id for r in train} & {r.run_id for r in val}
+    with pytest.raises(DataError, match="into 200 folds"):
+        split_folds(fd001_train, 200, 0.2, seed=0)
 
 
 def test_windows_and_capped_targets(fd001_train: list[Run], fd001_test: list[Run]) -> None:
     norm = fit_normalizer(fd001_train, INFORMATIVE_SENSORS)
-    x, y = windows(fd001_train, norm)
+    x, y = windows(fd001_train, InputSpec(norm))
     assert x.shape == (20631 - 100 * 29, 30, 14)
     assert y.shape == (len(x),)
     assert y.max() == RUL_CAP
     assert y.min() == 0
-    xt, yt = final_windows(fd001_test, norm)
+    xt, yt = final_windows(fd001_test, InputSpec(norm))
     assert xt.shape == (100, 30, 14)
     assert yt[0] == 112
     assert yt.max() > RUL_CAP

@@ -35,7 +35,7 @@ def test_auto_device_matches_cpu(artifact: Path, fd001_test: list[Run]) -> None:
     on_cpu = RulPredictor.load(artifact, "cpu")
     assert on_device.device.type == device.type
     assert next(on_device.model.parameters()).device.type == device.type
-    x, _ = final_windows(fd001_test, on_cpu.normalizer, on_cpu.window)
+    x, _ = final_windows(fd001_test, on_cpu.metadata.inputs)
     rng = np.random.default_rng(0)
     noisy = (x[rng.integers(0, len(x), 700)] + rng.normal(0, 0.3, (700, *x.shape[1:]))).astype(
         np.float32
@@ -49,7 +49,7 @@ def test_auto_device_matches_cpu(artifact: Path, fd001_test: list[Run]) -> None:
 def test_batcher_on_auto_device_matches_cpu(artifact: Path, fd001_test: list[Run]) -> None:
     on_device = RulPredictor.load(artifact, "auto")
     on_cpu = RulPredictor.load(artifact, "cpu")
-    x, _ = final_windows(fd001_test, on_cpu.normalizer, on_cpu.window)
+    x, _ = final_windows(fd001_test, on_cpu.metadata.inputs)
 
     async def serve() -> list[float]:
         async with RulBatcher(on_device, max_batch=32, max_wait_ms=2.0) as batcher:

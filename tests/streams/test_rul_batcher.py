@@ -120,6 +120,24 @@ def test_failed_batch_fails_its_callers_and_the_batcher_survives() -> None:
     asyncio.run(main())
 
 
+def test_forecasts_that_do_not_fit_the_batch_fail_it() -> None:
+    class Short(FakePredictor):
+        def predict(self, windows: NDArray[np.float32]) -> RulPrediction:
+            p = super().predict(windows)
+            return RulPrediction(p.p10[1:], p.p50[1:], p.p90[1:]) if len(windows) > 1 else p
+
+    async def main() -> None:
+        async with RulBatcher(Short(), max_batch=2, max_wait_ms=50) as batcher:
+            outcome = await asyncio.gather(
+                *(batcher.predict(f"a{i}", window(float(i))) for i in (1, 2)),
+                return_exceptions=True,
+            )
+            assert all("1 forecasts for 2 windows" in str(o) for o in outcome)
+            assert (await batcher.predict("b", window(3.0))).rul == 3.0
+
+    asyncio.run(main())
+
+
 def test_cancelled_caller_does_not_break_the_batcher() -> None:
     async def main() -> None:
         async with RulBatcher(FakePredictor(delay_s=0.05), max_wait_ms=1) as batcher:
