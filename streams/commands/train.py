@@ -41,27 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="artifact dir")
     parser.add_argument("--force", action="store_true", help="overwrite an existing artifact")
     d = TrainConfig()
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="most epochs per member")
-    parser.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience")
-    parser.add_argument(
-        "--folds", type=int, default=d.folds, help="ensemble members, one per fold of the engines"
+    options: tuple[tuple[str, type[float], float, str], ...] = (
+        ("--epochs", int, d.epochs, "most epochs per member"),
+        ("--patience", int, d.patience, "early-stopping patience"),
+        ("--folds", int, d.folds, "ensemble members, one per fold of the engines"),
+        ("--seed", int, d.seed, "random seed"),
+        ("--batch-size", int, d.batch_size, "training batch size"),
+        ("--lr", float, d.lr, "learning rate"),
+        ("--hidden", int, d.hidden, "LSTM hidden size"),
+        ("--layers", int, d.layers, "LSTM layers"),
+        ("--val-share", float, d.val_share, "validation share with --folds 1"),
+        ("--cap", float, d.cap, "RUL target cap in cycles"),
+        ("--trend", float, d.trend, "trend channels' smoothing factor, 0: none"),
+        ("--age-scale", float, d.age_scale, "age channel's scale, 0: none"),
     )
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    parser.add_argument("--device", choices=DEVICES, default=d.device)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
-    parser.add_argument("--hidden", type=int, default=d.hidden, help="LSTM hidden size")
-    parser.add_argument("--layers", type=int, default=d.layers, help="LSTM layers")
-    parser.add_argument(
-        "--val-share", type=float, default=d.val_share, help="validation share with --folds 1"
-    )
-    parser.add_argument("--cap", type=float, default=d.cap, help="RUL target cap in cycles")
-    parser.add_argument(
-        "--trend", type=float, default=d.trend, help="trend channels' smoothing factor, 0: none"
-    )
-    parser.add_argument(
-        "--age-scale", type=float, default=d.age_scale, help="age channel's scale, 0: none"
-    )
+    for flag, kind, default, text in options:
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
+    parser.add_argument("--device", choices=DEVICES, default=d.device, help=f"default {d.device}")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = parser.add_argument_group("simulator (with --simulated)")
@@ -90,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--threads must be at least 1")
     if not args.cap > 0:
         raise ConfigError("--cap must be positive")
-    if not 0 <= args.trend <= 1 or args.age_scale < 0 or args.folds < 1:
-        raise ConfigError("--trend must be in [0, 1], --age-scale >= 0 and --folds >= 1")
+    if args.folds < 1:
+        raise ConfigError("--folds must be at least 1")
+    if not 0 <= args.trend <= 1:
+        raise ConfigError("--trend must be in [0, 1]")
+    if args.age_scale < 0:
+        raise ConfigError("--age-scale must be 0 (no age channel) or positive")
     torch.set_num_threads(args.threads)
     runs, tests, source = _load(args)
     config = TrainConfig(
