@@ -1,8 +1,9 @@
-"""Remaining-useful-life forecaster: a quantile LSTM over windows of normalised sensors.
+"""Remaining-useful-life forecaster: an ensemble of quantile LSTMs over windows of sensors.
 
-Modules: ``network`` (the nn.Module), ``data`` (C-MAPSS and simulator loaders, windows),
-``train`` (reproducible training), ``artifact`` (save/load with JSON metadata), ``serve``
-(batched inference and the per-asset window keeper), ``device`` (CUDA when present).
+Modules: ``network`` (the member LSTM and the ensemble), ``data`` (C-MAPSS and simulator
+loaders, windows), ``train`` (reproducible training), ``artifact`` (save/load with JSON
+metadata), ``serve`` (batched inference and the per-asset window keeper), ``device`` (CUDA when
+present).
 """
 
 from models.rul.artifact import Architecture, ArtifactMetadata, load_artifact, save_artifact
