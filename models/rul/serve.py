@@ -64,7 +64,7 @@ class RulPredictor:
         self.model = model.to(self.device).eval()
         self.metadata = metadata
         self.max_batch = max_batch
-        self._n_features = len(metadata.features)
+        self._inputs = metadata.inputs  # one spec, shared by every asset's window keeper
         qs = list(model.quantiles)
         self._cols = (0, qs.index(0.5), len(qs) - 1)
 
@@ -88,7 +88,7 @@ class RulPredictor:
     @property
     def n_features(self) -> int:
         """Features per row (``F``)."""
-        return self._n_features
+        return len(self._inputs.names)
 
     @property
     def normalizer(self) -> Normalizer:
@@ -97,7 +97,7 @@ class RulPredictor:
 
     def new_window(self) -> AssetWindow:
         """An empty window keeper matching this model."""
-        return AssetWindow(self.metadata.inputs)
+        return AssetWindow(self._inputs)
 
     def predict(self, windows: NDArray[np.float32]) -> RulPrediction:
         """Forecast RUL for normalised ``windows (B, W, F)`` -> ``RulPrediction`` of ``(B,)``.

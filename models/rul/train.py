@@ -243,8 +243,7 @@ def train_rul(
             xv, yv = windows(check, spec, config.cap)
             xc, yc = cut_windows(check, spec, config.val_cuts, config.val_horizon, config.seed + k)
             fold = _Fold(x, y, xv, yv, xc, yc)
-            model, rows = _train_member(arch, fold, config, config.seed + k, device, bar)
-            best = min(rows, key=lambda r: r["val_loss"])
+            model, rows, best = _train_member(arch, fold, config, config.seed + k, device, bar)
             members.append(model)
             history.extend({"member": float(k), **r} for r in rows)
             bests.append(best)
@@ -293,8 +292,11 @@ def _train_member(
     seed: int,
     device: torch.device,
     bar: Progress | None,
-) -> tuple[QuantileLSTM, list[dict[str, float]]]:
-    """Train one member with early stopping on its fold -> (best averaged weights, history)."""
+) -> tuple[QuantileLSTM, list[dict[str, float]], dict[str, float]]:
+    """Train one member with early stopping on its fold.
+
+    Returns the averaged weights of its best epoch, the history and that epoch's row.
+    """
     qs = torch.tensor(config.quantiles, device=device)
     history: list[dict[str, float]] = []
     with deterministic(seed):
@@ -305,7 +307,8 @@ def _train_member(
         gen = torch.Generator().manual_seed(seed)
         xt = torch.from_numpy(fold.x).to(device)
         yt = torch.from_numpy(fold.y).to(device) / config.cap
-        best_loss, best_state, stale, step = float("inf"), averaged.state_dict(), 0, 0
+        best_state, stale, step = averaged.state_dict(), 0, 0
+        best: dict[str, float] = {"val_loss": float("inf")}
         for epoch in range(1, config.epochs + 1):
             model.train()
             order = torch.randperm(len(xt), generator=gen).to(device)
@@ -336,8 +339,8 @@ def _train_member(
                 **_cut_metrics(predict_array(averaged, fold.xc, device), fold.yc, config.quantiles),
             }
             history.append(row)
-            if val_loss < best_loss - 1e-6:
-                best_loss, stale = val_loss, 0
+            if val_loss < best["val_loss"] - 1e-6:
+                best, stale = row, 0
                 best_state = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
             else:
                 stale += 1
@@ -348,7 +351,7 @@ def _train_member(
             if last:
                 break
         model.load_state_dict(best_state)
-    return model.eval(), history
+    return model.eval(), history, best
 
 
 def _info(row: dict[str, float]) -> str:
