@@ -27,6 +27,7 @@ import faust
 import orjson
 from faust.types import EventT, StreamT
 
+from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
     BatchResult,
@@ -42,6 +43,8 @@ from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher
 
 log = logging.getLogger("pmaint.agents")
+
+Rewind = Callable[[int, int], Awaitable[None]]
 
 
 async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int = 0) -> None:
@@ -104,6 +107,7 @@ class TelemetryAgent:
         processor: TelemetryProcessor,
         pipeline: ModelPipeline,
         sinks: Sinks,
+        rewind: Rewind,
         batch_max: int = 500,
         batch_within_s: float = 0.05,
         tick_every_s: float = 1.0,
@@ -115,7 +119,8 @@ class TelemetryAgent:
         self.batch_max = batch_max
         self.batch_within_s = batch_within_s
         self.tick_every_s = tick_every_s
-        self.positions: dict[int, int] = {}
+        self.offsets = OffsetTracker()
+        self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
@@ -138,6 +143,7 @@ class TelemetryAgent:
             )
             for e in events
         ]
+        batch = await self.admit(batch)
         result = self.processor.process(batch)
         out = await self.run_models(result)
         await self.publish(result, out)
@@ -145,9 +151,19 @@ class TelemetryAgent:
             self.sinks.checkpoints[state.asset_id] = self.pipeline.checkpoint(state)
         self.metrics.checkpoints.inc(len(out.checkpoints))
         self.processor.count(result)
-        for message in batch:
-            self.positions[message.partition] = message.offset + 1
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def admit(self, batch: list[Inbound]) -> list[Inbound]:
+        """The messages that follow on from what was processed; a partition whose messages
+        jump ahead is rewound to the first missing offset (see :mod:`streams.offsets`)."""
+        kept, skips = self.offsets.admit(batch)
+        for skip in skips:
+            log.warning(
+                "partition %d: the consumer skipped offsets %d to %d; reading them again",
+                skip.partition, skip.start, skip.end - 1,
+            )  # fmt: skip
+            await self.rewind(skip.partition, skip.start)
+        return kept
 
     async def run_models(self, result: BatchResult) -> Outputs:
         out = Outputs()

@@ -22,6 +22,7 @@ import signal
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,11 @@ def assert_nothing_lost(
     """
     db = env["PMAINT_INFLUX_DATABASE"]
     expected = expected_points(records)
-    wait_until(lambda: anomaly_count(url, db) >= len(expected), timeout, "every anomaly point")
+    try:
+        wait_until(lambda: anomaly_count(url, db) >= len(expected), timeout, "every anomaly point")
+    except RuntimeError:
+        missing = Counter(asset for asset, _ in expected - set(anomaly_points(url, db)))
+        raise AssertionError(f"anomaly points missing after {timeout:.0f} s: {missing}") from None
     time.sleep(1.5)  # a late (duplicate or stray) write would show up now
     stored = anomaly_points(url, db)
     assert len(stored) == len(set(stored)), "duplicate anomaly points"
@@ -183,8 +188,23 @@ def workers() -> Iterator[list[WorkerProcess]]:
     """Workers a test starts; all are killed at the end."""
     started: list[WorkerProcess] = []
     yield started
-    for w in started:
+    live = [w for w in started if w.proc.poll() is None]
+    metrics = {w.port: w.get("/metrics")[1] for w in live}
+    for w in live:
+        w.proc.send_signal(signal.SIGUSR1)  # mode's worker logs the stack of every task
+    time.sleep(2 if live else 0)
+    for w in started:  # shown when the test failed
         w.kill(signal.SIGKILL)
+        print(f"--- worker {w.port} (exit {w.proc.returncode})")
+        print(diagnosis(metrics.get(w.port, ""), w.log.read_text(errors="replace")))
+
+
+def diagnosis(metrics: str, log: str) -> str:
+    """The worker's counters, the last lines it logged, and where its tasks were waiting."""
+    counters = [m for m in metrics.splitlines() if m.startswith("pmaint_") and "_bucket" not in m]
+    logged = [line for line in log.splitlines() if line.startswith("[")]
+    tasks = [line for line in log.splitlines() if "TASK " in line or "/streams/" in line]
+    return "\n".join([*counters, *logged[-60:], *tasks[:150]])
 
 
 # -- tests ---------------------------------------------------------------------------------
