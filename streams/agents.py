@@ -1,6 +1,7 @@
 """The telemetry agent: what flows through a worker.
 
-Kafka ``pm.telemetry`` → batches of events → :class:`TelemetryProcessor` (decode, validate,
+Kafka ``pm.telemetry`` → batches of events → offset check (:mod:`streams.offsets`: records
+faust skipped around a rebalance are read again) → :class:`TelemetryProcessor` (decode, validate,
 route per asset, per-asset bookkeeping) → :class:`ModelPipeline` (anomaly monitor, drift, RUL
 window, alert lifecycle) → RUL forecasts batched across assets → outputs: dead letters to
 ``pm.telemetry.dlq``, misrouted records forwarded to their asset's partition, alert events to
