@@ -18,7 +18,7 @@ import torch
 from numpy.typing import NDArray
 
 from models.errors import DataError
-from models.features import InputSpec, Normalizer, trend_weights, with_age
+from models.features import InputSpec, trend_weights, with_age
 from models.metrics import interval_coverage, nasa_score, rmse
 from models.rul.artifact import ArtifactMetadata, load_artifact
 from models.rul.data import Run, final_windows
@@ -89,11 +89,6 @@ class RulPredictor:
     def n_features(self) -> int:
         """Features per row (``F``)."""
         return len(self._inputs.names)
-
-    @property
-    def normalizer(self) -> Normalizer:
-        """The artifact's scaling (for :class:`AssetWindow`)."""
-        return self.metadata.normalizer
 
     def new_window(self) -> AssetWindow:
         """An empty window keeper matching this model."""

@@ -226,8 +226,8 @@ def train_rul(
     """
     if config.epochs < 1 or config.batch_size < 1 or config.patience < 1:
         raise ConfigError("epochs, batch size and patience must be at least 1")
-    if not (0.0 <= config.ema < 1.0 and 0.0 <= config.trend <= 1.0 and 0 <= config.coverage < 1):
-        raise ConfigError("ema and coverage must be in [0, 1), trend in [0, 1]")
+    if not (0.0 <= config.ema < 1.0 and 0.0 <= config.coverage < 1.0):
+        raise ConfigError("ema and coverage must be in [0, 1)")
     device = resolve_device(config.device)
     spec = config.inputs(fit_normalizer(runs, config.sensors))
     arch = config.architecture(len(spec.names))
