@@ -9,6 +9,7 @@ does (an alert opens after ``consecutive`` anomalous records and cannot re-open 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.datafiles import read_bytes, read_text
 from models.errors import DataError
 from models.metrics import WindowReport, judge_windows
 from models.monitor import AssetMonitor, MonitorConfig
@@ -42,8 +44,7 @@ def read_nab_series(path: str | Path) -> tuple[list[float], list[float]]:
         If the file is missing or malformed.
     """
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
     except OSError as exc:
         raise DataError(f"cannot read NAB series {path}: {exc.strerror}") from exc
     try:
@@ -68,8 +69,7 @@ def read_windows(path: str | Path, series: str) -> list[tuple[float, float]]:
         If the file is missing, malformed or has no windows for ``series``.
     """
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        doc = json.loads(read_bytes(path))
     except OSError as exc:
         raise DataError(f"cannot read windows {path}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
@@ -270,8 +270,7 @@ def read_cmapss(
     """
     engines: dict[int, list[tuple[int, dict[str, float], dict[str, float]]]] = {}
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
+        lines = read_text(path).splitlines()
     except OSError as exc:
         raise DataError(f"cannot read C-MAPSS file {path}: {exc.strerror}") from exc
     for n, line in enumerate(lines, 1):

@@ -7,6 +7,7 @@ frames ``{"records": [...]}`` sent to that partition, so every asset stays in on
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from models.datafiles import read_bytes, read_text, resolve, suffix
 from models.errors import DataError, PmaintError
 from models.simulator import EPOCH_MS, SENSORS, SETTINGS, FleetSimulator
 from streams.kafka_clients import security_kwargs
@@ -28,7 +30,7 @@ Record = dict[str, Any]
 def read_cmapss(path: Path, interval_s: float = 60.0, start_ms: int = EPOCH_MS) -> list[Record]:
     """C-MAPSS text rows as records, engines interleaved cycle by cycle (asset ``unit-N``)."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         cols = line.split()
@@ -52,30 +54,29 @@ def read_cmapss(path: Path, interval_s: float = 60.0, start_ms: int = EPOCH_MS) 
 
 def read_csv(path: Path) -> list[Record]:
     """CSV with ``asset_id``, ``ts`` and numeric columns (``setting*`` columns are settings)."""
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"asset_id", "ts"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: CSV needs the columns asset_id and ts")
-        out = []
-        for number, row in enumerate(reader, 2):
-            try:
-                numbers = {k: float(v) for k, v in row.items() if k not in ("asset_id", "ts") and v}
-            except ValueError:
-                raise DataError(f"{path}:{number}: not a number") from None
-            ts: Any = int(row["ts"]) if row["ts"].isdigit() else row["ts"]
-            out.append({
-                "asset_id": row["asset_id"],
-                "ts": ts,
-                "sensors": {k: v for k, v in numbers.items() if not k.startswith("setting")},
-                "settings": {k: v for k, v in numbers.items() if k.startswith("setting")} or None,
-            })  # fmt: skip
-        return out
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if not reader.fieldnames or not {"asset_id", "ts"} <= set(reader.fieldnames):
+        raise DataError(f"{path}: CSV needs the columns asset_id and ts")
+    out = []
+    for number, row in enumerate(reader, 2):
+        try:
+            numbers = {k: float(v) for k, v in row.items() if k not in ("asset_id", "ts") and v}
+        except ValueError:
+            raise DataError(f"{path}:{number}: not a number") from None
+        ts: Any = int(row["ts"]) if row["ts"].isdigit() else row["ts"]
+        out.append({
+            "asset_id": row["asset_id"],
+            "ts": ts,
+            "sensors": {k: v for k, v in numbers.items() if not k.startswith("setting")},
+            "settings": {k: v for k, v in numbers.items() if k.startswith("setting")} or None,
+        })  # fmt: skip
+    return out
 
 
 def read_jsonl(path: Path) -> list[Record]:
     """One JSON record per line."""
     out = []
-    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+    for number, line in enumerate(read_bytes(path).splitlines(), 1):
         if line.strip():
             try:
                 out.append(orjson.loads(line))
@@ -86,10 +87,10 @@ def read_jsonl(path: Path) -> list[Record]:
 
 def read_replay(path: Path) -> list[Record]:
     """Records from a replay file, format by suffix: ``.txt`` C-MAPSS, ``.csv``, ``.jsonl``."""
-    if not path.is_file():
+    if not resolve(path).is_file():
         raise DataError(f"{path}: no such file")
     readers = {".txt": read_cmapss, ".csv": read_csv, ".jsonl": read_jsonl, ".json": read_jsonl}
-    reader = readers.get(path.suffix.lower())
+    reader = readers.get(suffix(path))
     if reader is None:
         raise DataError(f"{path}: unknown format (use .txt C-MAPSS, .csv or .jsonl)")
     return reader(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from models.datafiles import read_text
 from models.errors import DataError
 from models.features import InputSpec, Normalizer, last_window, sliding_windows
 from models.simulator import SENSORS, SETTINGS, FleetSimulator, SimRecord
@@ -55,7 +56,7 @@ class Run:
 
 def _parse(path: Path) -> NDArray[np.float64]:
     try:
-        lines = path.read_text(encoding="ascii").splitlines()
+        lines = read_text(path, "ascii").splitlines()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -128,7 +129,7 @@ def read_rul(path: str | Path) -> NDArray[np.float64]:
     """
     path = Path(path)
     try:
-        lines = [ln for ln in path.read_text(encoding="ascii").splitlines() if ln.strip()]
+        lines = [ln for ln in read_text(path, "ascii").splitlines() if ln.strip()]
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from models.datafiles import REFERENCE_DATA, resolve
 from models.anomaly_eval import read_cmapss as read_engines
 from models.monitor import AssetMonitor, MonitorConfig
 from streams.commands.evaluate_anomaly import CMAPSS_WARM_UP
@@ -29,7 +30,7 @@ from tests.worker_process import start_worker, worker_env
 pytestmark = pytest.mark.integration
 
 FD001 = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cmapss" / "train_FD001.txt"
+    REFERENCE_DATA / "cmapss" / "train_FD001.txt"
 )
 ENGINES = 12
 INTERVAL_S = 60.0
@@ -46,7 +47,7 @@ def influx_series(url: str, db: str, q: str) -> list[dict[str, object]]:
 def test_worker_scores_cmapss_engines_like_the_offline_monitor(
     tansu: Server, influxdb1: Server, topic_prefix: str, tmp_path: Path
 ) -> None:
-    if not FD001.exists():
+    if not resolve(FD001).exists():
         pytest.fail(f"C-MAPSS reference data missing at {FD001}")
     env = worker_env(
         tansu.extra["bootstrap"], topic_prefix,

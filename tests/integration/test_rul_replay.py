@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from models.datafiles import REFERENCE_DATA, resolve
 from models.rul.artifact import save_artifact
 from models.rul.data import read_cmapss, read_cmapss_test
 from models.rul.serve import RulPredictor, evaluate
@@ -30,7 +31,7 @@ from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 
-CMAPSS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cmapss"
+CMAPSS = REFERENCE_DATA / "cmapss"
 ENGINES = 5
 INTERVAL_S = 60.0
 
@@ -38,7 +39,7 @@ INTERVAL_S = 60.0
 @pytest.fixture(scope="module")
 def fd001_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small model trained on FD001 (a few seconds)."""
-    if not (CMAPSS / "train_FD001.txt").exists():
+    if not resolve(CMAPSS / "train_FD001.txt").exists():
         pytest.fail(f"C-MAPSS reference data missing at {CMAPSS}")
     config = TrainConfig(
         epochs=1, hidden=16, layers=1, batch_size=256, folds=2, device="cpu", seed=0

@@ -7,17 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.datafiles import REFERENCE_DATA, resolve
 from models.rul.data import Run, read_cmapss, read_cmapss_test
 from models.rul.train import TrainConfig, TrainResult, train_rul
 
-CMAPSS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cmapss"
+CMAPSS = REFERENCE_DATA / "cmapss"
 
 torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
 def cmapss_dir() -> Path:
-    if not (CMAPSS / "train_FD001.txt").exists():
+    if not resolve(CMAPSS / "train_FD001.txt").exists():
         pytest.fail(f"C-MAPSS reference data missing at {CMAPSS}")
     return CMAPSS
 

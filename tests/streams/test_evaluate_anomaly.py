@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from models.datafiles import REFERENCE_DATA, resolve
 from models.anomaly_eval import read_nab_series, read_windows
 from models.errors import ConfigError, DataError
 from models.metrics import judge_windows
@@ -15,7 +16,7 @@ from models.monitor import AssetMonitor
 from streams.alerts import AlertEngine, AnomalySignal
 from streams.commands import evaluate_anomaly
 
-NAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+NAB = REFERENCE_DATA / "nab"
 SERIES = NAB / "machine_temperature_system_failure.csv"
 WINDOWS = NAB / "windows.json"
 FD001 = NAB.parent / "cmapss" / "train_FD001.txt"
@@ -29,7 +30,7 @@ def parse(*argv: str) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def nab() -> Path:
-    if not SERIES.exists():
+    if not resolve(SERIES).exists():
         pytest.fail(f"NAB reference data missing at {NAB}")
     return SERIES
 
@@ -86,7 +87,7 @@ def test_debounce_options_change_the_alerts(nab: Path, capsys: pytest.CaptureFix
 
 @pytest.fixture(scope="module")
 def fd001() -> Path:
-    if not FD001.exists():
+    if not resolve(FD001).exists():
         pytest.fail(f"C-MAPSS reference data missing at {FD001}")
     return FD001
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from models.datafiles import REFERENCE_DATA
 from models.errors import DataError
 from streams.gateway import read_replay, simulated
 from streams.schema import Limits, decode
 
-CMAPSS = Path(__file__).parents[2].parent / "shared" / "data" / "cmapss" / "test_FD001.txt"
+CMAPSS = REFERENCE_DATA / "cmapss" / "test_FD001.txt"
 
 
 def test_cmapss_replay_interleaves_engines() -> None:
