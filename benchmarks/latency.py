@@ -32,10 +32,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from benchmarks.common import emit, fresh
 from models.simulator import FleetSimulator, SimRecord
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB
+from streams.harness import WorkerProcess, start_worker, worker_env
 from streams.kafka_clients import ensure_topics
 from streams.routing import partition_for
 from streams.settings import Settings, load_settings
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 PARTITIONS = 4
 ASSETS = 200

@@ -25,10 +25,10 @@ from kafka import KafkaProducer
 from benchmarks.common import emit, fresh
 from models.simulator import FleetSimulator
 from streams.embedded import EmbeddedBroker
+from streams.harness import WorkerProcess, start_worker, worker_env
 from streams.kafka_clients import ensure_topics
 from streams.routing import partition_for
 from streams.settings import load_settings
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 PARTITIONS = 4
 RECORDS = 40_000

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from benchmarks.common import emit
 from streams.alerts import AnomalySignal
+from streams.harness import Server, start_influxdb1, start_victoriametrics
 from streams.settings import Settings, load_settings
 from streams.sinks.influx import InfluxSink, target_from_settings
 from streams.sinks.line_protocol import Point, encode
 from streams.sinks.points import anomaly_point
-from tests.servers import Server, start_influxdb1, start_victoriametrics
 
 POINTS = 100_000
 WORKER_POINTS, WORKER_BATCH = 10_000, 500

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import Server, start_influxdb1, start_tansu, start_victoriametrics
+from streams.harness import Server, start_influxdb1, start_tansu, start_victoriametrics
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,9 @@ def _load(args: argparse.Namespace) -> tuple[list[Run], list[Run] | None, str]:
         source = f"simulator(assets={args.assets}, lives={args.lives}, regimes={args.regimes})"
         return runs, None, source
     train, test, rul = cmapss_paths(args.data, args.subset)
-    tests = read_cmapss_test(test, rul) if resolve(test).exists() and resolve(rul).exists() else None
+    tests = (
+        read_cmapss_test(test, rul) if resolve(test).exists() and resolve(rul).exists() else None
+    )
     return read_cmapss(train), tests, f"C-MAPSS {args.subset} ({train.name})"
 
 

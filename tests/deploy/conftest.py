@@ -16,10 +16,10 @@ import pytest
 
 from streams.alert_event import AlertEvent, Kind, Severity, State, message
 from streams.alerts import AnomalySignal, DriftSignal, RulSignal, alert_id
+from streams.harness import Server
 from streams.sinks.influx import InfluxSink, InfluxTarget
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
-from tests.servers import Server
 
 DATABASE = "pmaint"
 MODEL_VERSION = "lstm-2026.11"

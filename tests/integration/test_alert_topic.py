@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaProducer
 from models.errors import ConfigError
 from streams.alerts import AlertEngine, AlertEvent, AlertPolicy, AnomalySignal, RulSignal
 from streams.commands import alerts as cmd
+from streams.harness import Server
 from streams.kafka_clients import ensure_topics
 from streams.settings import load_settings
 from streams.sinks.kafka import AlertPublisher
-from tests.servers import Server
 
 pytestmark = pytest.mark.integration
 

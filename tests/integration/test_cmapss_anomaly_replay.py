@@ -16,22 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from models.datafiles import REFERENCE_DATA, resolve
 from models.anomaly_eval import read_cmapss as read_engines
+from models.datafiles import REFERENCE_DATA, resolve
 from models.monitor import AssetMonitor, MonitorConfig
 from streams.commands.evaluate_anomaly import CMAPSS_WARM_UP
 from streams.gateway import Gateway
 from streams.gateway import read_cmapss as read_records
+from streams.harness import Server, start_worker, wait_until, worker_env
 from streams.settings import load_settings
-from tests.servers import Server, wait_until
 from tests.topics import read_alerts
-from tests.worker_process import start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 
-FD001 = (
-    REFERENCE_DATA / "cmapss" / "train_FD001.txt"
-)
+FD001 = REFERENCE_DATA / "cmapss" / "train_FD001.txt"
 ENGINES = 12
 INTERVAL_S = 60.0
 

@@ -30,11 +30,10 @@ from typing import Any
 import pytest
 
 from streams.gateway import Gateway, simulated
+from streams.harness import Server, WorkerProcess, start_tansu, start_worker, wait_until, worker_env
 from streams.routing import partition_for
 from streams.settings import Settings, load_settings
-from tests.servers import Server, start_tansu, wait_until
 from tests.topics import read_alerts
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from streams.gateway import Gateway, simulated
+from streams.harness import Server, WorkerProcess, require, start_worker, wait_until, worker_env
 from streams.settings import load_settings
-from tests.servers import Server, require, wait_until
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

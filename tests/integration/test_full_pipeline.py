@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from streams.gateway import Gateway, simulated
+from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
 from streams.settings import Settings, load_settings
 from tests.deploy.conftest import Fleet
 from tests.deploy.test_dashboards import assert_every_query_answers
-from tests.servers import Server, wait_until
 from tests.topics import read_alerts
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -23,11 +23,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
 from streams.routing import partition_for
 from streams.sinks.line_protocol import clean_name
-from tests.servers import Server, wait_until
 from tests.topics import read_topic
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,15 @@ from pathlib import Path
 import pytest
 
 from streams.gateway import Gateway, simulated
+from streams.harness import (
+    Server,
+    WorkerProcess,
+    start_influxdb1,
+    start_worker,
+    wait_until,
+    worker_env,
+)
 from streams.settings import load_settings
-from tests.servers import Server, start_influxdb1, wait_until
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

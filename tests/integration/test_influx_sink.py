@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from streams.alerts import AnomalySignal, RulSignal
+from streams.harness import Server, http_ok, start_influxdb1, wait_until
 from streams.settings import load_settings
 from streams.sinks.influx import InfluxSink, check, target_from_settings
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import anomaly_point, rul_point
-from tests.servers import Server, http_ok, start_influxdb1, wait_until
 
 pytestmark = pytest.mark.integration
 

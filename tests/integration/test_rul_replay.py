@@ -25,9 +25,8 @@ from models.rul.serve import RulPredictor, evaluate
 from models.rul.train import TrainConfig, train_rul
 from streams.gateway import Gateway
 from streams.gateway import read_cmapss as read_records
+from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
 from streams.settings import load_settings
-from tests.servers import Server, wait_until
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from tests.servers import Server
+from streams.harness import Server
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,9 @@ import pytest
 from kafka import KafkaProducer
 
 from streams.gateway import Gateway, simulated
+from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
 from streams.settings import load_settings
-from tests.servers import Server, wait_until
 from tests.topics import read_topic
-from tests.worker_process import WorkerProcess, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

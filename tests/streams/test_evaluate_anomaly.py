@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from models.datafiles import REFERENCE_DATA, resolve
 from models.anomaly_eval import read_nab_series, read_windows
+from models.datafiles import REFERENCE_DATA, resolve
 from models.errors import ConfigError, DataError
 from models.metrics import judge_windows
 from models.monitor import AssetMonitor

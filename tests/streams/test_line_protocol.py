@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.harness import Server
 from streams.sinks.line_protocol import FieldValue, Point, clean_name, encode
-from tests.servers import Server
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 names = text.filter(lambda s: clean_name(s).strip() != "" and clean_name(s) != "time")
