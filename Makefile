@@ -3,12 +3,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# PyTorch, CPU build by default (pip's default index serves the CUDA build on Linux x86_64,
+# several GB). TORCH_INDEX names a package index that has the CPU build (PyTorch publishes one;
+# see README); without it pip looks where it is configured to. If no CPU build is found there,
+# the default build is installed instead, with a note.
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX   ?=
+
 .PHONY: install system demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)+cpu" \
+	    $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) 2>/dev/null || { \
+	  echo "note: no CPU build of torch $(TORCH_VERSION) found; installing the default build" \
+	       "(CUDA on Linux x86_64). For the CPU build: make TORCH_INDEX=URL install"; \
+	  $(PY) -m pip install -q "torch==$(TORCH_VERSION)"; }
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

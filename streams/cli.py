@@ -43,13 +43,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EVALUATE: dict[str, tuple[str, str]] = {
     "anomaly": (
         "streams.commands.evaluate_anomaly",
-        "Score the anomaly monitor on a labelled NAB series or on river's Shuttle data",
+        "Score the anomaly detectors: a labelled NAB series, river's Shuttle or C-MAPSS engines",
     ),
     "rul": (
         "streams.commands.evaluate_rul",
         "Score a RUL model on C-MAPSS test engines: RMSE, NASA score, P10-P90 coverage",
     ),
 }
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written, and each option's default shown where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = action.default is None or action.default is False
+        if unset or action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,7 +81,7 @@ def _add(
         name,
         help=help_text,
         description=help_text,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     if load:
         module = importlib.import_module(path)
@@ -88,7 +99,7 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
         "models, RUL forecasts, alerts and InfluxDB outputs.",
         epilog="Settings come from PMAINT_* environment variables (see README).\n"
         "Start with: pmaint demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name, entry in COMMANDS.items():
@@ -97,9 +108,13 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
         "evaluate",
         help="Evaluate a model on reference data",
         description="Evaluate a model on reference data",
-        epilog="examples:\n  pmaint evaluate anomaly --shuttle --json\n"
-        "  pmaint evaluate rul --model artifacts/fd001 --data DIR --subset FD001",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv "
+        "--windows data/nab/windows.json\n"
+        "  pmaint evaluate anomaly --shuttle --json\n"
+        "  pmaint evaluate anomaly --cmapss data/cmapss/train_FD001.txt\n"
+        "  pmaint evaluate rul --model artifacts/fd001 --data data/cmapss --subset FD001",
+        formatter_class=HelpFormatter,
     )
     kinds = evaluate.add_subparsers(title="what", metavar="WHAT", required=True)
     for name, entry in EVALUATE.items():

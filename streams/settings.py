@@ -156,6 +156,15 @@ def _secret_files() -> dict[str, str]:
     return values
 
 
+def _source_of(key: str, values: dict[str, Any]) -> str:
+    """Where a setting came from, as the user wrote it: the env var, or the config file's key."""
+    env = f"PMAINT_{key.upper()}"
+    path = os.environ.get("PMAINT_CONFIG")
+    if key in values or env in os.environ or f"{env}_FILE" in os.environ or not path:
+        return env
+    return f"{path}: {key}"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning any validation problem into one clear ``ConfigError`` line.
 
@@ -171,7 +180,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = "PMAINT_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+        where = _source_of(str(err["loc"][0]), values) if err["loc"] else ""
         got = "" if where == "" or "input" not in err else f" (got {err['input']!r})"
         shown = got if not any(s in where.lower() for s in SECRET_FIELDS) else ""
         prefix = f"{where}: " if where else "settings: "

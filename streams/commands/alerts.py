@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import uuid
 from collections.abc import Callable
@@ -110,10 +111,19 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
+async def _start(consumer: AIOKafkaConsumer) -> None:
+    """Start the consumer; if that fails, close what it opened before raising."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+
+
 async def catch_up(settings: Settings, on_value: Callable[[bytes | None], None]) -> None:
     """Hand every event retained on the alert topic to ``on_value``, then return."""
     consumer = _consumer(settings, None)
-    await consumer.start()
+    await _start(consumer)
     try:
         parts = await _partitions(consumer, settings.topic_alerts)
         consumer.assign(parts)
@@ -138,7 +148,7 @@ async def _follow(settings: Settings, args: argparse.Namespace, printer: _Printe
     group = args.group or f"{settings.app_id}.alerts-tail.{uuid.uuid4().hex[:8]}"
     reset = "earliest" if args.from_beginning else "latest"
     consumer = _consumer(settings, group, auto_offset_reset=reset)
-    await consumer.start()
+    await _start(consumer)
     try:
         await _partitions(consumer, settings.topic_alerts)
         consumer.subscribe([settings.topic_alerts])
@@ -152,10 +162,14 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     printer = _Printer(args, sys.stdout)
     job = _follow(settings, args, printer) if args.follow else catch_up(settings, printer)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one-line error says it
     try:
         asyncio.run(job)
-    except KafkaError as exc:
-        raise PmaintError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
+    except (KafkaError, OSError) as exc:
+        raise PmaintError(
+            f"cannot read {settings.topic_alerts} from Kafka at {settings.kafka_bootstrap} "
+            f"({type(exc).__name__})"
+        ) from None
     except KeyboardInterrupt:
         return 130
     if printer.skipped:

@@ -25,7 +25,15 @@ from rich.table import Table
 from models.errors import PmaintError
 from streams.alert_event import AlertEvent, to_rfc3339
 from streams.commands.alerts import catch_up
-from streams.demo_report import Failure, Truth, cmapss_feed, judge, last_forecasts, plot
+from streams.demo_report import (
+    Truth,
+    cmapss_feed,
+    fault_lines,
+    judge,
+    last_forecasts,
+    plot,
+    threshold_lines,
+)
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
 from streams.gateway import Gateway, fleet
 from streams.kafka_clients import ensure_topics
@@ -35,7 +43,7 @@ EXAMPLES = """examples:
   pmaint demo                          # 60 s with the embedded broker
   pmaint demo --duration 20 --assets 8 --rate 400
   pmaint demo --model artifacts/fd001  # use a trained RUL model
-  pmaint demo --cmapss ~/CMAPSSData    # replay the FD001 test engines (trains on FD001)
+  pmaint demo --cmapss data/cmapss     # replay the FD001 test engines (trains on FD001)
   pmaint demo --bootstrap kafka:9092   # use a running Kafka instead"""
 
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
@@ -188,9 +196,14 @@ def _start_worker(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[
 
 
 def summary(
-    console: Console, final: Snapshot, elapsed: float, report: tuple[list[Failure], int]
+    console: Console,
+    final: Snapshot,
+    elapsed: float,
+    truth: Truth,
+    alerts: list[AlertEvent],
+    quantile: float,
 ) -> None:
-    failures, false_alarms = report
+    failures, false_alarms = judge(truth, alerts)
     console.print(view(final, final.ok / elapsed, elapsed, elapsed))
     console.print(
         f"[bold]summary[/]: {final.ok:,.0f} records from {len(final.assets)} assets in "
@@ -198,18 +211,24 @@ def summary(
         f"alerts opened: {sum(final.alerts.values()):.0f} "
         f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(final.alerts.items())) or 'none'})."
     )
-    flagged = [f for f in failures if f.lead_s is not None]
+    if truth.episodes:
+        console.print("injected faults: " + "; ".join(fault_lines(truth, alerts)))
+    flagged = [f.flagged_by for f in failures if f.flagged_by is not None]
+    first = ", ".join(f"{k} {flagged.count(k)}" for k in sorted(set(flagged)))
     console.print(
-        f"failures: {len(failures)}, flagged before failing: {len(flagged)}; "
+        f"failures: {len(failures)}, flagged before failing: {len(flagged)}"
+        f"{f' (first by {first})' if first else ''}; "
         f"anomaly alerts away from any injected fault (false alarms): {false_alarms}"
     )
     for asset in sorted({f.asset_id for f in failures}):
         mine = [f for f in failures if f.asset_id == asset]
         leads = [f.lead_s / 60 for f in mine if f.lead_s is not None]
+        kinds = sorted({f.flagged_by for f in mine if f.flagged_by is not None})
         missed = len(mine) - len(leads)
         mean = sum(leads) / max(len(leads), 1)
         ahead = (
-            f"flagged {min(leads):.0f}–{max(leads):.0f} cycles ahead (mean {mean:.0f})"
+            f"flagged {min(leads):.0f}–{max(leads):.0f} cycles ahead (mean {mean:.0f}), "
+            f"first by {' / '.join(kinds)}"
             if leads
             else ""
         )
@@ -218,6 +237,8 @@ def summary(
             f"{ahead}{'; ' if ahead and missed else ''}"
             f"{f'[red]{missed} not flagged[/]' if missed else ''}"
         )
+    for line in threshold_lines(final.assets, truth, quantile):
+        console.print(line)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
             settings = load_settings(kafka_bootstrap=bootstrap, influx_url=influx.url)
         env.setdefault("PMAINT_GROUP_REBALANCE_TIMEOUT_S", "4")
         worker, port = _start_worker(env, workdir)
-        console.print(f"worker ready: http://127.0.0.1:{port}/assets  /metrics  /health")
+        console.print(
+            f"worker ready: http://127.0.0.1:{port}/ (fleet page) /assets /metrics /health"
+        )
         gateway = Gateway(settings, frame=10, rate=args.rate)
         total = int(args.rate * args.duration)
         if args.cmapss:
@@ -280,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         raw: list[bytes | None] = []
         asyncio.run(catch_up(settings, raw.append))
         alerts = [AlertEvent.from_json(v) for v in raw if v]
-        summary(console, final, elapsed, judge(truth, alerts))
+        summary(console, final, elapsed, truth, alerts, settings.anomaly_quantile)
         engines, rmse, coverage = last_forecasts(final.assets, truth)
         console.print(
             f"RUL at each asset's latest record vs truth: {engines} assets, RMSE {rmse:.1f} "

@@ -48,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if args.simulate and args.assets < 1:
         raise ConfigError("--assets must be at least 1")
     settings = load_settings()
-    ensure_topics(settings)
-    if args.replay:
+    if args.replay:  # a missing or malformed file is reported before any broker is tried
         records = read_replay(args.replay)[: args.records or None]
     else:
         records = list(simulated(args.assets, args.records, args.seed, fault_share=args.faults))
+    ensure_topics(settings)
     gateway = Gateway(settings, frame=max(1, args.frame), rate=args.rate)
     started = time.monotonic()
     try:

@@ -43,5 +43,11 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     failures, flagged = int(f.group(1)), int(f.group(2))
     assert failures >= 6  # each simulated asset wears out within its 1,000 records
     assert flagged >= 0.8 * failures  # RUL alerts come before the failures
+    assert re.search(r"worker ready: http://127\.0\.0\.1:\d+/ \(fleet page\)", out)
+    injected = re.findall(r"(spike|stuck|drift): (\d+) injected, (\d+) caught", out)
+    assert {kind for kind, _, _ in injected} == {"spike", "stuck", "drift"}, out[-3000:]
+    assert all(int(caught) <= int(n) for _, n, caught in injected)
+    assert re.search(r"flagged before failing: \d+ \(first by (anomaly|rul) \d+", out)
+    assert re.search(r"adaptive thresholds: fleet median \d+\.\d+", out)
     plot = re.search(r"plots: (\S+\.png)", out)
     assert plot and Path(plot.group(1)).stat().st_size > 50_000

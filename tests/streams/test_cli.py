@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,37 @@ def test_unreachable_kafka_is_reported(
     monkeypatch.setenv("PMAINT_KAFKA_CONNECT_TIMEOUT_S", "1")
     assert main(["check"]) == 1
     assert "kafka: FAILED" in capsys.readouterr().out
+
+
+def _no_broker_env() -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMAINT_")}
+    return env | {"PMAINT_KAFKA_BOOTSTRAP": "127.0.0.1:1", "PMAINT_KAFKA_CONNECT_TIMEOUT_S": "10"}
+
+
+def test_missing_replay_file_is_reported_before_connecting(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = pmaint("produce", "--replay", str(tmp_path / "missing.txt"), env=_no_broker_env())
+    assert result.returncode == 2
+    assert result.stderr == f"pmaint: error: {tmp_path / 'missing.txt'}: no such file\n"
+    assert time.monotonic() - started < 8  # the 10 s broker timeout was never waited for
+
+
+def test_alerts_without_a_broker_is_one_line() -> None:
+    result = pmaint("alerts", env=_no_broker_env())
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(
+        "pmaint: error: cannot read pm.alerts from Kafka at 127.0.0.1:1"
+    )
+    assert "Unclosed" not in result.stderr and result.stdout == ""
+
+
+def test_help_shows_defaults_and_every_evaluation() -> None:
+    demo = pmaint("demo", "--help").stdout
+    assert "--duration DURATION   seconds to run (default: 60.0)" in demo
+    assert "(default: None)" not in demo and "(default: False)" not in demo
+    evaluate = pmaint("evaluate", "--help").stdout
+    for flag in ("--nab", "--shuttle", "--cmapss"):
+        assert f"pmaint evaluate anomaly {flag}" in evaluate, flag

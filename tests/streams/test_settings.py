@@ -41,8 +41,20 @@ def test_unknown_key_in_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     config = tmp_path / "pmaint.toml"
     config.write_text("partitionz = 8\n")
     monkeypatch.setenv("PMAINT_CONFIG", str(config))
-    with pytest.raises(ConfigError, match="PMAINT_PARTITIONZ"):
+    with pytest.raises(ConfigError, match=r"pmaint\.toml: partitionz: "):
         load_settings()
+
+
+def test_bad_value_in_file_names_the_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "pmaint.toml"
+    config.write_text('partitions = "many"\n')
+    monkeypatch.setenv("PMAINT_CONFIG", str(config))
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert str(exc.value).startswith(f"{config}: partitions: ")
+    assert "PMAINT_PARTITIONS" not in str(exc.value)
 
 
 def test_sasl_needs_credentials_and_hides_password(monkeypatch: pytest.MonkeyPatch) -> None:
