@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from streams.sinks.line_protocol import line_safe
+
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: older timestamps are clock errors, not telemetry
 MAX_NAME = 128
 
@@ -73,6 +75,7 @@ def _name_ok(value: object) -> bool:
         and 0 < len(value) <= MAX_NAME
         and value.isprintable()
         and value.strip() == value
+        and line_safe(value)
     )
 
 
