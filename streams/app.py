@@ -216,10 +216,12 @@ def create_app(
 
     def lag() -> Iterable[tuple[str, int, int]]:
         consumer = app.consumer
+        committed = cast(Any, consumer)._committed_offset  # faust's: next offset, as Kafka's
         for tp in consumer.assignment():
             if tp.topic == settings.topic_telemetry:
                 end = consumer.highwater(tp) or 0
-                done = agent.offsets.expected.get(tp.partition, 0)
+                # nothing read since the (re)start: the group's committed offset is where we are
+                done = agent.offsets.expected.get(tp.partition, committed.get(tp) or 0)
                 yield tp.topic, tp.partition, max(0, end - done)
 
     metrics.watch_lag(lag)

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Path(".pmaint")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    ready_send_failure_s: float = Field(30.0, gt=0)
 
     # InfluxDB (v2: token/org/bucket; v1: database/username/password)
     influx_url: str | None = None
