@@ -33,6 +33,7 @@ import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from faust.types import EventT, StreamT
 
+from streams import inflate
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
@@ -158,6 +159,7 @@ class TelemetryAgent:
                 e.message.offset,
                 e.value if isinstance(e.value, bytes) else bytes(e.value or b""),
                 e.message.timestamp,
+                inflate.INFLATE_HEADER in dict(e.message.headers or ()),
             )
             for e in events
         ]

@@ -13,6 +13,7 @@ from faust.types import TP
 from models.errors import ArtifactError, PmaintError
 from models.monitor import MonitorConfig
 from models.rul.serve import RulPredictor
+from streams import inflate
 from streams.agents import Sinks, TelemetryAgent
 from streams.alerts import AlertPolicy
 from streams.fleet import AssetState, Fleet
@@ -117,6 +118,7 @@ def create_app(
     ``predictor`` overrides loading ``settings.rul_model``.
     """
     partitions = partitions or settings.partitions
+    inflate.install(settings.max_inflated_batch_bytes)
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_url(),

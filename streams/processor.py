@@ -16,7 +16,7 @@ import orjson
 from streams.fleet import AssetState, Fleet
 from streams.metrics import Metrics
 from streams.routing import partition_for
-from streams.schema import DeadLetter, Limits, Telemetry, decode
+from streams.schema import DeadLetter, Decoded, Limits, Telemetry, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class Inbound:
     offset: int
     value: bytes
     timestamp: float | None = None  # Kafka message timestamp, seconds
+    inflated_too_far: bool = False  # a placeholder for a record of a batch past the inflate limit
 
 
 @dataclass(slots=True)
@@ -154,7 +155,11 @@ class TelemetryProcessor:
         now_ms = round(now * 1000)
         out = BatchResult()
         for message in batch:
-            decoded = decode(message.value, self.limits, now_ms)
+            decoded = (
+                Decoded(dead=[DeadLetter("too_large", message.value)])
+                if message.inflated_too_far
+                else decode(message.value, self.limits, now_ms)
+            )
             for dead in decoded.dead:
                 out.dead.append((dead, message))
                 self.metrics.dead_letters.labels(dead.reason.split(":")[0]).inc()
