@@ -56,6 +56,16 @@ def send(bootstrap: str, topic: str, messages: list[tuple[int, bytes]]) -> None:
         producer.close()
 
 
+def send_in_one_batch(worker: Worker, messages: list[tuple[int, bytes]]) -> None:
+    """Send while the worker is stopped, so that its next fetch reads them all at once."""
+    proc, env = worker
+    proc.proc.send_signal(signal.SIGSTOP)
+    try:
+        send(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_TELEMETRY"], messages)
+    finally:
+        proc.proc.send_signal(signal.SIGCONT)
+
+
 Worker = tuple[WorkerProcess, dict[str, str]]
 
 
@@ -98,7 +108,14 @@ def wait_for_records(proc: WorkerProcess, n: int, timeout: float) -> None:
         assert proc.proc.poll() is None, "worker exited"
         return proc.metric("pmaint_records_total", outcome="ok") >= n
 
-    wait_until(done, timeout, f"{n} records processed")
+    try:
+        wait_until(done, timeout, f"{n} records processed")
+    except RuntimeError:
+        ok = proc.metric("pmaint_records_total", outcome="ok")
+        dead = proc.metric("pmaint_dead_letters_total")
+        raise AssertionError(
+            f"{ok:.0f} of {n} records processed, {dead:.0f} dead letters"
+        ) from None
 
 
 # D1: all misrouted records of a batch were merged into one forwarded frame of 12,000 records,
@@ -108,7 +125,7 @@ def test_forwarded_records_are_split_into_frames_the_worker_accepts(worker: Work
     proc, env = worker
     asset, wrong = "fwd-count", misrouted("fwd-count")
     messages = [(wrong, frame(asset, 0, 6000)), (wrong, frame(asset, 6000, 6000))]
-    send(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_TELEMETRY"], messages)
+    send_in_one_batch(worker, messages)
     wait_for_records(proc, 12_000, 150)
     time.sleep(1)
     assert proc.metric("pmaint_records_total", outcome="ok") == 12_000
@@ -127,7 +144,7 @@ def test_forwarding_never_wedges_on_the_producer_size_limit(worker: Worker) -> N
     asset, wrong = "fwd-size15", misrouted("fwd-size15")
     messages = [(wrong, frame(asset, i * 1400, 1400, sensors=20)) for i in range(3)]
     assert all(500_000 < len(v) < 1_048_576 for _, v in messages)
-    send(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_TELEMETRY"], messages)
+    send_in_one_batch(worker, messages)
     wait_for_records(proc, 4200, 150)
     # the other partitions still flow
     other = next(p for p in range(PARTITIONS) if p not in (wrong, partition_for(asset, 4)))
@@ -220,18 +237,63 @@ def test_assets_differing_by_a_backslash_stay_distinct(worker: Worker, influxdb1
     messages = [(partition_for(a, 4), frame(a, 0, per_asset, sensors=3)) for a in assets]
     refused = [(partition_for(a, 4), frame(a, 0, 2)) for a in ("tr\\", "a\\\\b", "c\\,d")]
     send(env["PMAINT_KAFKA_BOOTSTRAP"], env["PMAINT_TOPIC_TELEMETRY"], messages + refused)
-    wait_for_records(proc, 2 * per_asset, 60)
-    wait_until(lambda: proc.metric("pmaint_dead_letters_total") >= 6, 30, "six dead letters")
-    reasons = {h["pmaint.reason"] for _, h in dead_letters(env)}
-    assert reasons == {b"bad_field:asset_id"}
     db = env["PMAINT_INFLUX_DATABASE"]
     q = 'SELECT count("score") FROM "anomaly" GROUP BY "asset_id"'
 
     def stored() -> dict[str, int]:
-        return {
-            s["tags"]["asset_id"]: s["values"][0][1]
-            for s in influx_series(influxdb1.extra["url"], db, q)
-        }
+        series = influx_series(influxdb1.extra["url"], db, q)
+        return {s["tags"]["asset_id"]: s["values"][0][1] for s in series}
 
     want = {a: per_asset - warm_up for a in assets}
-    wait_until(lambda: stored() == want, 30, f"InfluxDB series {want}")
+    try:
+        wait_until(lambda: stored() == want, 60, f"InfluxDB series {want}")
+    except RuntimeError:
+        raise AssertionError(f"InfluxDB holds {stored()}, not {want}") from None
+    wait_until(lambda: proc.metric("pmaint_dead_letters_total") >= 6, 30, "six dead letters")
+    reasons = {h["pmaint.reason"] for _, h in dead_letters(env)}
+    assert reasons == {b"bad_field:asset_id"}
+
+
+def peak_rss_mb(proc: WorkerProcess) -> float:
+    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def send_gzip(env: dict[str, str], partition: int, values: list[bytes]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=env["PMAINT_KAFKA_BOOTSTRAP"], acks="all", compression_type="gzip",
+        max_request_size=256 << 20,
+    )  # fmt: skip
+    try:
+        for value in values:
+            producer.send(env["PMAINT_TOPIC_TELEMETRY"], value=value, partition=partition)
+        producer.flush(60)
+    finally:
+        producer.close()
+
+
+def gzip_bomb(asset: str, inflated: int) -> bytes:
+    head = b'{"asset_id":"%s","ts":%d,"sensors":{"s1":1.0},"pad":"' % (asset.encode(), NOW_MS)
+    return head + b"x" * inflated + b'"}'
+
+
+# Decompression happened before the size check: a 100 kB gzip'd message inflating to 100 MB
+# cost +251 MB RSS. Now a batch inflates at most PMAINT_MAX_INFLATED_BATCH_BYTES.
+@pytest.mark.timeout(150)
+def test_a_gzip_bomb_is_dead_lettered_without_inflating_it(worker_factory: object) -> None:
+    proc, env = worker_factory(max_inflated_batch_bytes=str(4 << 20))  # type: ignore[operator]
+    asset = "zip-1"
+    home = partition_for(asset, PARTITIONS)
+    before = peak_rss_mb(proc)
+    send_gzip(env, home, [frame(asset, 0, 10)])
+    send_gzip(env, home, [gzip_bomb(asset, 100 << 20)])
+    send_gzip(env, home, [frame(asset, 10, 10)])
+    wait_for_records(proc, 20, 60)
+    wait_until(lambda: proc.metric("pmaint_dead_letters_total") >= 1, 30, "a dead letter")
+    grown = peak_rss_mb(proc) - before
+    print(f"gzip bomb (100 MiB inflated): worker peak RSS grew {grown:.1f} MB")
+    assert grown < 50, f"peak RSS grew {grown:.0f} MB"
+    ((value, headers),) = dead_letters(env)
+    assert (headers["pmaint.reason"], value) == (b"too_large", b"")
+    assert headers["pmaint.source.partition"] == str(home).encode()
+    assert proc.metric("pmaint_records_total", outcome="ok") == 20
