@@ -6,8 +6,11 @@ differ only by a backslash stay distinct in InfluxDB.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +18,12 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from streams.alerts import AnomalySignal
 from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
 from streams.routing import partition_for
+from streams.settings import load_settings
+from streams.sinks.influx import InfluxSink
+from streams.sinks.points import anomaly_point
 from tests.integration.test_hostile_input import influx_series
 from tests.topics import read_topic
 
@@ -297,3 +304,33 @@ def test_a_gzip_bomb_is_dead_lettered_without_inflating_it(worker_factory: objec
     assert (headers["pmaint.reason"], value) == (b"too_large", b"")
     assert headers["pmaint.source.partition"] == str(home).encode()
     assert proc.metric("pmaint_records_total", outcome="ok") == 20
+
+
+# D10 on the v2 write path (InfluxDB 2.x/3.x rules, as VictoriaMetrics reads them).
+def test_backslash_names_stay_distinct_over_the_v2_write_api(
+    victoriametrics: Server, tmp_path: Path
+) -> None:
+    url = victoriametrics.extra["url"]
+    settings = load_settings(
+        influx_url=url, influx_api="v2", influx_bucket="pm", influx_org="acme",
+        influx_token="tok", data_dir=tmp_path,
+    )  # fmt: skip
+    t0 = time.time() - 600
+    assets = ["v2bs\\x", "v2bs/x", "v2bs\\\\y"]  # the last has no unambiguous spelling
+    points = [anomaly_point(AnomalySignal(a, t0 + i, 0.9, 0.8)) for a in assets for i in range(5)]
+
+    async def go() -> None:
+        async with InfluxSink.from_settings(settings, linger_ms=10) as sink:
+            await sink.write(points)
+
+    asyncio.run(go())
+    urllib.request.urlopen(f"{url}/internal/force_flush").close()
+    match = urllib.parse.quote('{__name__="anomaly_score",asset_id=~"v2bs.*"}')
+    with urllib.request.urlopen(f"{url}/api/v1/export?match[]={match}") as r:
+        series = [orjson.loads(line) for line in r.read().splitlines()]
+    assert {s["metric"]["asset_id"]: len(s["values"]) for s in series} == {
+        "v2bs\\x": 5,
+        "v2bs/x": 5,
+    }
+    refused = (tmp_path / "dead-letter" / "influx.jsonl").read_text()
+    assert refused.count("backslash") == 5
