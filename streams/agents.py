@@ -10,7 +10,11 @@ window, alert lifecycle) → RUL forecasts batched across assets → outputs: de
 Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets
 are acked, so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
 message never raises out of the loop; a failing send is retried with backoff until it goes
-through, which slows the stream (backpressure) instead of dropping data.
+through, which slows the stream (backpressure) instead of dropping data. A send the broker refuses
+for good (too large) is not retried: a forwarded frame is halved until its parts go through, and
+a record refused on its own is dead-lettered (``undeliverable:<error>``). While a batch's outputs
+wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s` says how long (``/ready``
+turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from faust.types import EventT, StreamT
 
+from streams import inflate
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
     BatchResult,
+    Encoded,
     Inbound,
     TelemetryProcessor,
     dead_letter_message,
-    frame_bytes,
+    forward_frames,
+    join_frame,
     record_to_message,
 )
 from streams.rul_batcher import RulBatcher
@@ -47,12 +55,16 @@ log = logging.getLogger("pmaint.agents")
 
 Rewind = Callable[[int, int], Awaitable[None]]
 
+# the broker (or the producer's own check) refuses these for good: a retry cannot succeed
+PERMANENT_SEND_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
 
 async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int = 0) -> None:
     """Send and wait for the broker's ack, retrying with backoff until it succeeds.
 
     ``attempts`` > 0 bounds the tries (the last error is raised); 0 retries forever, which is
-    what at-least-once needs: the batch is not acked until its outputs are.
+    what at-least-once needs: the batch is not acked until its outputs are. A permanent error
+    (:data:`PERMANENT_SEND_ERRORS`) is raised at once.
     """
     delay, tries = 0.1, 0
     while True:
@@ -61,7 +73,7 @@ async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int =
             fut = await send()
             await fut
             return
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, *PERMANENT_SEND_ERRORS):
             raise
         except Exception as exc:
             if attempts and tries >= attempts:
@@ -123,6 +135,12 @@ class TelemetryAgent:
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
+        self._publishing_since: float | None = None
+
+    def unacknowledged_s(self) -> float:
+        """How long the current batch's outputs have waited for their acknowledgements."""
+        since = self._publishing_since
+        return 0.0 if since is None else time.monotonic() - since
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events(
@@ -141,6 +159,7 @@ class TelemetryAgent:
                 e.message.offset,
                 e.value if isinstance(e.value, bytes) else bytes(e.value or b""),
                 e.message.timestamp,
+                inflate.INFLATE_HEADER in dict(e.message.headers or ()),
             )
             for e in events
         ]
@@ -194,36 +213,66 @@ class TelemetryAgent:
         return out
 
     async def publish(self, result: BatchResult, out: Outputs) -> None:
+        self._publishing_since = time.monotonic()
+        try:
+            await self._publish(result, out)
+        finally:
+            self._publishing_since = None
+
+    async def _publish(self, result: BatchResult, out: Outputs) -> None:
         now = time.time()
         dead = list(result.dead)
-        topic = self.sinks.telemetry.get_topic_name()
-        for record, reason in out.failed:  # valid records a model failed on (offset unknown)
+        unknown = Inbound(self.sinks.telemetry.get_topic_name(), -1, -1, b"")  # offset unknown
+        for record, reason in out.failed:  # valid records a model failed on
             letter = DeadLetter(reason, orjson.dumps(record_to_message(record)), record.asset_id)
-            dead.append((letter, Inbound(topic, -1, -1, b"")))
-        sends = []
-        for letter, source in dead:
-            value, headers = dead_letter_message(letter, source, now)
-            key = letter.asset_id.encode() if letter.asset_id else None
-            send = partial(self.sinks.dlq.send, key=key, value=value, headers=headers)
-            sends.append(deliver(send, self.sinks.dlq.get_topic_name()))
-        sends += [
-            deliver(
-                partial(
-                    self.sinks.telemetry.send,
-                    key=records[0].asset_id.encode(),
-                    value=frame_bytes(records),
-                    partition=partition,
-                ),
-                self.sinks.telemetry.get_topic_name(),
-            )
-            for partition, records in result.forward.items()
-        ]
+            dead.append((letter, unknown))
+        forwards = []
+        for partition, records in result.forward.items():
+            frames, alone = forward_frames(records, self.processor.limits)
+            forwards.append(self._forward(partition, frames, now))
+            for record, encoded in alone:
+                dead.append((DeadLetter("too_large", encoded, record.asset_id), unknown))
+                self.metrics.dead_letters.labels("too_large").inc()
+        sends = [self._dead_letter(letter, source, now) for letter, source in dead] + forwards
         if out.alerts:
             sends.append(self._publish_alerts(out))
         if out.points and self.sinks.influx is not None:
             sends.append(self._write_points(out))
         if sends:
             await asyncio.gather(*sends)
+
+    async def _dead_letter(self, letter: DeadLetter, source: Inbound, now: float) -> None:
+        value, headers = dead_letter_message(letter, source, now)
+        key = letter.asset_id.encode() if letter.asset_id else None
+        send = partial(self.sinks.dlq.send, key=key, value=value, headers=headers)
+        try:
+            await deliver(send, self.sinks.dlq.get_topic_name())
+        except PERMANENT_SEND_ERRORS as exc:  # at most 64 KiB: only a misconfigured broker
+            log.error("dead letter (%s, %d bytes) refused: %s", letter.reason, len(value), exc)
+
+    async def _forward(self, partition: int, frames: list[list[Encoded]], now: float) -> None:
+        """Send frames to their partition in order; a frame refused for good is halved until
+        its parts go through, and a record refused on its own is dead-lettered."""
+        topic = self.sinks.telemetry.get_topic_name()
+        for frame in frames:
+            send = partial(
+                self.sinks.telemetry.send,
+                key=frame[0][0].asset_id.encode(),
+                value=join_frame(frame),
+                partition=partition,
+            )
+            try:
+                await deliver(send, topic)
+            except PERMANENT_SEND_ERRORS as exc:
+                if len(frame) > 1:
+                    half = len(frame) // 2
+                    await self._forward(partition, [frame[:half], frame[half:]], now)
+                    continue
+                reason = f"undeliverable:{type(exc).__name__}"
+                log.warning("forwarding a record of %s refused: %s", frame[0][0].asset_id, exc)
+                self.metrics.dead_letters.labels("undeliverable").inc()
+                letter = DeadLetter(reason, frame[0][1], frame[0][0].asset_id)
+                await self._dead_letter(letter, Inbound(topic, -1, -1, b""), now)
 
     async def _publish_alerts(self, out: Outputs) -> None:
         delay = 0.1

@@ -13,6 +13,7 @@ from faust.types import TP
 from models.errors import ArtifactError, PmaintError
 from models.monitor import MonitorConfig
 from models.rul.serve import RulPredictor
+from streams import inflate
 from streams.agents import Sinks, TelemetryAgent
 from streams.alerts import AlertPolicy
 from streams.fleet import AssetState, Fleet
@@ -117,6 +118,7 @@ def create_app(
     ``predictor`` overrides loading ``settings.rul_model``.
     """
     partitions = partitions or settings.partitions
+    inflate.install(settings.max_inflated_batch_bytes)
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_url(),
@@ -216,10 +218,12 @@ def create_app(
 
     def lag() -> Iterable[tuple[str, int, int]]:
         consumer = app.consumer
+        committed = cast(Any, consumer)._committed_offset  # faust's: next offset, as Kafka's
         for tp in consumer.assignment():
             if tp.topic == settings.topic_telemetry:
                 end = consumer.highwater(tp) or 0
-                done = agent.offsets.expected.get(tp.partition, 0)
+                # nothing read since the (re)start: the group's committed offset is where we are
+                done = agent.offsets.expected.get(tp.partition, committed.get(tp) or 0)
                 yield tp.topic, tp.partition, max(0, end - done)
 
     metrics.watch_lag(lag)

@@ -16,7 +16,7 @@ import orjson
 from streams.fleet import AssetState, Fleet
 from streams.metrics import Metrics
 from streams.routing import partition_for
-from streams.schema import DeadLetter, Limits, Telemetry, decode
+from streams.schema import DeadLetter, Decoded, Limits, Telemetry, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class Inbound:
     offset: int
     value: bytes
     timestamp: float | None = None  # Kafka message timestamp, seconds
+    inflated_too_far: bool = False  # a placeholder for a record of a batch past the inflate limit
 
 
 @dataclass(slots=True)
@@ -50,9 +51,50 @@ def record_to_message(record: Telemetry) -> dict[str, object]:
     return out
 
 
-def frame_bytes(records: Sequence[Telemetry]) -> bytes:
-    """Encode records as one frame message."""
-    return orjson.dumps({"records": [record_to_message(r) for r in records]})
+Encoded = tuple[Telemetry, bytes]  # a record and its JSON
+
+
+def join_frame(frame: Sequence[Encoded]) -> bytes:
+    """One frame message of records already encoded as JSON."""
+    return b'{"records":[' + b",".join(encoded for _, encoded in frame) + b"]}"
+
+
+_FRAME_OVERHEAD = len(join_frame([]))
+
+
+def forward_frames(
+    records: Sequence[Telemetry], limits: Limits
+) -> tuple[list[list[Encoded]], list[Encoded]]:
+    """Pack records (encoded one by one) into frames the worker itself accepts: at most
+    ``limits.max_records`` records and ``limits.max_bytes`` bytes each. A record that fits no
+    frame on its own comes back apart, for the dead-letter queue.
+
+    >>> r = Telemetry("a", 1767225600000, {"s1": 1.0})
+    >>> frames, alone = forward_frames([r] * 5, Limits(max_bytes=1024, max_records=2))
+    >>> [len(f) for f in frames], alone
+    ([2, 2, 1], [])
+    >>> frames, alone = forward_frames([r] * 40, Limits(max_bytes=200))
+    >>> [len(f) for f in frames], max(len(join_frame(f)) for f in frames) <= 200
+    ([3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1], True)
+    """
+    frames: list[list[Encoded]] = []
+    alone: list[Encoded] = []
+    current: list[Encoded] = []
+    size = _FRAME_OVERHEAD
+    for record in records:
+        encoded = orjson.dumps(record_to_message(record))
+        if _FRAME_OVERHEAD + len(encoded) > limits.max_bytes:
+            alone.append((record, encoded))
+            continue
+        grown = size + len(encoded) + (1 if current else 0)
+        if current and (grown > limits.max_bytes or len(current) >= limits.max_records):
+            frames.append(current)
+            current, grown = [], _FRAME_OVERHEAD + len(encoded)
+        current.append((record, encoded))
+        size = grown
+    if current:
+        frames.append(current)
+    return frames, alone
 
 
 DLQ_MAX_PAYLOAD = 65_536  # larger payloads are cut, with their size and sha256 in headers
@@ -113,7 +155,11 @@ class TelemetryProcessor:
         now_ms = round(now * 1000)
         out = BatchResult()
         for message in batch:
-            decoded = decode(message.value, self.limits, now_ms)
+            decoded = (
+                Decoded(dead=[DeadLetter("too_large", message.value)])
+                if message.inflated_too_far
+                else decode(message.value, self.limits, now_ms)
+            )
             for dead in decoded.dead:
                 out.dead.append((dead, message))
                 self.metrics.dead_letters.labels(dead.reason.split(":")[0]).inc()

@@ -17,6 +17,9 @@ from typing import Any
 
 import orjson
 
+from streams.frame_split import split_frame
+from streams.sinks.line_protocol import line_safe
+
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: older timestamps are clock errors, not telemetry
 MAX_NAME = 128
 
@@ -73,6 +76,7 @@ def _name_ok(value: object) -> bool:
         and 0 < len(value) <= MAX_NAME
         and value.isprintable()
         and value.strip() == value
+        and line_safe(value)
     )
 
 
@@ -206,12 +210,22 @@ def _lenient_json(raw: bytes) -> Any:
         return _INVALID
 
 
-def _dump(record: object) -> bytes:
-    """The offending record of a frame, as JSON (``NaN`` kept as written)."""
+def _parse(raw: bytes) -> Any:
+    """The JSON value of ``raw``, or ``_INVALID``."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _lenient_json(raw)
+
+
+def _dump(record: object, raw: bytes, index: int) -> bytes:
+    """The offending record of a frame, as JSON (``NaN`` kept as written); one too deep to
+    encode is cut from the frame's bytes instead."""
     try:
         return json.dumps(record, separators=(",", ":")).encode()
     except (ValueError, RecursionError):
-        return repr(record).encode()
+        elements = split_frame(raw)
+        return elements[index] if elements is not None and index < len(elements) else b""
 
 
 def _asset_of(record: object) -> str | None:
@@ -246,13 +260,13 @@ def _decode(raw: bytes, limits: Limits, now_ms: int) -> Decoded:
     if len(raw) > limits.max_bytes:
         out.dead.append(DeadLetter("too_large", raw))
         return out
-    try:
-        message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        message = _lenient_json(raw)
-        if message is _INVALID:
+    message, elements = _parse(raw), None
+    if message is _INVALID:
+        elements = split_frame(raw)  # a frame with one record too deep keeps the others
+        if elements is None:
             out.dead.append(DeadLetter("invalid_json", raw))
             return out
+        message = {"records": [_parse(e) for e in elements]}
     if not isinstance(message, dict):
         out.dead.append(DeadLetter("not_object", raw))
         return out
@@ -277,12 +291,17 @@ def _decode(raw: bytes, limits: Limits, now_ms: int) -> Decoded:
         return out
     seen: set[tuple[str, int]] = set()
     for index, record in enumerate(records):
+        if record is _INVALID:
+            payload = elements[index] if elements else b""
+            out.dead.append(DeadLetter("invalid_json", payload, None, index))
+            continue
         try:
             good = validate(record, limits, now_ms)
             if (good.asset_id, good.ts_ms) in seen:
                 raise _Invalid("duplicate_record")
         except _Invalid as exc:
-            out.dead.append(DeadLetter(exc.reason, _dump(record), _asset_of(record), index))
+            payload = _dump(record, raw, index)
+            out.dead.append(DeadLetter(exc.reason, payload, _asset_of(record), index))
             continue
         seen.add((good.asset_id, good.ts_ms))
         out.records.append(good)

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
 
     # Input limits (dead-letter rules)
     max_message_bytes: int = Field(1_048_576, ge=1024)
+    max_inflated_batch_bytes: int = Field(33_554_432, ge=1024)
     max_frame_records: int = Field(10_000, ge=1)
     max_sensors: int = Field(1_000, ge=1)
     max_future_s: float = Field(3600.0, ge=0)
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Path(".pmaint")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    ready_send_failure_s: float = Field(30.0, gt=0)
 
     # InfluxDB (v2: token/org/bucket; v1: database/username/password)
     influx_url: str | None = None
@@ -129,6 +131,8 @@ class Settings(BaseSettings):
             self.kafka_sasl_username and self.kafka_sasl_password
         ):
             raise ValueError("SASL needs PMAINT_KAFKA_SASL_USERNAME and PMAINT_KAFKA_SASL_PASSWORD")
+        if self.max_inflated_batch_bytes < self.max_message_bytes:
+            raise ValueError("PMAINT_MAX_INFLATED_BATCH_BYTES must be >= PMAINT_MAX_MESSAGE_BYTES")
         if len({self.topic_telemetry, self.topic_dlq, self.topic_alerts}) < 3:
             raise ValueError("telemetry, dead-letter and alert topics must differ")
         return self

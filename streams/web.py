@@ -17,8 +17,14 @@ FLEET_PAGE = resources.files("streams").joinpath("fleet.html").read_text()
 
 
 def is_ready(app: faust.App, runtime: Runtime) -> bool:
-    """Joined the group with partitions assigned, not rebalancing, tables recovered."""
-    return runtime.assigned_once and not app.rebalancing and not app.in_recovery
+    """Joined the group with partitions assigned, not rebalancing, tables recovered, and no
+    batch's outputs unacknowledged for longer than ``PMAINT_READY_SEND_FAILURE_S``."""
+    return (
+        runtime.assigned_once
+        and not app.rebalancing
+        and not app.in_recovery
+        and runtime.agent.unacknowledged_s() <= runtime.settings.ready_send_failure_s
+    )
 
 
 def register_pages(app: faust.App, runtime: Runtime) -> None:
@@ -32,6 +38,7 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
         body: dict[str, Any] = {
             "ready": ok,
             "assets": len(runtime.fleet),
+            "outputs_unacknowledged_s": round(runtime.agent.unacknowledged_s(), 1),
             "partitions": sorted(
                 tp.partition
                 for tp in app.consumer.assignment()

@@ -7,9 +7,14 @@ Escaping policy (checked against InfluxDB 1.6.7 and VictoriaMetrics):
   ``"`` in field keys (where a bare one could open a quoted section);
 - in all four, control characters (newline, carriage return, tab, NUL, ...) are **replaced by a
   space** (then escaped): line protocol has no escape for a newline outside a string, and
-  InfluxDB 1.x would otherwise end the line there. Backslashes are **replaced by ``/``**:
-  InfluxDB 1.x keeps ``\\\\`` as two characters in tags while other servers unescape it, and a
-  trailing backslash makes the line unparsable, so no escaping of it round-trips everywhere;
+  InfluxDB 1.x would otherwise end the line there;
+- backslashes are written **as they are**: InfluxDB 1.6.7 stores ``bs\\x`` as ``bs\\x`` (and
+  VictoriaMetrics, like 2.x, keeps a backslash before an ordinary character), so ``bs\\x`` and
+  ``bs/x`` stay two series. A backslash at the end of a name, or before another backslash,
+  ``,``, ``=``, space or ``"``, has no spelling every server reads back the same (1.6.7 keeps
+  ``\\\\`` as two characters, 2.x unescapes it; a trailing one breaks the line): such a name
+  is refused (:func:`line_safe`; the schema dead-letters records that carry one, and
+  :func:`encode` raises ``ValueError``);
 - string field values: ``\\`` and ``"`` are backslash-escaped, newlines are kept verbatim (they
   are legal inside the quotes);
 - tags or fields whose key or value is empty after this are left out, and so are non-finite
@@ -36,9 +41,29 @@ _STRING = str.maketrans({"\\": "\\\\", '"': '\\"'})
 _INT64 = 2**63
 
 
+_AMBIGUOUS_BACKSLASH = re.compile(r'\\(?=[\\,= "]|\Z)')
+
+
 def clean_name(value: str) -> str:
-    """A name or tag value as it will be stored: control characters → space, ``\\`` → ``/``."""
-    return _CONTROL.sub(" ", value).replace("\\", "/")
+    """A name or tag value as it will be stored: control characters → space."""
+    return _CONTROL.sub(" ", value)
+
+
+def line_safe(name: str) -> bool:
+    r"""Whether every server reads ``name`` back as written: no backslash at its end or before
+    another backslash, ``,``, ``=``, space or ``"``.
+
+    >>> line_safe("bs\\x"), line_safe("bs\\"), line_safe("a\\\\b"), line_safe("c\\,d")
+    (True, False, False, False)
+    """
+    return _AMBIGUOUS_BACKSLASH.search(name) is None
+
+
+def _name(value: str) -> str:
+    name = clean_name(value)
+    if not line_safe(name):
+        raise ValueError(f"name {value!r} has a backslash line protocol cannot carry")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +96,17 @@ def encode(point: Point) -> bytes:
     >>> encode(Point("alert", {"asset_id": "x\\ny"}, {"message": 'say "hi"'}, 5))
     b'alert,asset_id=x\\\\ y message="say \\\\"hi\\\\"" 5'
     """
-    measurement = clean_name(point.measurement)
+    measurement = _name(point.measurement)
     if not measurement or measurement.startswith("#"):
         raise ValueError(f"invalid measurement {point.measurement!r}")
     parts = [measurement.translate(_MEASUREMENT)]
     for key in sorted(point.tags):
-        k, v = clean_name(key), clean_name(point.tags[key])
+        k, v = _name(key), _name(point.tags[key])
         if k and v:
             parts.append(f"{k.translate(_KEY)}={v.translate(_KEY)}")
     fields = []
     for key, value in point.fields.items():
-        name, encoded = clean_name(key), _field(value)
+        name, encoded = _name(key), _field(value)
         if name and encoded is not None:
             fields.append(f"{name.translate(_FIELD_KEY)}={encoded}")
     if not fields:

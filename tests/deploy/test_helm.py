@@ -66,6 +66,7 @@ FULL_CONFIG |= {
     "partitions": 12,
     "group_rebalance_timeout_s": 60.5,
     "max_message_bytes": 2097152,
+    "max_inflated_batch_bytes": 8388608,
     "web_host": "0.0.0.0",
     "influx_url": "https://influx.example:8086",
     "rul_model": "/models/rul",

@@ -33,8 +33,8 @@ pytestmark = pytest.mark.integration
 WARM_UP, PER_ASSET, PARTITIONS = 5, 30, 4
 NOW_MS = int(time.time() * 1000)
 BASE_MS = NOW_MS - 7_200_000
-# Odd but valid: printable, no surrounding space. They must reach InfluxDB intact (backslash is
-# stored as "/", see streams/sinks/line_protocol.py).
+# Odd but valid: printable, no surrounding space. They must reach InfluxDB intact (a backslash
+# before an ordinary character is stored as it is, see streams/sinks/line_protocol.py).
 GOOD_ASSETS = ["pump 1", "a,b=c", 'say "hi"', "back\\slash", "泵-7", "ünïcödé", "x" * 128]
 GOOD_SENSORS = ["temp C", "p,1", "k=v", 'q"t', "b\\s", "s1", "δ"]
 CONTROL = [chr(c) for c in range(32)] + ["\x7f"]

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.harness import Server
-from streams.sinks.line_protocol import FieldValue, Point, clean_name, encode
+from streams.sinks.line_protocol import FieldValue, Point, clean_name, encode, line_safe
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+text = any_text.filter(lambda s: line_safe(clean_name(s)))  # the rest is refused, see below
 names = text.filter(lambda s: clean_name(s).strip() != "" and clean_name(s) != "time")
 values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
@@ -117,6 +118,21 @@ def test_rejects_unusable_points() -> None:
     with pytest.raises(ValueError, match="invalid measurement"):
         encode(Point("#m", {}, {"x": 1.0}, 1))
     assert encode(Point("m", {"t": ""}, {"x": math.inf, "y": 1.0}, 1)) == b"m y=1.0 1"
+    for name in ("tr\\", "a\\\\b", "c\\,d", "e\\ f", "g\\=h", 'q\\"t', "n\\\n"):
+        with pytest.raises(ValueError, match="backslash"):
+            encode(Point("m", {"asset_id": name}, {"x": 1.0}, 1))
+        with pytest.raises(ValueError, match="backslash"):
+            encode(Point("m", {}, {name: 1.0}, 1))
+
+
+@given(any_text)
+def test_only_unambiguous_backslashes_are_encoded(name: str) -> None:
+    point = Point("m", {"t": name}, {"x": 1.0}, 1)
+    if line_safe(clean_name(name)):
+        assert encode(point).count(b"\\\\") == 0  # never two backslashes in a row
+    else:
+        with pytest.raises(ValueError):
+            encode(point)
 
 
 def _query(url: str, q: str, db: str) -> dict[str, object]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from streams.fleet import Fleet
 from streams.metrics import Metrics
-from streams.processor import Inbound, TelemetryProcessor, frame_bytes
+from streams.processor import Inbound, TelemetryProcessor, forward_frames, join_frame
 from streams.routing import partition_for
-from streams.schema import Limits, decode
+from streams.schema import Limits, Telemetry, decode
 
 NOW = 1_767_225_600.0
 
@@ -34,9 +35,39 @@ def test_records_of_other_partitions_are_forwarded_home() -> None:
     for part, records in result.forward.items():
         assert part != 0
         assert {partition_for(r.asset_id, 4) for r in records} == {part}
-        again = decode(frame_bytes(records), Limits(), int(NOW * 1000))
+        (frame,), _ = forward_frames(records, Limits())
+        again = decode(join_frame(frame), Limits(), int(NOW * 1000))
         assert [r.asset_id for r in again.records] == [r.asset_id for r in records]
     assert sum(len(v) for v in result.forward.values()) == len(assets) - len(here)
+
+
+@pytest.mark.parametrize(("max_bytes", "max_records"), [(2048, 10_000), (1 << 20, 7), (4096, 5)])
+def test_forwarded_frames_are_frames_the_worker_accepts(max_bytes: int, max_records: int) -> None:
+    limits = Limits(max_bytes=max_bytes, max_records=max_records)
+    ts = int(NOW * 1000)
+    records = [
+        Telemetry(f"a{i % 3}", ts - i, {f"s{k}": k * 0.1 + i for k in range(1 + i % 9)})
+        for i in range(300)
+    ]
+    frames, alone = forward_frames(records, limits)
+    assert alone == [] and len(frames) > 1
+    again = []
+    for frame in frames:
+        raw = join_frame(frame)
+        assert len(raw) <= max_bytes and len(frame) <= max_records
+        decoded = decode(raw, limits, ts)
+        assert decoded.dead == []
+        again += decoded.records
+    assert again == records  # every record, in order
+
+
+def test_a_record_bigger_than_any_frame_comes_back_apart() -> None:
+    ts = int(NOW * 1000)
+    big = Telemetry("big", ts, {f"s{k}": 1.0 for k in range(200)})
+    small = Telemetry("small", ts, {"s1": 1.0})
+    frames, alone = forward_frames([small, big, small], Limits(max_bytes=1024))
+    assert [[r for r, _ in f] for f in frames] == [[small, small]]
+    assert [r for r, _ in alone] == [big] and len(alone[0][1]) > 1024
 
 
 def test_dead_letters_keep_their_source_and_count() -> None:

@@ -80,6 +80,33 @@ def test_nan_in_a_frame_costs_only_its_record() -> None:
     assert b"NaN" in d.dead[0].payload
 
 
+def deep_frame(depth: int) -> bytes:
+    good = b'{"asset_id":"good","ts":%d,"sensors":{"s1":1.0}}' % NOW
+    bad = b'{"asset_id":"bad","ts":1,"sensors":{"s1":1},"x":'
+    bad += b"[" * depth + b"]" * depth + b"}"
+    return b'{"records":[' + good + b"," + bad + b", " + good.replace(b"good", b"also") + b"]}"
+
+
+# depth 1022: the frame is too deep for orjson (1024 levels), the record alone is not
+@pytest.mark.parametrize(
+    ("depth", "reason"),
+    [(990, "ts_too_old"), (1021, "ts_too_old"), (1022, "ts_too_old"), (1030, "invalid_json"),
+     (5000, "invalid_json")],
+)  # fmt: skip
+def test_a_record_too_deep_for_the_parser_costs_only_itself(depth: int, reason: str) -> None:
+    raw = deep_frame(depth)
+    d = decode(raw, Limits(max_bytes=100_000), NOW)
+    assert [r.asset_id for r in d.records] == ["good", "also"]
+    ((dead, index, payload),) = [(x.reason, x.frame_index, x.payload) for x in d.dead]
+    assert (dead, index) == (reason, 1)
+    assert payload.startswith(b'{"asset_id":"bad"') and payload.endswith(b"]}") and payload in raw
+
+
+def test_a_broken_frame_is_still_invalid_json() -> None:
+    for raw in (deep_frame(2000)[:-2], b'{"records": [1, 2}', b'{"other": [' + b"[" * 2000 + b"]"):
+        assert [x.reason for x in decode(raw, LIMITS, NOW).dead] == ["invalid_json"]
+
+
 def test_too_large_keeps_original_bytes() -> None:
     raw = b"x" * 10_001
     (dead,) = decode(raw, LIMITS, NOW).dead
