@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -28,6 +29,7 @@ import faust
 import orjson
 from faust.types import EventT, StreamT
 
+from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
@@ -123,6 +125,7 @@ class TelemetryAgent:
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
+        self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events(
@@ -169,6 +172,7 @@ class TelemetryAgent:
     async def run_models(self, result: BatchResult) -> Outputs:
         out = Outputs()
         for record, state in result.records:
+            self.clock.observe(record.asset_id, record.ts_ms / 1000)
             self.pipeline.observe(state, record, out)
             if state.last is not None and state.last.is_anomaly:
                 self.metrics.anomalies.inc()
@@ -187,8 +191,10 @@ class TelemetryAgent:
         now = time.monotonic()
         if result.records and now - self._ticked >= self.tick_every_s:
             self._ticked = now
-            newest = max(r.ts_ms for r, _ in result.records) / 1000
-            self.pipeline.tick(newest, self.processor.fleet.assets, out)
+            fleet = self.processor.fleet.assets
+            fleet_now = self.clock.advance(len(fleet))
+            if fleet_now > -math.inf:
+                self.pipeline.tick(fleet_now, fleet, out)
         for event in out.alerts:
             self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
         return out

@@ -26,6 +26,7 @@ from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher
 from streams.web import register_pages
+from streams.web_server import WorkerApp
 
 log = logging.getLogger("pmaint.app")
 
@@ -117,8 +118,9 @@ def create_app(
     ``predictor`` overrides loading ``settings.rul_model``.
     """
     partitions = partitions or settings.partitions
-    app = faust.App(
+    app = WorkerApp(
         settings.app_id,
+        web_idle_timeout_s=settings.web_idle_timeout_s,
         broker=settings.kafka_url(),
         broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir),

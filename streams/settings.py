@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from models.errors import ConfigError
 
-SECRET_FIELDS = ("kafka_sasl_password", "influx_token", "influx_password")
+SECRET_FIELDS = ("kafka_sasl_password", "influx_token", "influx_password", "web_token")
 
 
 class _TomlFile(PydanticBaseSettingsSource):
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Worker
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_token: SecretStr | None = None
+    web_idle_timeout_s: float = Field(15.0, gt=0)
+    web_page_max: int = Field(500, ge=1, le=100_000)
     data_dir: Path = Path(".pmaint")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
