@@ -20,6 +20,7 @@ from streams.kafka_clients import ssl_context
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import TelemetryProcessor
+from streams.redact import redact_text, redact_url
 from streams.rul_batcher import RulBatcher
 from streams.schema import Limits
 from streams.settings import Settings
@@ -224,6 +225,27 @@ def create_app(
                 done = agent.offsets.expected.get(tp.partition, 0)
                 yield tp.topic, tp.partition, max(0, end - done)
 
+    async def announce() -> None:
+        log.info("%s", describe(settings))
+
+    app.task(announce)
+
     metrics.watch_lag(lag)
     register_pages(app, runtime)
     return app, runtime
+
+
+def describe(settings: Settings) -> str:
+    """The worker's start-up line: where it reads and writes (credentials masked).
+
+    >>> line = describe(Settings(influx_url="http://pm:secret@influx:8086"))
+    >>> "InfluxDB at http://pm:***@influx:8086" in line, "secret" in line
+    (True, False)
+    """
+    influx = redact_url(settings.influx_url) if settings.influx_url else "off"
+    guard = "bearer token required" if settings.web_token else "fleet data open"
+    return (
+        f"worker {settings.app_id}: Kafka at {redact_text(settings.kafka_bootstrap)} over "
+        f"{settings.kafka_security_protocol}, InfluxDB at {influx}, "
+        f"web on {settings.web_host}:{settings.web_port} ({guard})"
+    )
