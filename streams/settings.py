@@ -132,6 +132,8 @@ class Settings(BaseSettings):
             self.kafka_sasl_username and self.kafka_sasl_password
         ):
             raise ValueError("SASL needs PMAINT_KAFKA_SASL_USERNAME and PMAINT_KAFKA_SASL_PASSWORD")
+        if self.web_token is not None and len(self.web_token.get_secret_value().strip()) < 8:
+            raise ValueError("PMAINT_WEB_TOKEN must have at least 8 characters")
         if len({self.topic_telemetry, self.topic_dlq, self.topic_alerts}) < 3:
             raise ValueError("telemetry, dead-letter and alert topics must differ")
         return self

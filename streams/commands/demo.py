@@ -90,7 +90,7 @@ def snapshot(port: int) -> Snapshot:
         elif line.startswith("pmaint_alerts_total{") and 'state="open"' in line:
             kind = line.split('kind="')[1].split('"')[0]
             snap.alerts[kind] = snap.alerts.get(kind, 0.0) + float(value)
-    snap.assets = json.loads(_get(port, "/assets?history=1"))["assets"]
+    snap.assets = json.loads(_get(port, "/assets?history=1&limit=500"))["assets"]
     return snap
 
 
