@@ -29,6 +29,7 @@ from streams.demo_report import Failure, Truth, cmapss_feed, judge, last_forecas
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
 from streams.gateway import Gateway, fleet
 from streams.kafka_clients import ensure_topics
+from streams.redact import redact_url
 from streams.settings import Settings, load_settings
 
 EXAMPLES = """examples:
@@ -290,7 +291,9 @@ def run(args: argparse.Namespace) -> int:
         where = (
             f"InfluxDB {influx.url} database pmaint (stopped with the demo)"
             if influx
-            else (settings.influx_url or "nowhere (set PMAINT_INFLUX_URL, or install influxd)")
+            else redact_url(settings.influx_url)
+            if settings.influx_url
+            else "nowhere (set PMAINT_INFLUX_URL, or install influxd)"
         )
         console.print(f"alert events: Kafka topic {settings.topic_alerts}; points: {where}")
         console.print(f"plots: {png}; logs: {workdir}")
