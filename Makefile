@@ -29,9 +29,9 @@ install: $(STAMP)
 # API), headless Chromium (the fleet page).
 system:
 	@if ! command -v influxd >/dev/null || ! command -v victoria-metrics >/dev/null \
-	    || ! command -v chromium >/dev/null; then \
+	    || ! command -v chromium >/dev/null || ! command -v stunnel4 >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends influxdb victoria-metrics chromium >/dev/null; \
+	    --no-install-recommends influxdb victoria-metrics chromium stunnel4 >/dev/null; \
 	fi
 
 demo: install

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -34,6 +35,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, R
 from faust.types import EventT, StreamT
 
 from streams import inflate
+from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
@@ -136,6 +138,7 @@ class TelemetryAgent:
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
         self._publishing_since: float | None = None
+        self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
     def unacknowledged_s(self) -> float:
         """How long the current batch's outputs have waited for their acknowledgements."""
@@ -188,6 +191,7 @@ class TelemetryAgent:
     async def run_models(self, result: BatchResult) -> Outputs:
         out = Outputs()
         for record, state in result.records:
+            self.clock.observe(record.asset_id, record.ts_ms / 1000)
             self.pipeline.observe(state, record, out)
             if state.last is not None and state.last.is_anomaly:
                 self.metrics.anomalies.inc()
@@ -206,8 +210,10 @@ class TelemetryAgent:
         now = time.monotonic()
         if result.records and now - self._ticked >= self.tick_every_s:
             self._ticked = now
-            newest = max(r.ts_ms for r, _ in result.records) / 1000
-            self.pipeline.tick(newest, self.processor.fleet.assets, out)
+            fleet = self.processor.fleet.assets
+            fleet_now = self.clock.advance(len(fleet))
+            if fleet_now > -math.inf:
+                self.pipeline.tick(fleet_now, fleet, out)
         for event in out.alerts:
             self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
         return out

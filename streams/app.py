@@ -21,12 +21,14 @@ from streams.kafka_clients import ssl_context
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import TelemetryProcessor
+from streams.redact import redact_text, redact_url
 from streams.rul_batcher import RulBatcher
 from streams.schema import Limits
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher
 from streams.web import register_pages
+from streams.web_server import WorkerApp
 
 log = logging.getLogger("pmaint.app")
 
@@ -119,8 +121,9 @@ def create_app(
     """
     partitions = partitions or settings.partitions
     inflate.install(settings.max_inflated_batch_bytes)
-    app = faust.App(
+    app = WorkerApp(
         settings.app_id,
+        web_idle_timeout_s=settings.web_idle_timeout_s,
         broker=settings.kafka_url(),
         broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir),
@@ -226,6 +229,27 @@ def create_app(
                 done = agent.offsets.expected.get(tp.partition, committed.get(tp) or 0)
                 yield tp.topic, tp.partition, max(0, end - done)
 
+    async def announce() -> None:
+        log.info("%s", describe(settings))
+
+    app.task(announce)
+
     metrics.watch_lag(lag)
     register_pages(app, runtime)
     return app, runtime
+
+
+def describe(settings: Settings) -> str:
+    """The worker's start-up line: where it reads and writes (credentials masked).
+
+    >>> line = describe(Settings(influx_url="http://pm:secret@influx:8086"))
+    >>> "InfluxDB at http://pm:***@influx:8086" in line, "secret" in line
+    (True, False)
+    """
+    influx = redact_url(settings.influx_url) if settings.influx_url else "off"
+    guard = "bearer token required" if settings.web_token else "fleet data open"
+    return (
+        f"worker {settings.app_id}: Kafka at {redact_text(settings.kafka_bootstrap)} over "
+        f"{settings.kafka_security_protocol}, InfluxDB at {influx}, "
+        f"web on {settings.web_host}:{settings.web_port} ({guard})"
+    )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from models.errors import PmaintError
+from streams.redact import redact_text
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "worker": (
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except PmaintError as exc:
-        print(f"pmaint: error: {exc}", file=sys.stderr)
+        print(f"pmaint: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

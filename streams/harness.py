@@ -72,7 +72,7 @@ class Server:
         self.proc.send_signal(18)  # SIGCONT
 
 
-def _spawn(cmd: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+def spawn(cmd: list[str], workdir: Path) -> subprocess.Popen[bytes]:
     log = (workdir / "server.log").open("wb")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
@@ -95,7 +95,7 @@ def start_victoriametrics(workdir: Path) -> Server:
     binary = require("victoria-metrics")
     port = free_port()
     cmd = [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={workdir}/vm"]
-    server = Server(port, _spawn(cmd, workdir), workdir)
+    server = Server(port, spawn(cmd, workdir), workdir)
     server.extra["url"] = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30, "victoria-metrics")
     return server

@@ -7,6 +7,7 @@ both take the same security options, built here once.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from typing import Any
 
@@ -36,6 +37,32 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return ctx
 
 
+def check_tls(settings: Settings) -> None:
+    """With TLS on, shake hands with the first bootstrap broker once before a client starts,
+    so a wrong CA or host name is one clear ``PmaintError`` instead of clients retrying until
+    they time out. Unreachable brokers are left to the clients to report."""
+    ctx = ssl_context(settings)
+    if ctx is None:
+        return
+    host, _, port = settings.bootstrap_servers()[0].rpartition(":")
+    host = host.strip("[]")
+    timeout = settings.kafka_connect_timeout_s
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=host),
+        ):
+            return
+    except ssl.SSLError as exc:
+        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        cafile = settings.kafka_ssl_cafile or "the system CAs"
+        raise PmaintError(
+            f"Kafka at {host}:{port}: TLS handshake failed: {reason} (CA file: {cafile})"
+        ) from None
+    except (OSError, ValueError):
+        return
+
+
 def security_kwargs(settings: Settings) -> dict[str, Any]:
     """Security options shared by kafka-python and aiokafka clients."""
     kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
@@ -54,6 +81,7 @@ def security_kwargs(settings: Settings) -> dict[str, Any]:
 
 def admin_client(settings: Settings) -> KafkaAdminClient:
     """A kafka-python admin client, or a ``PmaintError`` naming the unreachable brokers."""
+    check_tls(settings)
     try:
         return KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers(),

@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from models.errors import ConfigError
 
-SECRET_FIELDS = ("kafka_sasl_password", "influx_token", "influx_password")
+SECRET_FIELDS = ("kafka_sasl_password", "influx_token", "influx_password", "web_token")
 
 
 class _TomlFile(PydanticBaseSettingsSource):
@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Worker
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_token: SecretStr | None = None
+    web_idle_timeout_s: float = Field(15.0, gt=0)
+    web_page_max: int = Field(500, ge=1, le=100_000)
     data_dir: Path = Path(".pmaint")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     ready_send_failure_s: float = Field(30.0, gt=0)
@@ -133,6 +136,8 @@ class Settings(BaseSettings):
             raise ValueError("SASL needs PMAINT_KAFKA_SASL_USERNAME and PMAINT_KAFKA_SASL_PASSWORD")
         if self.max_inflated_batch_bytes < self.max_message_bytes:
             raise ValueError("PMAINT_MAX_INFLATED_BATCH_BYTES must be >= PMAINT_MAX_MESSAGE_BYTES")
+        if self.web_token is not None and len(self.web_token.get_secret_value().strip()) < 8:
+            raise ValueError("PMAINT_WEB_TOKEN must have at least 8 characters")
         if len({self.topic_telemetry, self.topic_dlq, self.topic_alerts}) < 3:
             raise ValueError("telemetry, dead-letter and alert topics must differ")
         return self

@@ -6,6 +6,7 @@ import argparse
 
 from models.errors import PmaintError
 from streams.kafka_clients import admin_client
+from streams.redact import redact_text
 from streams.settings import Settings, load_settings
 from streams.sinks import influx
 
@@ -27,7 +28,8 @@ def check_kafka(settings: Settings) -> str:
     ours = [t for t in (settings.topic_telemetry, settings.topic_dlq, settings.topic_alerts)]
     missing = [t for t in ours if t not in topics]
     note = f"; missing topics (a worker creates them): {', '.join(missing)}" if missing else ""
-    return f"reachable at {settings.kafka_bootstrap}, {len(topics)} topics{note}"
+    where = f"{redact_text(settings.kafka_bootstrap)} over {settings.kafka_security_protocol}"
+    return f"reachable at {where}, {len(topics)} topics{note}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         print("influxdb: not configured (set PMAINT_INFLUX_URL); points are not written")
     for name, probe in probes:
         try:
-            print(f"{name}: ok: {probe(settings)}")
+            print(f"{name}: ok: {redact_text(probe(settings))}")
         except PmaintError as exc:
             failures += 1
-            print(f"{name}: FAILED: {exc}")
+            print(f"{name}: FAILED: {redact_text(str(exc))}")
     return 1 if failures else 0

@@ -37,6 +37,7 @@ from streams.demo_report import (
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
 from streams.gateway import Gateway, fleet
 from streams.kafka_clients import ensure_topics
+from streams.redact import redact_url
 from streams.settings import Settings, load_settings
 
 EXAMPLES = """examples:
@@ -98,7 +99,7 @@ def snapshot(port: int) -> Snapshot:
         elif line.startswith("pmaint_alerts_total{") and 'state="open"' in line:
             kind = line.split('kind="')[1].split('"')[0]
             snap.alerts[kind] = snap.alerts.get(kind, 0.0) + float(value)
-    snap.assets = json.loads(_get(port, "/assets?history=1"))["assets"]
+    snap.assets = json.loads(_get(port, "/assets?history=1&limit=500"))["assets"]
     return snap
 
 
@@ -313,7 +314,9 @@ def run(args: argparse.Namespace) -> int:
         where = (
             f"InfluxDB {influx.url} database pmaint (stopped with the demo)"
             if influx
-            else (settings.influx_url or "nowhere (set PMAINT_INFLUX_URL, or install influxd)")
+            else redact_url(settings.influx_url)
+            if settings.influx_url
+            else "nowhere (set PMAINT_INFLUX_URL, or install influxd)"
         )
         console.print(f"alert events: Kafka topic {settings.topic_alerts}; points: {where}")
         console.print(f"plots: {png}; logs: {workdir}")

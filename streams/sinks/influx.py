@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from models.errors import ConfigError, PmaintError
+from streams.redact import redact_text, split_credentials
 from streams.settings import Settings
 from streams.sinks.line_protocol import Point, encode
 
@@ -64,17 +65,27 @@ class InfluxTarget:
         return f"InfluxDB {self.version} at {self.url}: {self.api} API ({where})"
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def ping(url: str, timeout_s: float = 5.0) -> str | None:
-    """``GET /ping``: the ``X-Influxdb-Version`` header (None if absent); PmaintError if down."""
+    """``GET /ping``: the ``X-Influxdb-Version`` header (None if absent); PmaintError if down.
+
+    Credentials inside ``url`` are sent as basic auth and never shown in an error."""
+    clean, user, password = split_credentials(url.rstrip("/"))
+    request = urllib.request.Request(f"{clean}/ping")
+    if user is not None:
+        request.add_header("Authorization", _basic(user, password or ""))
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/ping", timeout=timeout_s) as r:
+        with urllib.request.urlopen(request, timeout=timeout_s) as r:
             return r.headers.get("X-Influxdb-Version") or None
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):  # some 3.x servers want a token even for /ping
             return exc.headers.get("X-Influxdb-Version") or None
-        raise PmaintError(f"InfluxDB at {url}: /ping answered HTTP {exc.code}") from None
+        raise PmaintError(f"InfluxDB at {clean}: /ping answered HTTP {exc.code}") from None
     except (OSError, ValueError) as exc:
-        raise PmaintError(f"InfluxDB at {url}: {exc}") from None
+        raise PmaintError(f"InfluxDB at {clean}: {redact_text(str(exc))}") from None
 
 
 def target_from_settings(settings: Settings, version: str | None = None) -> InfluxTarget:
@@ -82,12 +93,13 @@ def target_from_settings(settings: Settings, version: str | None = None) -> Infl
     s = settings
     if not s.influx_url:
         raise ConfigError("PMAINT_INFLUX_URL is not set")
-    url = s.influx_url.rstrip("/")
+    # user:password inside the URL become basic auth; the target's URL never holds them
+    url, url_user, url_password = split_credentials(s.influx_url.rstrip("/"))
     api: Api
     if s.influx_api != "auto":
         api = s.influx_api
     else:
-        version = version or ping(url)
+        version = version or ping(s.influx_url)
         major = (version or "").lstrip("v").split(".")[0]
         if major.isdigit():
             api = "v1" if major == "1" else "v2"
@@ -104,13 +116,14 @@ def target_from_settings(settings: Settings, version: str | None = None) -> Infl
         auth = None
         if s.influx_username:
             password = s.influx_password.get_secret_value() if s.influx_password else ""
-            pair = base64.b64encode(f"{s.influx_username}:{password}".encode()).decode()
-            auth = f"Basic {pair}"
+            auth = _basic(s.influx_username, password)
     else:
         if not s.influx_bucket:
             raise ConfigError("PMAINT_INFLUX_BUCKET is needed for the InfluxDB v2 API")
         query = {"bucket": s.influx_bucket} | ({"org": s.influx_org} if s.influx_org else {})
         auth = f"Token {s.influx_token.get_secret_value()}" if s.influx_token else None
+    if auth is None and url_user is not None:
+        auth = _basic(url_user, url_password or "")
     return InfluxTarget(api, url, query, auth, (version or "unknown").lstrip("v"))
 
 
@@ -314,7 +327,7 @@ class InfluxSink:
                 after = float(retry) if retry.replace(".", "", 1).isdigit() else None
                 return r.status, f"HTTP {r.status}: {text.strip()}", after
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return None, f"{type(exc).__name__}: {exc}", None
+            return None, f"{type(exc).__name__}: {redact_text(str(exc))}", None
 
     async def _create_database(self) -> None:
         """Best effort ``CREATE DATABASE`` on 1.x (idempotent; fine to be refused)."""
@@ -326,7 +339,7 @@ class InfluxSink:
             ) as r:
                 await r.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("InfluxDB: could not create database (%s)", exc)
+            log.warning("InfluxDB: could not create database (%s)", redact_text(str(exc)))
 
     def _dead_letter(self, reason: str, lines: list[bytes], status: int | None) -> None:
         self.stats.dead_lettered += len(lines)

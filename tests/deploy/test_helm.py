@@ -30,6 +30,7 @@ SECRETS = {
     },
     "influxToken": {"existingSecret": "influx", "key": "token"},
     "influxPassword": {"existingSecret": "influx", "key": "password"},
+    "webToken": {"existingSecret": "pmaint-web", "key": "token"},
 }
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # settings the chart sets itself (port, data volume, mounted secret and TLS files)
@@ -211,6 +212,7 @@ def test_secrets_are_mounted_files_and_service_monitor() -> None:
     assert env["PMAINT_KAFKA_SASL_PASSWORD_FILE"] == f"{d}/kafka-sasl/password"
     assert env["PMAINT_INFLUX_TOKEN_FILE"] == f"{d}/influx-token/token"
     assert env["PMAINT_INFLUX_PASSWORD_FILE"] == f"{d}/influx-password/password"
+    assert env["PMAINT_WEB_TOKEN_FILE"] == f"{d}/web-token/token"
     assert env["PMAINT_KAFKA_SSL_CAFILE"] == f"{d}/kafka-tls/ca.crt"
     assert env["PMAINT_KAFKA_SSL_CERTFILE"] == f"{d}/kafka-tls/tls.crt"
     assert env["PMAINT_KAFKA_SSL_KEYFILE"] == f"{d}/kafka-tls/tls.key"
@@ -219,7 +221,7 @@ def test_secrets_are_mounted_files_and_service_monitor() -> None:
     secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
     assert secrets == {
         "kafka-sasl": "kafka-user", "kafka-tls": "kafka-tls",
-        "influx-token": "influx", "influx-password": "influx",
+        "influx-token": "influx", "influx-password": "influx", "web-token": "pmaint-web",
     }  # fmt: skip
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
     for name in secrets:

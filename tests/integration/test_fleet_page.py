@@ -88,3 +88,30 @@ def test_asset_endpoint_has_history(worker: WorkerProcess) -> None:
     assert detail["history"][-1]["score"] is not None
     assert all(p["rul_p10"] <= p["rul"] <= p["rul_p90"] for p in detail["history"])
     assert worker.get("/assets/nope")[0] == 404
+
+
+def test_fleet_page_works_with_a_web_token(
+    tansu: Server, topic_prefix: str, tmp_path: Path
+) -> None:
+    token = "fleet-page-token-42"
+    env = worker_env(tansu.extra["bootstrap"], topic_prefix, web_token=token,
+                     anomaly_warm_up="5")  # fmt: skip
+    proc = start_worker(env, tmp_path)
+    try:
+        settings = load_settings(kafka_bootstrap=env["PMAINT_KAFKA_BOOTSTRAP"],
+                                 topic_telemetry=env["PMAINT_TOPIC_TELEMETRY"])  # fmt: skip
+        gateway = Gateway(settings, frame=20)
+        gateway.send(simulated(assets=4, records=4 * 30, seed=3))
+        gateway.close()
+        wait_until(lambda: proc.metric("pmaint_records_total", outcome="ok") >= 120, 60, "worker")
+        base = f"http://127.0.0.1:{proc.port}/fleet"
+        denied = chromium("--dump-dom", base, profile=tmp_path / "p-denied")
+        assert 'name="token"' in denied and 'data-loaded="true"' not in denied
+        dom = chromium("--dump-dom", f"{base}?token={token}", profile=tmp_path / "p-token")
+        assert 'data-loaded="true"' in dom, dom[:2000]
+        body = dom[dom.index('<tbody id="assets">') : dom.index("</tbody>")]
+        rows = re.findall(r'<tr data-asset="([^"]+)"', body)
+        assert sorted(rows) == [f"asset-{i:03d}" for i in range(4)]
+        assert token not in proc.log.read_text()
+    finally:
+        proc.kill()

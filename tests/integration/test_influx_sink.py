@@ -187,6 +187,26 @@ def test_username_password(
     assert "s3cret" not in caplog.text
 
 
+def test_credentials_inside_the_url_authenticate_and_are_never_shown(
+    influx_auth: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = influx_auth.extra["url"]
+    inside = url.replace("http://", "http://admin:s3cret%20pass@")
+    settings = load_settings(influx_url=inside, influx_database="in-url", data_dir=tmp_path)
+    target = target_from_settings(settings)
+    assert target.url == url and "s3cret" not in repr(target) + target.describe()
+    assert check(settings).startswith("InfluxDB 1.") and "s3cret" not in check(settings)
+
+    async def go() -> None:
+        async with InfluxSink.from_settings(settings, linger_ms=10) as sink:
+            await sink.write(rul_points(7))
+
+    asyncio.run(go())
+    rows = query(url, 'SELECT count("rul") FROM "rul"', "in-url", auth=("admin", "s3cret pass"))
+    assert rows[0][1] == 7
+    assert "s3cret" not in caplog.text
+
+
 def test_v2_write_to_victoriametrics(victoriametrics: Server, tmp_path: Path) -> None:
     url = victoriametrics.extra["url"]
     settings = load_settings(

@@ -71,3 +71,19 @@ def test_bootstrap_list() -> None:
     s = load_settings(kafka_bootstrap="k1:9092, kafka://k2:9093")
     assert s.kafka_url() == "kafka://k1:9092;kafka://k2:9093"
     assert s.bootstrap_servers() == ["k1:9092", "k2:9093"]
+
+
+def test_web_token_from_file_and_too_short_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "web-token"
+    secret.write_text("a-long-enough-token\n")
+    monkeypatch.setenv("PMAINT_WEB_TOKEN_FILE", str(secret))
+    settings = load_settings()
+    assert settings.web_token is not None
+    assert settings.web_token.get_secret_value() == "a-long-enough-token"
+    assert "a-long-enough-token" not in repr(settings)
+    secret.write_text("short")
+    with pytest.raises(ConfigError, match="PMAINT_WEB_TOKEN must have at least 8") as err:
+        load_settings()
+    assert "short" not in str(err.value)

@@ -78,6 +78,10 @@ app.kubernetes.io/component: worker
 - name: PMAINT_INFLUX_PASSWORD_FILE
   value: {{ printf "%s/influx-password/%s" $dir .influxPassword.key | quote }}
 {{- end }}
+{{- if .webToken.existingSecret }}
+- name: PMAINT_WEB_TOKEN_FILE
+  value: {{ printf "%s/web-token/%s" $dir .webToken.key | quote }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 
@@ -124,12 +128,21 @@ app.kubernetes.io/component: worker
       - key: {{ .influxPassword.key }}
         path: {{ .influxPassword.key }}
 {{- end }}
+{{- if .webToken.existingSecret }}
+- name: web-token
+  secret:
+    secretName: {{ .webToken.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .webToken.key }}
+        path: {{ .webToken.key }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 
 {{- define "pmaint.secretVolumeMounts" -}}
 {{- $dir := include "pmaint.secretDir" . -}}
-{{- range $name, $secret := dict "kafka-sasl" .Values.secrets.kafkaSaslPassword "kafka-tls" .Values.secrets.kafkaTls "influx-token" .Values.secrets.influxToken "influx-password" .Values.secrets.influxPassword }}
+{{- range $name, $secret := dict "kafka-sasl" .Values.secrets.kafkaSaslPassword "kafka-tls" .Values.secrets.kafkaTls "influx-token" .Values.secrets.influxToken "influx-password" .Values.secrets.influxPassword "web-token" .Values.secrets.webToken }}
 {{- if $secret.existingSecret }}
 - name: {{ $name }}
   mountPath: {{ printf "%s/%s" $dir $name }}
