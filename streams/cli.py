@@ -51,6 +51,32 @@ EVALUATE: dict[str, tuple[str, str]] = {
     ),
 }
 
+MODELS: dict[str, tuple[str, str]] = {
+    "promote": (
+        "streams.commands.models_promote",
+        "Copy a RUL model artifact into a registry and make it the one workers serve",
+    ),
+    "list": (
+        "streams.commands.models_list",
+        "Show a registry's RUL model versions: data source, metrics, which is current",
+    ),
+}
+# command groups: name -> (help, subcommands, examples)
+GROUPS: dict[str, tuple[str, dict[str, tuple[str, str]], str]] = {
+    "evaluate": (
+        "Evaluate a model on reference data",
+        EVALUATE,
+        "examples:\n  pmaint evaluate anomaly --shuttle --json\n"
+        "  pmaint evaluate rul --model artifacts/fd001 --data DIR --subset FD001",
+    ),
+    "models": (
+        "Manage a RUL model registry (workers pick up its current models without a restart)",
+        MODELS,
+        "examples:\n  pmaint models promote --registry /models artifacts/rul-sim\n"
+        "  pmaint models list --registry /models --json",
+    ),
+}
+
 
 class OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line, not a usage dump."""
@@ -93,17 +119,17 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name, entry in COMMANDS.items():
         _add(subparsers, name, entry, name in wanted)
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="Evaluate a model on reference data",
-        description="Evaluate a model on reference data",
-        epilog="examples:\n  pmaint evaluate anomaly --shuttle --json\n"
-        "  pmaint evaluate rul --model artifacts/fd001 --data DIR --subset FD001",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    kinds = evaluate.add_subparsers(title="what", metavar="WHAT", required=True)
-    for name, entry in EVALUATE.items():
-        _add(kinds, name, entry, "evaluate" in wanted and name in wanted)
+    for group, (help_text, entries, examples) in GROUPS.items():
+        sub = subparsers.add_parser(
+            group,
+            help=help_text,
+            description=help_text,
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        kinds = sub.add_subparsers(title="what", metavar="WHAT", required=True)
+        for name, entry in entries.items():
+            _add(kinds, name, entry, group in wanted and name in wanted)
     return parser
 
 
