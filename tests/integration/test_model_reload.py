@@ -34,7 +34,7 @@ from tests.integration.test_rul_replay import influx_query
 pytestmark = pytest.mark.integration
 
 RELOAD_S = 1.0
-TYPES = {"asset-000": "turbofan", "asset-001": "turbofan", "asset-002": "pump"}  # pumps have no model
+TYPES = {"asset-000": "turbofan", "asset-001": "turbofan", "asset-002": "pump"}  # no pump model
 BEFORE, AFTER = 40, 20  # records per asset before and after the promotion
 
 
