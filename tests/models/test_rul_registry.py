@@ -78,12 +78,17 @@ def test_one_current_per_asset_type(tmp_path: Path, two: tuple[Path, str, Path, 
         promote(reg, a, asset_type="../escape")
 
 
+@pytest.fixture
+def reg(tmp_path: Path, two: tuple[Path, str, Path, str]) -> Path:
+    """A registry serving A."""
+    promote(tmp_path / "reg", two[0])
+    return tmp_path / "reg"
+
+
 def test_broken_or_incompatible_artifact_changes_nothing(
-    tmp_path: Path, two: tuple[Path, str, Path, str]
+    tmp_path: Path, two: tuple[Path, str, Path, str], reg: Path
 ) -> None:
     a, va, b, _ = two
-    reg = tmp_path / "reg"
-    promote(reg, a)
     weights = bytearray((b / WEIGHTS).read_bytes())
     weights[-1] ^= 0xFF
     (b / WEIGHTS).write_bytes(bytes(weights))
@@ -102,11 +107,9 @@ def test_broken_or_incompatible_artifact_changes_nothing(
 
 
 def test_a_concurrent_reader_always_sees_a_complete_current_version(
-    tmp_path: Path, two: tuple[Path, str, Path, str]
+    two: tuple[Path, str, Path, str], reg: Path
 ) -> None:
     a, va, b, vb = two
-    reg = tmp_path / "reg"
-    promote(reg, a)
     seen: list[str] = []
     errors: list[BaseException] = []
     stop = threading.Event()
