@@ -243,5 +243,6 @@ def create_app(
                 yield tp.topic, tp.partition, max(0, end - done)
 
     metrics.watch_lag(lag)
+    metrics.watch_models(pipeline.model_versions)
     register_pages(app, runtime)
     return app, runtime

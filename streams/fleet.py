@@ -72,6 +72,7 @@ class AssetState:
             "last_seen": _iso(self.last_seen_ms),
             "site": self.site,
             "line": self.line,
+            "type": self.asset_type,
             "restored": self.restored,
             "open_alerts": dict(self.alerts),
         }

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+ModelSource = Callable[[], dict[str | None, str]]  # asset type -> RUL model version served
 
 
 class _LagCollector(Collector):
@@ -25,6 +26,23 @@ class _LagCollector(Collector):
         )
         for topic, partition, lag in self._source():
             family.add_metric([topic, str(partition)], lag)
+        yield family
+
+
+class _ModelCollector(Collector):
+    """The RUL model version served per asset type (``""``: assets without a type)."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "pmaint_rul_model",
+            "RUL model version served, per asset type",
+            labels=["asset_type", "version"],
+        )
+        for asset_type, version in self._source().items():
+            family.add_metric([asset_type or "", version], 1)
         yield family
 
 
@@ -74,3 +92,7 @@ class Metrics:
     def watch_lag(self, source: LagSource) -> None:
         """Report consumer lag from ``source`` (topic, partition, lag) at each scrape."""
         self.registry.register(_LagCollector(source))
+
+    def watch_models(self, source: ModelSource) -> None:
+        """Report the RUL models served, read from ``source`` at each scrape."""
+        self.registry.register(_ModelCollector(source))

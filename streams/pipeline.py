@@ -111,6 +111,10 @@ class ModelPipeline:
                 log.info("serving RUL model %s for %s (was %s)", version, who, was)
         self.models = staged
 
+    def model_versions(self) -> dict[str | None, str]:
+        """Asset type -> RUL model version served now."""
+        return self.models.versions()
+
     def observe(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
         """Score, learn and window one record; a failure costs only this record."""
         try:

@@ -123,6 +123,7 @@ def test_promoted_model_serves_without_a_restart(
     gateway.send(before)
     wait_until(lambda: anomaly_points() == len(before), 60, "anomaly points before promotion")
     assert counts("rul", "rul") == {(a, version_a): n for a, n in due_before.items()}
+    assert proc.metric("pmaint_rul_model", asset_type="turbofan", version=version_a) == 1
 
     promoted = subprocess.run(
         [sys.executable, "-m", "streams.cli", "models", "promote", "--registry", str(registry),
@@ -146,6 +147,8 @@ def test_promoted_model_serves_without_a_restart(
         **{(a, version_b): n for a, n in after_only.items()},
     }
     assert proc.proc.poll() is None and proc.proc.pid == pid  # the same worker, never restarted
+    assert proc.metric("pmaint_rul_model", asset_type="turbofan", version=version_b) == 1
+    assert proc.metric("pmaint_rul_model") == 1  # A is no longer served
     assert proc.metric("pmaint_records_total", outcome="ok") == total
     assert proc.metric("pmaint_dead_letters_total") == 0
     log = proc.log.read_text()
