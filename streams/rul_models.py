@@ -95,6 +95,7 @@ class ModelSource:
         self.registry = not is_artifact(path)
         self.serving = ServingModels()
         self._refused: dict[str | None, str] = {}  # version refused per type: logged once
+        self._unreadable = ""  # why the registry could not be read: logged once
 
     def load(self) -> ServingModels:
         """The models to start with. A broken artifact raises ``ArtifactError``; in a registry
@@ -116,8 +117,11 @@ class ModelSource:
         try:
             wanted = current_versions(self.path)
         except PmaintError as exc:
-            log.warning("model registry %s unreadable (%s); models unchanged", self.path, exc)
+            if str(exc) != self._unreadable:
+                log.warning("model registry unreadable (%s); models unchanged", exc)
+            self._unreadable = str(exc)
             return None
+        self._unreadable = ""
         old = self.serving.by_type
         models = {t: m for t, m in old.items() if t in wanted}
         for asset_type, version in wanted.items():

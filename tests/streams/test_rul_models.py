@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.errors import ArtifactError
 from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPredictor
@@ -71,6 +72,21 @@ def test_broken_version_is_refused_once_and_the_old_keeps_serving(
     assert source.serving.versions() == {None: va}
     current_file(reg).write_text(f"{va}\n")  # a good version again: nothing to swap
     assert source.check() is None
+
+
+def test_a_registry_that_appears_later_is_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = ModelSource(tmp_path / "reg", "cpu")
+    with caplog.at_level(logging.WARNING, logger="pmaint.models"):
+        with pytest.raises(ArtifactError, match="no RUL model artifact or registry"):
+            source.load()
+        assert source.check() is None and source.check() is None
+    assert len(caplog.records) == 1  # "unreadable", once
+    version = tiny_artifact(tmp_path / "a", 1)
+    promote(tmp_path / "reg", tmp_path / "a")
+    models = source.check()
+    assert models is not None and models.versions() == {None: version}
 
 
 def test_an_artifact_serves_every_asset(tmp_path: Path) -> None:
