@@ -108,6 +108,9 @@ class ModelSource:
             self.serving = self.check() or self.serving
             if not self.serving:
                 log.warning("model registry %s has no usable current model yet", self.path)
+        for asset_type, version in self.serving.versions().items():
+            who = "every asset" if self.serving.every_asset else _label(asset_type)
+            log.info("serving RUL model %s for %s", version, who)
         return self.serving
 
     def check(self) -> ServingModels | None:

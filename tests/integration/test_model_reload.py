@@ -4,12 +4,14 @@ The worker serves model A to ``turbofan`` assets from a registry (``CURRENT.turb
 nothing to ``pump`` assets; B is promoted with ``pmaint models promote`` while it runs. Once
 ``PMAINT_RUL_RELOAD_S`` has passed, the next batch's ``rul`` points in InfluxDB 1.x carry B's
 version; the worker process is the same and every record gave its outputs. A and B are trained
-on the same data, so B takes over the assets' windows as they are (same inputs).
+on the same data, so B takes over the assets' windows as they are (same inputs). Then a broken
+version made current by hand is refused with one log line and B keeps serving.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -19,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from models.rul.artifact import save_artifact
+from models.rul.artifact import WEIGHTS, save_artifact
 from models.rul.data import simulated_runs
-from models.rul.registry import promote
+from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPredictor
 from models.rul.train import TrainConfig, train_rul
 from models.simulator import FleetSimulator
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 RELOAD_S = 1.0
 TYPES = {"asset-000": "turbofan", "asset-001": "turbofan", "asset-002": "pump"}  # no pump model
-BEFORE, AFTER = 40, 20  # records per asset before and after the promotion
+BEFORE, AFTER, LAST = 40, 20, 10  # records per asset: before/after promoting B, after a bad one
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +136,6 @@ def test_promoted_model_serves_without_a_restart(
     time.sleep(RELOAD_S + 2.0)  # the next check loads B; the next batch serves it
 
     gateway.send(after)
-    gateway.close()
     total = len(before) + len(after)
     wait_until(lambda: anomaly_points() == total, 60, "anomaly points after promotion")
     wait_until(
@@ -153,11 +154,30 @@ def test_promoted_model_serves_without_a_restart(
     assert proc.metric("pmaint_dead_letters_total") == 0
     log = proc.log.read_text()
     assert log.count(f"serving RUL model {version_b} for type 'turbofan'") == 1, log[-3000:]
+
+    # a broken version made current by hand (not by promote, which refuses it) is refused
+    broken = version_dir(registry, "rul-broken")
+    shutil.copytree(version_dir(registry, version_b), broken)
+    (broken / WEIGHTS).write_bytes(b"\0" * 64)
+    current_file(registry, "turbofan").write_text("rul-broken\n")
+    time.sleep(RELOAD_S + 2.0)
+    last = messages(BEFORE + AFTER, LAST, start_ms)
+    gateway.send(last)
+    gateway.close()
+    due_last = expected_forecasts(models[0], before + after + last)
+    wait_until(lambda: anomaly_points() == total + len(last), 60, "anomaly points at the end")
+    wait_until(
+        lambda: sum(counts("rul", "rul").values()) == sum(due_last.values()), 30, "rul points"
+    )
+    assert {v for _, v in counts("rul", "rul")} == {version_a, version_b}  # B kept serving
+    log = proc.log.read_text()
+    assert log.count("refused RUL model rul-broken for asset type 'turbofan'") == 1, log[-3000:]
+    assert proc.proc.pid == pid and proc.metric("pmaint_rul_model", version=version_b) == 1
     listed = subprocess.run(
         [sys.executable, "-m", "streams.cli", "models", "list", "--registry", str(registry),
          "--json"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     doc = json.loads(listed.stdout)
-    assert doc["current"] is None and doc["current_by_type"] == {"turbofan": version_b}
-    assert {v["version"] for v in doc["versions"]} == {version_a, version_b}
+    assert doc["current"] is None and doc["current_by_type"] == {"turbofan": "rul-broken"}
+    assert {v["version"] for v in doc["versions"]} == {version_a, version_b, "rul-broken"}
