@@ -35,7 +35,7 @@ from streams.alerts import (
 from streams.fleet import AssetState
 from streams.history import History
 from streams.rul_batcher import RulForecast
-from streams.rul_models import ServedModel, ServingModels
+from streams.rul_models import ServedModel, ServingModels, assets_of
 from streams.schema import Telemetry
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
@@ -106,8 +106,7 @@ class ModelPipeline:
         old = self.models.versions()
         for asset_type, version in staged.versions().items():
             if old.get(asset_type) != version:
-                was = old.get(asset_type) or "no model"
-                who = "assets without a type" if asset_type is None else f"type {asset_type!r}"
+                was, who = old.get(asset_type) or "no model", assets_of(asset_type)
                 log.info("serving RUL model %s for %s (was %s)", version, who, was)
         self.models = staged
 

@@ -51,7 +51,8 @@ class ServedModel:
         return self.predictor.version
 
 
-def _label(asset_type: str | None) -> str:
+def assets_of(asset_type: str | None) -> str:
+    """Which assets a model of ``asset_type`` serves, for log lines."""
     return "assets without a type" if asset_type is None else f"asset type {asset_type!r}"
 
 
@@ -109,7 +110,7 @@ class ModelSource:
             if not self.serving:
                 log.warning("model registry %s has no usable current model yet", self.path)
         for asset_type, version in self.serving.versions().items():
-            who = "every asset" if self.serving.every_asset else _label(asset_type)
+            who = "every asset" if self.serving.every_asset else assets_of(asset_type)
             log.info("serving RUL model %s for %s", version, who)
         return self.serving
 
@@ -139,7 +140,7 @@ class ModelSource:
                 still = models[asset_type].version if asset_type in models else "no model"
                 log.warning(
                     "refused RUL model %s for %s: %s (still serving %s)",
-                    version, _label(asset_type), exc, still,
+                    version, assets_of(asset_type), exc, still,
                 )  # fmt: skip
                 continue
             self._refused.pop(asset_type, None)
@@ -147,6 +148,6 @@ class ModelSource:
         if {t: m.version for t, m in models.items()} == self.serving.versions():
             return None
         for asset_type in old.keys() - models.keys():
-            log.info("no RUL model for %s any more (anomaly detection only)", _label(asset_type))
+            log.info("no RUL model for %s any more (anomaly detection only)", assets_of(asset_type))
         self.serving = ServingModels(models)
         return self.serving

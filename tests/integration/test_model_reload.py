@@ -153,7 +153,8 @@ def test_promoted_model_serves_without_a_restart(
     assert proc.metric("pmaint_records_total", outcome="ok") == total
     assert proc.metric("pmaint_dead_letters_total") == 0
     log = proc.log.read_text()
-    assert log.count(f"serving RUL model {version_b} for type 'turbofan'") == 1, log[-3000:]
+    swapped = f"serving RUL model {version_b} for asset type 'turbofan' (was {version_a})"
+    assert log.count(swapped) == 1, log[-3000:]
 
     # a broken version made current by hand (not by promote, which refuses it) is refused
     broken = version_dir(registry, "rul-broken")
