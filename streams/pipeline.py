@@ -170,9 +170,10 @@ class ModelPipeline:
     def _window(
         self, state: AssetState, record: Telemetry, served: ServedModel, out: Outputs
     ) -> None:
-        if state.window is None or state.window_key != served.key:  # first, or other inputs
-            state.window = served.predictor.new_window()
-            state.window_key = served.key
+        if state.window is None or state.window_key is not served.key:  # first, or a new model
+            if state.window is None or state.window_key != served.key:  # with other inputs
+                state.window = served.predictor.new_window()
+            state.window_key = served.key  # the same object from now on: a cheap check
         try:
             state.window.push(record.sensors, record.settings, record.cycle)
         except DataError:
