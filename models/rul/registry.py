@@ -182,10 +182,13 @@ def promote(registry: str | Path, artifact: str | Path, asset_type: str | None =
     if is_artifact(root) or root.resolve() == source.resolve():
         raise ConfigError(f"{root} is a model artifact, not a registry")
     _, meta = load_artifact(source)
-    root.mkdir(parents=True, exist_ok=True)
-    previous = current_versions(root).get(asset_type)
-    dest = _copy_in(root, source, meta.version)
-    _write_atomic(target, meta.version + "\n")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        previous = current_versions(root).get(asset_type)
+        dest = _copy_in(root, source, meta.version)
+        _write_atomic(target, meta.version + "\n")
+    except OSError as exc:
+        raise ArtifactError(f"cannot promote into {root}: {exc.strerror or exc}") from None
     return Promotion(meta.version, asset_type, previous, dest)
 
 

@@ -104,6 +104,9 @@ def test_broken_or_incompatible_artifact_changes_nothing(
     assert [e.version for e in list_versions(reg)] == [va]
     with pytest.raises(ConfigError, match="is a model artifact"):
         promote(a, b)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ArtifactError, match="cannot promote into"):
+        promote(tmp_path / "file", a)
 
 
 def test_a_concurrent_reader_always_sees_a_complete_current_version(
