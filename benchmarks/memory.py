@@ -54,9 +54,11 @@ def child(variant: str, traced: bool) -> dict[str, float]:
     from models.simulator import FleetSimulator
     from streams.fleet import Fleet
     from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
+    from streams.rul_models import ServingModels
     from streams.schema import Telemetry
 
-    pipeline = ModelPipeline(PipelineConfig(), predictor()) if variant == "full" else None
+    full = variant == "full"
+    pipeline = ModelPipeline(PipelineConfig(), ServingModels.single(predictor())) if full else None
     fleet = Fleet(forget=pipeline.forget if pipeline else None)
     site, line = "site-1", "line-1"
 

@@ -167,6 +167,7 @@ class TelemetryAgent:
             for e in events
         ]
         batch = await self.admit(batch)
+        self.pipeline.swap()  # new RUL models start with a batch, never within one
         result = self.processor.process(batch)
         out = await self.run_models(result)
         await self.publish(result, out)
@@ -198,10 +199,10 @@ class TelemetryAgent:
         if out.rul_due and self.sinks.batcher is not None:
             batcher = self.sinks.batcher
             forecasts = await asyncio.gather(
-                *(batcher.predict(s.asset_id, w) for s, _, w in out.rul_due),
+                *(batcher.predict(s.asset_id, w, model) for s, _, w, model in out.rul_due),
                 return_exceptions=True,
             )
-            for (state, record, _), forecast in zip(out.rul_due, forecasts, strict=True):
+            for (state, record, _, _), forecast in zip(out.rul_due, forecasts, strict=True):
                 if isinstance(forecast, BaseException):
                     log.warning("RUL forecast for %s failed: %s", state.asset_id, forecast)
                 else:

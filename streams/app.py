@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import TelemetryProcessor
 from streams.redact import redact_text, redact_url
 from streams.rul_batcher import RulBatcher
+from streams.rul_models import ModelSource, ServingModels
 from streams.schema import Limits
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
@@ -93,20 +95,27 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
-def load_predictor(settings: Settings) -> RulPredictor | None:
-    """The RUL model, ``None`` when none is configured; a bad artifact is one clear error
-    (or a warning and no RUL, unless ``rul_required``)."""
+def load_models(settings: Settings) -> tuple[ServingModels, ModelSource | None]:
+    """The RUL models to start with and, for a registry, the source to reload them from.
+
+    Nothing configured: no models. A bad artifact, or a registry without a usable current model,
+    is one clear error with ``rul_required``, else a warning (a registry keeps being watched).
+    """
     if settings.rul_model is None:
         if settings.rul_required:
             raise ArtifactError("PMAINT_RUL_REQUIRED is set but PMAINT_RUL_MODEL is not")
-        return None
+        return ServingModels(), None
+    source = ModelSource(settings.rul_model, settings.rul_device)
     try:
-        return RulPredictor.load(settings.rul_model, device=settings.rul_device)
+        models = source.load()
     except PmaintError as exc:
         if settings.rul_required:
             raise
         log.warning("running without RUL forecasts: %s", exc)
-        return None
+        return ServingModels(), source if source.registry else None
+    if settings.rul_required and not models:
+        raise ArtifactError(f"PMAINT_RUL_REQUIRED is set but {settings.rul_model} has no model")
+    return models, source if source.registry else None
 
 
 def create_app(
@@ -173,8 +182,11 @@ def create_app(
         changelog_topic=changelog,
     )
     checkpoints.key_serializer = checkpoints.value_serializer = "raw"  # writes, like the topic
-    predictor = predictor if predictor is not None else load_predictor(settings)
-    pipeline = ModelPipeline(pipeline_config(settings), predictor)
+    if predictor is not None:
+        models, source = ServingModels.single(predictor), None
+    else:
+        models, source = load_models(settings)
+    pipeline = ModelPipeline(pipeline_config(settings), models)
     sinks = Sinks(
         telemetry=telemetry,
         dlq=raw_topic(settings.topic_dlq),
@@ -182,11 +194,19 @@ def create_app(
         checkpoints=cast(MutableMapping[str, bytes], checkpoints),
         influx=InfluxSink.from_settings(settings) if settings.influx_url else None,
         batcher=(
-            RulBatcher(predictor, settings.rul_batch_max, settings.rul_batch_wait_ms)
-            if predictor is not None
+            RulBatcher(None, settings.rul_batch_max, settings.rul_batch_wait_ms)
+            if models or source is not None
             else None
         ),
     )
+    if source is not None:
+
+        async def reload_models() -> None:
+            staged = await asyncio.get_running_loop().run_in_executor(None, source.check)
+            if staged is not None:
+                pipeline.stage(staged)  # the agent swaps it in before its next batch
+
+        app.timer(settings.rul_reload_s, name="pmaint.rul_reload")(reload_models)
 
     def restore(state: AssetState) -> None:
         raw = checkpoints.get(state.asset_id)
@@ -235,6 +255,7 @@ def create_app(
     app.task(announce)
 
     metrics.watch_lag(lag)
+    metrics.watch_models(pipeline.model_versions)
     register_pages(app, runtime)
     return app, runtime
 

@@ -52,6 +52,36 @@ EVALUATE: dict[str, tuple[str, str]] = {
     ),
 }
 
+MODELS: dict[str, tuple[str, str]] = {
+    "promote": (
+        "streams.commands.models_promote",
+        "Copy a RUL model artifact into a registry and make it the one workers serve",
+    ),
+    "list": (
+        "streams.commands.models_list",
+        "Show a registry's RUL model versions: data source, metrics, which is current",
+    ),
+}
+# command groups: name -> (help, subcommands, examples)
+GROUPS: dict[str, tuple[str, dict[str, tuple[str, str]], str]] = {
+    "evaluate": (
+        "Evaluate a model on reference data",
+        EVALUATE,
+        "examples:\n"
+        "  pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv "
+        "--windows data/nab/windows.json\n"
+        "  pmaint evaluate anomaly --shuttle --json\n"
+        "  pmaint evaluate anomaly --cmapss data/cmapss/train_FD001.txt\n"
+        "  pmaint evaluate rul --model artifacts/fd001 --data data/cmapss --subset FD001",
+    ),
+    "models": (
+        "Manage a RUL model registry (workers pick up its current models without a restart)",
+        MODELS,
+        "examples:\n  pmaint models promote --registry /models artifacts/rul-sim\n"
+        "  pmaint models list --registry /models --json",
+    ),
+}
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Examples kept as written, and each option's default shown where it has one."""
@@ -105,21 +135,17 @@ def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name, entry in COMMANDS.items():
         _add(subparsers, name, entry, name in wanted)
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="Evaluate a model on reference data",
-        description="Evaluate a model on reference data",
-        epilog="examples:\n"
-        "  pmaint evaluate anomaly --nab data/nab/machine_temperature_system_failure.csv "
-        "--windows data/nab/windows.json\n"
-        "  pmaint evaluate anomaly --shuttle --json\n"
-        "  pmaint evaluate anomaly --cmapss data/cmapss/train_FD001.txt\n"
-        "  pmaint evaluate rul --model artifacts/fd001 --data data/cmapss --subset FD001",
-        formatter_class=HelpFormatter,
-    )
-    kinds = evaluate.add_subparsers(title="what", metavar="WHAT", required=True)
-    for name, entry in EVALUATE.items():
-        _add(kinds, name, entry, "evaluate" in wanted and name in wanted)
+    for group, (help_text, entries, examples) in GROUPS.items():
+        sub = subparsers.add_parser(
+            group,
+            help=help_text,
+            description=help_text,
+            epilog=examples,
+            formatter_class=HelpFormatter,
+        )
+        kinds = sub.add_subparsers(title="what", metavar="WHAT", required=True)
+        for name, entry in entries.items():
+            _add(kinds, name, entry, group in wanted and name in wanted)
     return parser
 
 

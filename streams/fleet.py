@@ -40,7 +40,9 @@ class AssetState:
     site: str | None = None
     line: str | None = None
     monitor: AssetMonitor | None = None
+    asset_type: str | None = None  # the record's ``type``: which RUL model serves it
     window: AssetWindow | None = None
+    window_key: str = ""  # inputs of the model the window was built for
     last: MonitorResult | None = None
     rul: RulSignal | None = None
     history: History | None = None
@@ -58,6 +60,7 @@ class AssetState:
             self.sensors = _shared(self.sensors.union(record.sensors))
         self.site = record.site or self.site
         self.line = record.line or self.line
+        self.asset_type = record.type or self.asset_type
 
     def summary(self, history: bool = False) -> dict[str, object]:
         """A JSON-ready view for ``/assets`` (with the recent history if asked)."""
@@ -69,6 +72,7 @@ class AssetState:
             "last_seen": _iso(self.last_seen_ms),
             "site": self.site,
             "line": self.line,
+            "type": self.asset_type,
             "restored": self.restored,
             "open_alerts": dict(self.alerts),
         }

@@ -9,22 +9,27 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+ModelSource = Callable[[], dict[str | None, str]]  # asset type -> RUL model version served
 
 
-class _LagCollector(Collector):
-    """Consumer lag per partition, read from the consumer at scrape time."""
+class _Sampled(Collector):
+    """A gauge family read at scrape time from ``source``: (label values, value) pairs."""
 
-    def __init__(self, source: LagSource) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: list[str],
+        source: Callable[[], Iterable[tuple[tuple[str, ...], float]]],
+    ) -> None:
+        self._family = (name, documentation, labels)
         self._source = source
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "pmaint_consumer_lag",
-            "Messages behind the partition end",
-            labels=["topic", "partition"],
-        )
-        for topic, partition, lag in self._source():
-            family.add_metric([topic, str(partition)], lag)
+        name, documentation, labels = self._family
+        family = GaugeMetricFamily(name, documentation, labels=labels)
+        for values, value in self._source():
+            family.add_metric(list(values), value)
         yield family
 
 
@@ -73,4 +78,23 @@ class Metrics:
 
     def watch_lag(self, source: LagSource) -> None:
         """Report consumer lag from ``source`` (topic, partition, lag) at each scrape."""
-        self.registry.register(_LagCollector(source))
+        self.registry.register(
+            _Sampled(
+                "pmaint_consumer_lag",
+                "Messages behind the partition end",
+                ["topic", "partition"],
+                lambda: (((t, str(p)), lag) for t, p, lag in source()),
+            )
+        )
+
+    def watch_models(self, source: ModelSource) -> None:
+        """Report the RUL model version served per asset type (``""``: assets without a type),
+        read from ``source`` at each scrape."""
+        self.registry.register(
+            _Sampled(
+                "pmaint_rul_model",
+                "RUL model version served, per asset type",
+                ["asset_type", "version"],
+                lambda: (((t or "", v), 1.0) for t, v in source().items()),
+            )
+        )

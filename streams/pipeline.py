@@ -35,6 +35,7 @@ from streams.alerts import (
 from streams.fleet import AssetState
 from streams.history import History
 from streams.rul_batcher import RulForecast
+from streams.rul_models import ServedModel, ServingModels, assets_of
 from streams.schema import Telemetry
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
@@ -55,13 +56,16 @@ class PipelineConfig:
     checkpoint_interval_s: float = 30.0  # ... or seconds, whichever comes first
 
 
+RulDue = tuple[AssetState, Telemetry, NDArray[np.float32], RulPredictor]  # forecast to make
+
+
 @dataclass
 class Outputs:
     """What a batch of records produced."""
 
     points: list[Point] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
-    rul_due: list[tuple[AssetState, Telemetry, NDArray[np.float32]]] = field(default_factory=list)
+    rul_due: list[RulDue] = field(default_factory=list)
     checkpoints: list[AssetState] = field(default_factory=list)
     failed: list[tuple[Telemetry, str]] = field(default_factory=list)
 
@@ -81,13 +85,34 @@ class ModelPipeline:
     def __init__(
         self,
         config: PipelineConfig,
-        predictor: RulPredictor | None = None,
+        models: ServingModels | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.predictor = predictor
+        self.models = models if models is not None else ServingModels()
+        self._staged: ServingModels | None = None
         self.engine = AlertEngine(config.policy)
         self.clock = clock
+
+    def stage(self, models: ServingModels) -> None:
+        """Hand over new RUL models; they serve from the next :meth:`swap` (between batches)."""
+        self._staged = models
+
+    def swap(self) -> None:
+        """Start serving the staged models, if any (call between batches, never within one)."""
+        staged, self._staged = self._staged, None
+        if staged is None:
+            return
+        old = self.models.versions()
+        for asset_type, version in staged.versions().items():
+            if old.get(asset_type) != version:
+                was, who = old.get(asset_type) or "no model", assets_of(asset_type)
+                log.info("serving RUL model %s for %s (was %s)", version, who, was)
+        self.models = staged
+
+    def model_versions(self) -> dict[str | None, str]:
+        """Asset type -> RUL model version served now."""
+        return self.models.versions()
 
     def observe(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
         """Score, learn and window one record; a failure costs only this record."""
@@ -127,8 +152,11 @@ class ModelPipeline:
             )
             out.points.append(drift_point(drift, state.site, state.line))
             out.add_alerts(self.engine.observe(drift), state)
-        if self.predictor is not None:
-            self._window(state, record, out)
+        served = self.models.for_type(state.asset_type)
+        if served is not None:
+            self._window(state, record, served, out)
+        else:
+            state.window = None  # no model for this asset (type): anomaly detection only
         state.since_checkpoint += 1
         now = self.clock()
         if (
@@ -139,10 +167,13 @@ class ModelPipeline:
             state.checkpointed_at = now
             out.checkpoints.append(state)
 
-    def _window(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
-        assert self.predictor is not None
-        if state.window is None:
-            state.window = self.predictor.new_window()
+    def _window(
+        self, state: AssetState, record: Telemetry, served: ServedModel, out: Outputs
+    ) -> None:
+        if state.window is None or state.window_key is not served.key:  # first, or a new model
+            if state.window is None or state.window_key != served.key:  # with other inputs
+                state.window = served.predictor.new_window()
+            state.window_key = served.key  # the same object from now on: a cheap check
         try:
             state.window.push(record.sensors, record.settings, record.cycle)
         except DataError:
@@ -150,7 +181,7 @@ class ModelPipeline:
         state.since_rul += 1
         if state.window.ready and state.since_rul >= self.config.rul_every:
             state.since_rul = 0
-            out.rul_due.append((state, record, state.window.array()))
+            out.rul_due.append((state, record, state.window.array(), served.predictor))
 
     def forecast(
         self, state: AssetState, record: Telemetry, forecast: RulForecast, out: Outputs

@@ -1,10 +1,11 @@
 """Asyncio micro-batcher for RUL inference across assets.
 
-Agents call ``await batcher.predict(asset_id, window)`` per record. Requests queue up; one
-background task takes the first waiting request, gathers more until ``max_batch`` requests or
-``max_wait_ms`` have passed, and runs a single batched forward pass in a worker thread so the
-event loop keeps serving. Each caller gets its own forecast, or the exception of its batch; an
-error never stops the batcher.
+Agents call ``await batcher.predict(asset_id, window[, predictor])`` per record. Requests queue
+up; one background task takes the first waiting request, gathers more until ``max_batch``
+requests or ``max_wait_ms`` have passed, and runs a single batched forward pass per model (a
+mixed fleet has one model per asset type) in a worker thread so the event loop keeps serving.
+Each caller gets its own forecast, or the exception of its batch; an error never stops the
+batcher.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class BatcherStats:
         return self.requests / self.batches if self.batches else 0.0
 
 
-_Request = tuple[str, NDArray[np.float32], "asyncio.Future[RulForecast]"]
+_Request = tuple[str, NDArray[np.float32], "asyncio.Future[RulForecast]", Predictor]
 
 
 class RulBatcher:
@@ -75,7 +76,7 @@ class RulBatcher:
     Parameters
     ----------
     predictor
-        The model, e.g. ``RulPredictor.load(dir)``.
+        The model of requests that name none, e.g. ``RulPredictor.load(dir)``.
     max_batch
         Most windows per forward pass.
     max_wait_ms
@@ -86,7 +87,7 @@ class RulBatcher:
 
     def __init__(
         self,
-        predictor: Predictor,
+        predictor: Predictor | None,
         max_batch: int = 256,
         max_wait_ms: float = 5.0,
         executor: Executor | None = None,
@@ -96,7 +97,6 @@ class RulBatcher:
         self.predictor = predictor
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
-        self._shape = (predictor.window, predictor.n_features)
         self.stats = BatcherStats()
         self._executor = executor
         self._own_executor = executor is None
@@ -143,19 +143,26 @@ class RulBatcher:
     ) -> None:
         await self.stop()
 
-    async def predict(self, asset_id: str, window: NDArray[np.float32]) -> RulForecast:
-        """Forecast one asset from its normalised window ``(W, F)``.
+    async def predict(
+        self, asset_id: str, window: NDArray[np.float32], predictor: Predictor | None = None
+    ) -> RulForecast:
+        """Forecast one asset from its normalised window ``(W, F)`` with ``predictor`` (default:
+        the batcher's).
 
         Raises ``DataError`` at once for a window of the wrong shape (it never joins a batch),
         ``BatcherClosedError`` when not running, and the model's exception if its batch failed.
         """
         if not self.running:
             raise BatcherClosedError("RUL batcher is not running")
+        model = predictor if predictor is not None else self.predictor
+        if model is None:
+            raise DataError(f"asset {asset_id}: no RUL model to forecast with")
         x = np.asarray(window, dtype=np.float32)
-        if x.shape != self._shape:
-            raise DataError(f"asset {asset_id}: window shape {x.shape}, expected {self._shape}")
+        shape = (model.window, model.n_features)
+        if x.shape != shape:
+            raise DataError(f"asset {asset_id}: window shape {x.shape}, expected {shape}")
         future: asyncio.Future[RulForecast] = asyncio.get_running_loop().create_future()
-        self._pending.append((asset_id, x, future))
+        self._pending.append((asset_id, x, future, model))
         if len(self._pending) == 1 or len(self._pending) >= self.max_batch:
             self._wakeup.set()  # the batcher waits for a first request or a full batch
         return await future
@@ -190,14 +197,13 @@ class RulBatcher:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while await self._gather():
-            n = min(self.max_batch, len(self._pending))
-            batch = [self._pending.popleft() for _ in range(n)]
+            model, batch = self._take()
             live = [r for r in batch if not r[2].done()]  # callers may have given up
             if not live:
                 continue
             try:
                 windows = np.stack([r[1] for r in live])  # one copy into the batch
-                pred = await loop.run_in_executor(self._executor, self.predictor.predict, windows)
+                pred = await loop.run_in_executor(self._executor, model.predict, windows)
                 columns = (pred.p50.tolist(), pred.p10.tolist(), pred.p90.tolist())
                 if any(len(c) != len(live) for c in columns):
                     raise PmaintError(f"{len(columns[0])} forecasts for {len(live)} windows")
@@ -208,16 +214,29 @@ class RulBatcher:
                 self.stats.failed_batches += 1
                 self._fail(live, exc)
                 continue
-            version = self.predictor.version
-            for (_, _, fut), p50, p10, p90 in zip(live, *columns, strict=True):
+            version = model.version
+            for (_, _, fut, _), p50, p10, p90 in zip(live, *columns, strict=True):
                 if not fut.done():
                     fut.set_result(RulForecast(p50, p10, p90, version))
             self.stats.requests += len(live)
             self.stats.batches += 1
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(live))
 
+    def _take(self) -> tuple[Predictor, list[_Request]]:
+        """The oldest waiting request's model and up to ``max_batch`` requests for it, in order."""
+        model = self._pending[0][3]
+        if all(r[3] is model for r in self._pending):
+            n = min(self.max_batch, len(self._pending))
+            return model, [self._pending.popleft() for _ in range(n)]
+        batch: list[_Request] = []
+        rest: deque[_Request] = deque()
+        for request in self._pending:
+            (batch if request[3] is model and len(batch) < self.max_batch else rest).append(request)
+        self._pending = rest
+        return model, batch
+
     @staticmethod
     def _fail(batch: list[_Request], exc: BaseException) -> None:
-        for _, _, fut in batch:
+        for _, _, fut, _ in batch:
             if not fut.done():
                 fut.set_exception(exc)

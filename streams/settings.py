@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = Field(30.0, gt=0)
 
     # RUL forecaster
-    rul_model: Path | None = None
+    rul_model: Path | None = None  # an artifact, or a registry (models.rul.registry)
+    rul_reload_s: float = Field(30.0, gt=0)
     rul_required: bool = False
     rul_device: Literal["auto", "cpu", "cuda"] = "auto"
     rul_every: int = Field(1, ge=1)

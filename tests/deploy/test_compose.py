@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from streams.rul_models import ModelSource
+
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|CREDENTIAL", re.IGNORECASE)
@@ -113,3 +115,48 @@ def test_mounted_files_exist() -> None:
     )["datasources"][0]
     assert datasource["type"] == "influxdb" and datasource["jsonData"]["version"] == "InfluxQL"
     assert datasource["secureJsonData"]["httpHeaderValue1"] == "Token $INFLUXDB_TOKEN"
+
+
+def test_train_fills_the_model_registry_before_the_workers_start() -> None:
+    doc = load()
+    services = doc["services"]
+    train = services["train"]
+    assert train["restart"] == "no" and train["entrypoint"] == ["/bin/sh", "-c"]
+    assert "models:/models" in train["volumes"] and "./train-data:/data:ro" in train["volumes"]
+    assert "--simulated" in environment(train)["TRAIN_ARGS"]
+    assert "models" in doc["volumes"]
+    for worker in ("worker-1", "worker-2"):
+        service = services[worker]
+        assert service["depends_on"]["train"]["condition"] == "service_completed_successfully"
+        env = environment(service)
+        assert env["PMAINT_RUL_MODEL"] == "/models"
+        assert env["PMAINT_RUL_RELOAD_S"] == "${PMAINT_RUL_RELOAD_S:-30}"
+        assert "models:/models:ro" in service["volumes"]
+
+
+def test_train_script_trains_promotes_and_then_skips(tmp_path: Path) -> None:
+    """The `train` service's script, run here with a small model: it fills the registry
+    workers load, and a second run leaves it alone."""
+    (script,) = load()["services"]["train"]["command"]
+    script = script.replace("$$", "$").replace("/models", str(tmp_path / "models"))
+    script = script.replace("/tmp/rul-model", str(tmp_path / "rul-model"))
+    (tmp_path / "models").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pmaint").write_text(f'#!/bin/sh\nexec {sys.executable} -m streams.cli "$@"\n')
+    (bin_dir / "pmaint").chmod(0o755)
+    small = "--simulated --assets 3 --lives 1 --folds 1 --epochs 1 --hidden 8 --layers 1 --quiet"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TRAIN_ARGS": small,
+           "RETRAIN": "0", "PYTHONPATH": str(DOCKER.parent)}  # fmt: skip
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                              env=env, timeout=300, check=False)  # fmt: skip
+
+    first = run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    version = (tmp_path / "models" / "CURRENT").read_text().strip()
+    assert version.startswith("rul-") and version in first.stdout  # `models list` shows it
+    assert ModelSource(tmp_path / "models", "cpu").load().versions() == {None: version}
+    second = run()
+    assert second.returncode == 0 and f"model registry serves {version}" in second.stdout

@@ -18,7 +18,7 @@ from streams.settings import SECRET_FIELDS, Settings
 CHART = Path(__file__).resolve().parents[2] / "helm" / "pmaint"
 K8S = "1.30"
 # groups kubernetes-validate knows; anything else (ServiceMonitor) is checked by hand
-CORE_GROUPS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2"}
+CORE_GROUPS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "batch/v1"}
 
 SECRETS = {
     "kafkaSaslPassword": {"existingSecret": "kafka-user", "key": "password"},
@@ -103,6 +103,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "simulator": {"enabled": True, "rate": 200, "assets": 100},
         "worker": {"persistence": {"storageClassName": "fast-ssd", "size": "20Gi"}},
         "imagePullSecrets": [{"name": "regcred"}],
+    },
+    "registry": {
+        "modelRegistry": {"enabled": True, "train": {"enabled": True}},
+        "config": {"rul_reload_s": 10},
+    },
+    "registry-claim": {
+        "modelRegistry": {"enabled": True, "existingClaim": "rul-models", "mountPath": "/srv/m"},
     },
 }
 
@@ -322,3 +329,42 @@ def test_schema_rejects_bad_values(values: dict[str, Any], where: str) -> None:
 def test_schema_message_is_clear() -> None:
     with pytest.raises(helm_python.HelmValuesError, match="got string, want integer"):
         render({"worker": {"replicas": "three"}})
+
+
+def test_model_registry_volume_env_and_train_job() -> None:
+    docs = render(VALUE_SETS["registry"])
+    env = worker_env(docs)
+    assert env["PMAINT_RUL_MODEL"] == "/models" and env["PMAINT_RUL_RELOAD_S"] == "10"
+    (pvc,) = by_kind(docs, "PersistentVolumeClaim")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    (sts,) = by_kind(docs, "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+              if "persistentVolumeClaim" in v}  # fmt: skip
+    assert claims == {"models": pvc["metadata"]["name"]}
+    assert {"name": "models", "mountPath": "/models"} in pod["containers"][0]["volumeMounts"]
+    (job,) = by_kind(docs, "Job")
+    spec = job["spec"]["template"]["spec"]
+    (train,) = spec["initContainers"]
+    (promote,) = spec["containers"]
+    assert train["args"][0] == "train" and "--simulated" in train["args"]
+    assert train["args"][-3:] == ["--out", "/work/rul-model", "--force"]
+    assert promote["args"] == ["models", "promote", "--registry", "/models", "/work/rul-model"]
+    job_claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]
+                  if "persistentVolumeClaim" in v]  # fmt: skip
+    assert job_claims == [pvc["metadata"]["name"]] and spec["restartPolicy"] == "Never"
+
+
+def test_model_registry_on_an_existing_claim() -> None:
+    docs = render(VALUE_SETS["registry-claim"])
+    assert not by_kind(docs, "PersistentVolumeClaim") and not by_kind(docs, "Job")
+    assert worker_env(docs)["PMAINT_RUL_MODEL"] == "/srv/m"
+    (sts,) = by_kind(docs, "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    volume = {"name": "models", "persistentVolumeClaim": {"claimName": "rul-models"}}
+    assert volume in pod["volumes"]
+    assert {"name": "models", "mountPath": "/srv/m"} in pod["containers"][0]["volumeMounts"]
+    default = render({})
+    assert "PMAINT_RUL_MODEL" not in worker_env(default)
+    assert not by_kind(default, "PersistentVolumeClaim") and not by_kind(default, "Job")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import COMMANDS, EVALUATE, build_parser, main
+from streams.cli import COMMANDS, GROUPS, build_parser, main
 
 
 def pmaint(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -20,13 +20,17 @@ def pmaint(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def test_every_command_has_help_with_examples() -> None:
-    names = [*COMMANDS, "evaluate", *EVALUATE]
+    names = [*COMMANDS, *GROUPS, *(n for g in GROUPS.values() for n in g[1])]
     parser = build_parser(names)
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    subs = {**commands, **commands["evaluate"]._subparsers._group_actions[0].choices}
-    for name in names:
-        assert "example" in (subs[name].epilog or ""), name
-        assert subs[name].description, name
+    subs = {(n, ""): p for n, p in commands.items()}
+    for group in GROUPS:
+        choices = commands[group]._subparsers._group_actions[0].choices
+        subs |= {(group, n): p for n, p in choices.items()}
+    assert len(subs) == len(names)
+    for (group, name), sub in subs.items():
+        assert "example" in (sub.epilog or ""), (group, name)
+        assert sub.description, (group, name)
 
 
 def test_bad_argument_is_one_line() -> None:
@@ -34,6 +38,23 @@ def test_bad_argument_is_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "invalid" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("models", "promote", "ARTIFACT"), "required: --registry"),
+        (("models", "promote", "--registry", "/tmp/r", "a", "--asset-type", "a/b"), "asset type"),
+        (("models", "promote", "--registry", "/tmp/r", "/nonexistent"), "no RUL model artifact"),
+        (("models", "list", "--registry", "/nonexistent"), "no model registry"),
+        (("models", "lst"), "invalid choice"),
+    ],
+)
+def test_models_bad_arguments_are_one_line(args: tuple[str, ...], says: str) -> None:
+    result = pmaint(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_setting_is_one_line() -> None:

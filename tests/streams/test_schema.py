@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.processor import record_to_message
 from streams.schema import Limits, decode, parse_ts
 
 NOW = 1_767_225_600_000
@@ -25,12 +26,15 @@ def test_accepts_rfc3339_and_optional_fields() -> None:
         orjson.dumps({
             "asset_id": "P-7", "ts": "2026-01-01T00:00:00.250+00:00", "sensors": {"s1": 3},
             "cycle": 4, "settings": {"setting1": 0.5}, "site": "plant a", "line": "L1",
+            "type": "pump",
         }),
         LIMITS, NOW,
     )  # fmt: skip
     (r,) = d.records
     assert (r.ts_ms, r.sensors, r.cycle, r.site) == (NOW + 250, {"s1": 3.0}, 4, "plant a")
     assert isinstance(r.sensors["s1"], float)
+    assert r.type == "pump" and record_to_message(r)["type"] == "pump"  # kept when forwarded
+    assert decode(orjson.dumps(record_to_message(r)), LIMITS, NOW).records == [r]
 
 
 @pytest.mark.parametrize(
@@ -39,6 +43,7 @@ def test_accepts_rfc3339_and_optional_fields() -> None:
         ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "cycle": -1}, "bad_field:cycle"),
         ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "cycle": True}, "bad_field:cycle"),
         ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "site": 5}, "bad_field:site"),
+        ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "type": ["pump"]}, "bad_field:type"),
         ({"asset_id": "a\nb", "ts": NOW, "sensors": {"s1": 1}}, "bad_field:asset_id"),
         ({"asset_id": " a", "ts": NOW, "sensors": {"s1": 1}}, "bad_field:asset_id"),
         ({"asset_id": "a", "ts": True, "sensors": {"s1": 1}}, "bad_field:ts"),

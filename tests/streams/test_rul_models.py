@@ -1,0 +1,154 @@
+"""Serving RUL models from a registry: reload, refusal of a broken version, per asset type,
+and the swap between batches (windows carry over to a model with the same inputs)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.errors import ArtifactError
+from models.rul.artifact import WEIGHTS
+from models.rul.registry import current_file, promote, version_dir
+from models.rul.serve import RulPredictor
+from streams.fleet import AssetState
+from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.rul_batcher import RulBatcher
+from streams.rul_models import ModelSource, ServingModels
+from streams.schema import Telemetry
+from tests.models.test_rul_registry import tiny_artifact
+
+T0 = 1_767_225_600_000
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> tuple[Path, str, str]:
+    """A registry serving A to assets without a type; B is an artifact at ``tmp/b``."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    va, vb = tiny_artifact(a, 1), tiny_artifact(b, 2)
+    promote(tmp_path / "reg", a)
+    return tmp_path / "reg", va, vb
+
+
+def test_registry_reload_serves_the_promoted_version(
+    registry: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    reg, va, vb = registry
+    source = ModelSource(reg, "cpu")
+    assert source.registry and source.load().versions() == {None: va}
+    assert source.check() is None  # nothing changed
+    promote(reg, tmp_path / "b")
+    models = source.check()
+    assert models is not None and models.versions() == {None: vb}
+    promote(reg, tmp_path / "b", asset_type="pump")
+    models = source.check()
+    assert models is not None and models.versions() == {None: vb, "pump": vb}
+    assert models.for_type("fan") is None  # no model for its type: anomaly detection only
+    current_file(reg, "pump").unlink()
+    models = source.check()
+    assert models is not None and models.versions() == {None: vb}
+
+
+def test_broken_version_is_refused_once_and_the_old_keeps_serving(
+    registry: tuple[Path, str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg, va, _ = registry
+    source = ModelSource(reg, "cpu")
+    source.load()
+    bad = version_dir(reg, "rul-broken")  # as if copied in by hand, bypassing promote
+    shutil.copytree(version_dir(reg, va), bad)
+    (bad / WEIGHTS).write_bytes(b"not safetensors")
+    current_file(reg).write_text("rul-broken\n")
+    with caplog.at_level(logging.WARNING, logger="pmaint.models"):
+        assert source.check() is None
+        assert source.check() is None  # refused once, not logged at every check
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "refused RUL model rul-broken for assets without a type" in line
+    assert f"still serving {va}" in line and "\n" not in line
+    assert source.serving.versions() == {None: va}
+    current_file(reg).write_text(f"{va}\n")  # a good version again: nothing to swap
+    assert source.check() is None
+
+
+def test_a_registry_that_appears_later_is_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = ModelSource(tmp_path / "reg", "cpu")
+    with caplog.at_level(logging.WARNING, logger="pmaint.models"):
+        with pytest.raises(ArtifactError, match="no RUL model artifact or registry"):
+            source.load()
+        assert source.check() is None and source.check() is None
+    assert len(caplog.records) == 1  # "unreadable", once
+    version = tiny_artifact(tmp_path / "a", 1)
+    promote(tmp_path / "reg", tmp_path / "a")
+    models = source.check()
+    assert models is not None and models.versions() == {None: version}
+
+
+def test_an_artifact_serves_every_asset(tmp_path: Path) -> None:
+    tiny_artifact(tmp_path / "a", 1)
+    source = ModelSource(tmp_path / "a", "cpu")
+    models = source.load()
+    assert not source.registry and source.check() is None
+    assert models.for_type(None) is models.for_type("pump") is not None
+
+
+def record(asset: str, i: int, kind: str | None = None) -> Telemetry:
+    sensors = {"s2": float(i % 3), "s3": float(i % 5)}
+    return Telemetry(asset, T0 + i * 1000, sensors, cycle=i + 1, type=kind)
+
+
+def feed(pipeline: ModelPipeline, state: AssetState, start: int, n: int) -> Outputs:
+    out = Outputs()
+    pipeline.swap()  # what the agent does before each batch
+    for i in range(start, start + n):
+        rec = record(state.asset_id, i, state.asset_type)
+        state.observe(rec)
+        pipeline.observe(state, rec, out)
+    assert not out.failed
+    return out
+
+
+def test_pipeline_swaps_between_batches_and_keeps_windows(tmp_path: Path) -> None:
+    va, vb = tiny_artifact(tmp_path / "a", 1), tiny_artifact(tmp_path / "b", 2)
+    a, b = RulPredictor.load(tmp_path / "a", "cpu"), RulPredictor.load(tmp_path / "b", "cpu")
+    pipeline = ModelPipeline(PipelineConfig(), ServingModels.single(a), clock=lambda: 0)
+    state = AssetState("p1", 0, T0)
+    out = feed(pipeline, state, 0, 6)  # window 5: forecasts from the 5th record on
+    assert [m.version for *_, m in out.rul_due] == [va, va]
+    pipeline.stage(ServingModels.single(b))
+    assert pipeline.models.for_type(None).predictor is a  # type: ignore[union-attr]
+    out = feed(pipeline, state, 6, 2)
+    assert [m.version for *_, m in out.rul_due] == [vb, vb]  # same inputs: window kept
+
+
+def test_typed_assets_get_their_model_or_none(tmp_path: Path) -> None:
+    tiny_artifact(tmp_path / "a", 1)
+    a = RulPredictor.load(tmp_path / "a", "cpu")
+    models = ServingModels({"pump": ServingModels.single(a).by_type[None]})
+    pipeline = ModelPipeline(PipelineConfig(), models, clock=lambda: 0)
+    pump, fan, plain = (AssetState(n, 0, T0) for n in ("pump-1", "fan-1", "x-1"))
+    pump.asset_type, fan.asset_type = "pump", "fan"
+    assert len(feed(pipeline, pump, 0, 6).rul_due) == 2
+    assert feed(pipeline, fan, 0, 6).rul_due == [] and fan.window is None
+    assert feed(pipeline, plain, 0, 6).rul_due == []
+
+
+def test_batcher_runs_one_forward_pass_per_model(tmp_path: Path) -> None:
+    va, vb = tiny_artifact(tmp_path / "a", 1), tiny_artifact(tmp_path / "b", 2)
+    a, b = RulPredictor.load(tmp_path / "a", "cpu"), RulPredictor.load(tmp_path / "b", "cpu")
+    windows = np.random.default_rng(0).random((6, 5, 2), dtype=np.float32)
+
+    async def main() -> list[str]:
+        async with RulBatcher(None, max_batch=64, max_wait_ms=20) as batcher:
+            forecasts = await asyncio.gather(
+                *(batcher.predict(str(i), w, a if i % 2 else b) for i, w in enumerate(windows))
+            )
+            assert batcher.stats.batches == 2
+        return [f.model_version for f in forecasts]
+
+    assert asyncio.run(main()) == [vb, va, vb, va, vb, va]
