@@ -42,6 +42,7 @@ class Telemetry:
     settings: dict[str, float] | None = None
     site: str | None = None
     line: str | None = None
+    type: str | None = None  # asset type, picks detector settings (see models.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +190,14 @@ def validate(record: object, limits: Limits, now_ms: int) -> Telemetry:
     if settings is not None:
         settings = _numbers(settings, "settings", limits.max_sensors, "settings.")
     return Telemetry(
-        asset_id, ts_ms, sensors, cycle, settings, _tag(record, "site"), _tag(record, "line")
+        asset_id,
+        ts_ms,
+        sensors,
+        cycle,
+        settings,
+        _tag(record, "site"),
+        _tag(record, "line"),
+        _tag(record, "type"),
     )
 
 

@@ -51,8 +51,9 @@ class NoveltyDetector:
     ...     d.learn_one({"s1": 10.0 + (i % 5) * 0.1})
     >>> d.score_one({"s1": 10.2})
     {}
-    >>> sorted(d.score_one({"s1": 25.0}))
-    ['shift', 'spike']
+    >>> found = d.score_one({"s1": 25.0})
+    >>> sorted(found), found["shift"][1]
+    (['shift', 'spike'], ('s1',))
     """
 
     def __init__(
@@ -75,13 +76,13 @@ class NoveltyDetector:
         self.min_count = min_count
         self._sensors: dict[str, list[float]] = {}
 
-    def score_one(self, x: Mapping[str, float]) -> dict[str, tuple[float, str]]:
-        """Novel kinds of ``x``: kind -> (excess in margins, sensor), only those above 1.
+    def score_one(self, x: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """Novel kinds of ``x``: kind -> (largest excess, its sensors by excess), excess > 1.
 
         The excess is how far the feature left its range, divided by the kind's margin times
         the range width: above 1 is novel. Learns nothing.
         """
-        out: dict[str, tuple[float, str]] = {}
+        found: dict[str, list[tuple[float, str]]] = {}
         margins = (self.spike_margin, self.shift_margin, self.variance_margin)
         for name, v in x.items():
             st = self._sensors.get(name)
@@ -94,9 +95,12 @@ class NoveltyDetector:
                 _above(math.sqrt(st[_VAR]), st[_LO_S], st[_HI_S]),
             )
             for kind, e, margin in zip(KINDS, excess, margins, strict=True):
-                e /= margin
-                if e > 1.0 and e > out.get(kind, (0.0, ""))[0]:
-                    out[kind] = (e, name)
+                if e > margin:
+                    found.setdefault(kind, []).append((e / margin, name))
+        out = {}
+        for kind, hits in found.items():
+            hits.sort(reverse=True)
+            out[kind] = (hits[0][0], tuple(name for _, name in hits[:3]))
         return out
 
     def learn_one(self, x: Mapping[str, float]) -> None:
