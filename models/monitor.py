@@ -71,13 +71,15 @@ class MonitorConfig:
     # detectors that alarm, and the policy by kind (see models.detectors)
     detectors: tuple[str, ...] = ("spike", "shift", "variance", "deviation", "correlation")
     debounce: int = 12  # records in a row a sustained deviation needs before it alarms
+    threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
     deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
     hold: int = 12  # records an alarm holds after the last record that showed something
-    spike_margin: float = 0.1  # novelty margins, in widths of each feature's own range
+    spike_margin: float = 0.2  # novelty margins, in widths of each feature's own range
     shift_margin: float = 0.05
     variance_margin: float = 0.1
     correlation_margin: float = 0.1
     novelty_decay: float = 0.9999  # per-record contraction of the novelty ranges
+    novelty_warm_up: int = 300  # records the novelty ranges learn before they are scored
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -156,10 +158,14 @@ class AssetMonitor:
             decay=cfg.novelty_decay,
             forecast_alpha=cfg.forecast_alpha,
             spread_alpha=cfg.spread_alpha,
-            min_count=cfg.min_count,
+            min_count=max(cfg.min_count, cfg.novelty_warm_up),
         )
         self._correlation = (
-            CorrelationDetector(margin=cfg.correlation_margin, decay=cfg.novelty_decay)
+            CorrelationDetector(
+                margin=cfg.correlation_margin,
+                decay=cfg.novelty_decay,
+                min_count=cfg.novelty_warm_up,
+            )
             if "correlation" in cfg.detectors
             else None
         )
@@ -201,9 +207,9 @@ class AssetMonitor:
         warming_up = self._seen <= cfg.warm_up
         above = score > threshold
         is_anomaly = above and not warming_up
-        # a lasting fault must not teach the threshold that it is normal: while a sustained
-        # deviation runs, its scores count at the threshold, never above it
-        self._threshold.update(min(score, threshold) if self._alarm.sustained else score)
+        # a lasting fault must not teach the threshold that it is normal: no score counts above
+        # threshold_cap times the floor
+        self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
         findings = self._findings(sensors, z, score, threshold, is_anomaly, warming_up)
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)

@@ -149,14 +149,15 @@ def _spans(events: Sequence[AlertEvent]) -> list[tuple[float, float | None]]:
 def evaluate_cmapss_engines(
     path: str | Path, config: PipelineConfig, units: int | None = None
 ) -> CmapssEvaluation:
-    """Each run-to-failure engine as one asset (event time = cycle x 60 s): the share alarmed in
-    their last 30 cycles (detection) and in their first 50 (false alarm)."""
+    """Each run-to-failure engine as one asset (event time = cycle x 60 s): the share with an
+    anomaly alert open during their last 30 cycles (detection; an alert opened earlier that
+    still holds counts) and the share with one opened in their first 50 (false alarm)."""
     engines = read_cmapss(path, units)
     late = early = 0
     for unit, rows in engines.items():
         replay = ((cycle * 60.0, sensors, settings) for cycle, settings, sensors in rows)
-        cycles = [t / 60.0 for t in opened(replay_alerts(f"engine-{unit}", replay, config))]
-        last = rows[-1][0]
-        late += any(c > last - 30 for c in cycles)
-        early += any(c <= 50 for c in cycles)
+        spans = _spans(replay_alerts(f"engine-{unit}", replay, config))
+        last = rows[-1][0] * 60.0
+        late += any(b is None or b > last - 30 * 60.0 for _, b in spans)
+        early += any(a <= 50 * 60.0 for a, _ in spans)
     return CmapssEvaluation(len(engines), late / len(engines), early / len(engines))

@@ -35,6 +35,8 @@ class CorrelationDetector:
         Records between two decompositions.
     min_sensors
         Fewer sensors than this: the detector stays silent.
+    min_count
+        Records learned (of one sensor set) before anything is scored.
 
     Examples
     --------
@@ -58,6 +60,7 @@ class CorrelationDetector:
         alpha: float = 0.01,
         refresh: int = 50,
         min_sensors: int = 3,
+        min_count: int = 300,
     ) -> None:
         self.margin = margin
         self.decay = decay
@@ -65,6 +68,7 @@ class CorrelationDetector:
         self.alpha = alpha
         self.refresh = refresh
         self.min_sensors = min_sensors
+        self.min_count = min_count
         self._names: tuple[str, ...] = ()
         self._n = 0
         self._mean: NDArray[np.float64] = np.zeros(0)
@@ -91,7 +95,7 @@ class CorrelationDetector:
         """``{"correlation": (excess, sensors)}`` when the SPE is novel, else ``{}``."""
         v = self._vector(z)
         res = None if v is None else self._residual(v)
-        if res is None or self._max <= 0.0:
+        if res is None or self._max <= 0.0 or self._n < self.min_count:
             return {}
         spe = float(res @ res)
         excess = (spe - self._max) / (self.margin * self._max)
