@@ -21,7 +21,13 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
-from models.anomaly_corpus import SeriesResult, judge_series, read_corpus_windows, series_path, total
+from models.anomaly_corpus import (
+    SeriesResult,
+    judge_series,
+    read_corpus_windows,
+    series_path,
+    total,
+)
 from models.anomaly_eval import read_nab_series
 from models.monitor import MonitorConfig
 from streams.anomaly_evaluation import nab_series
@@ -51,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     args, _ = parser.parse_known_args(argv)
     windows = read_corpus_windows(args.windows)
-    candidates = [dict(zip(GRID, combo, strict=True)) for combo in itertools.product(*GRID.values())]
+    candidates = [
+        dict(zip(GRID, combo, strict=True)) for combo in itertools.product(*GRID.values())
+    ]
     tasks = [(args.corpus, n, c, windows[n]) for c in candidates for n in sorted(windows)]
     with Pool(args.jobs) as pool:
         judged = pool.map(_judge, tasks)
@@ -59,36 +67,37 @@ def main(argv: list[str] | None = None) -> int:
     runs = [judged[i * per : (i + 1) * per] for i in range(len(candidates))]
     categories = sorted({n.split("/")[0] for n in windows})
 
-    def score(results: list[SeriesResult], keep: Any) -> dict[str, Any]:
-        return total(r for r in results if keep(r.name.split("/")[0]))
-
     held_out: list[SeriesResult] = []
-    rows = []
-    for cat in categories:
-        best = max(
-            range(len(candidates)), key=lambda i: score(runs[i], lambda c: c != cat)["nab_score"]
-        )
-        chosen = [r for r in runs[best] if r.name.startswith(cat + "/")]
-        held_out += chosen
-        rows.append((cat, candidates[best], total(chosen), score(runs[best], lambda c: c == cat)))
-    best_all = max(range(len(candidates)), key=lambda i: total(runs[i])["nab_score"])
     print("| held-out category | chosen on the others | windows | false alarms | NAB |")
     print("|---|---|---|---|---|")
-    for cat, chosen_values, t, _ in rows:
-        print(
-            f"| {cat} | {_short(chosen_values)} | {t['windows_detected']}/{t['windows_total']} "
-            f"| {t['false_alarms']} | {t['nab_score']} |"
-        )
-    ho = total(held_out)
-    print(f"| **all, held out** | | {ho['windows_detected']}/{ho['windows_total']} | {ho['false_alarms']} | {ho['nab_score']} |")
-    ins = total(runs[best_all])
-    print(f"| **all, in sample** | {_short(candidates[best_all])} | {ins['windows_detected']}/{ins['windows_total']} | {ins['false_alarms']} | {ins['nab_score']} |")
-    print("\n| candidate | windows | false alarms | NAB |\n|---|---|---|---|")
+    for cat in categories:
+        others = [c for c in categories if c != cat]
+        best = max(range(len(candidates)), key=lambda i: _total(runs[i], others)["nab_score"])
+        chosen = [r for r in runs[best] if r.name.startswith(cat + "/")]
+        held_out += chosen
+        print(_row(cat, _short(candidates[best]), total(chosen)))
+    best_all = max(range(len(candidates)), key=lambda i: total(runs[i])["nab_score"])
+    ho, ins = total(held_out), total(runs[best_all])
+    print(_row("**all, held out**", "", ho))
+    print(_row("**all, in sample**", _short(candidates[best_all]), ins))
+    print("\n| candidate | | windows | false alarms | NAB |\n|---|---|---|---|---|")
     for c, run in zip(candidates, runs, strict=True):
-        t = total(run)
-        print(f"| {_short(c)} | {t['windows_detected']}/{t['windows_total']} | {t['false_alarms']} | {t['nab_score']} |")
-    print(json.dumps({"name": "anomaly_cv", "held_out": ho, "in_sample": ins, "chosen": candidates[best_all]}))
+        print(_row(_short(c), "", total(run)))
+    line = {"name": "anomaly_cv", "held_out": ho, "in_sample": ins, "chosen": candidates[best_all]}
+    print(json.dumps(line))
     return 0
+
+
+def _total(results: list[SeriesResult], categories: list[str]) -> dict[str, Any]:
+    return total(r for r in results if r.name.split("/")[0] in categories)
+
+
+def _row(name: str, chosen: str, t: dict[str, Any]) -> str:
+    nab = t["nab_score"] if t["windows_total"] else "–"  # no windows: NAB's scale is undefined
+    return (
+        f"| {name} | {chosen} | {t['windows_detected']}/{t['windows_total']} "
+        f"| {t['false_alarms']} | {nab} |"
+    )
 
 
 def _short(values: dict[str, Any]) -> str:

@@ -38,8 +38,9 @@ def score_intervals(
     """Judge ``records`` (asset -> [(time, in alarm)]) and ``alerts`` (asset -> opening times).
 
     >>> recs = {"a": [(0.0, False), (1.0, True), (2.0, True), (3.0, False)]}
-    >>> score_intervals(recs, {"a": [1.0, 3.5]}, [("a", 2.0, 3.0)]).to_dict()
-    {'point_f1': 0.5, 'point_far': 0.5, 'point_mar': 0.5, 'events_detected': 0, 'events_total': 1, 'false_alarms': 2}
+    >>> r = score_intervals(recs, {"a": [1.0, 3.5]}, [("a", 2.0, 3.0)])
+    >>> r.point_f1, r.point_far, r.point_mar, r.events_detected, r.events_total, r.false_alarms
+    (0.5, 0.5, 0.5, 0, 1, 2)
     """
     by_asset: dict[str, list[tuple[float, float]]] = {}
     for asset, start, end in intervals:
@@ -97,6 +98,4 @@ def alarm_states(
     >>> alarm_states([0.0, 1.0, 2.0, 3.0], [(1.0, 3.0)])
     [(0.0, False), (1.0, True), (2.0, True), (3.0, False)]
     """
-    return [
-        (t, any(a <= t and (b is None or t < b) for a, b in spans)) for t in times
-    ]
+    return [(t, any(a <= t and (b is None or t < b) for a, b in spans)) for t in times]

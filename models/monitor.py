@@ -74,7 +74,7 @@ class MonitorConfig:
     threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
     deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
     hold: int = 12  # records an alarm holds after the last record that showed something
-    spike_margin: float = 0.2  # novelty margins, in widths of each feature's own range
+    spike_margin: float = 0.4  # novelty margins, in widths of each feature's own range
     shift_margin: float = 0.05
     variance_margin: float = 0.1
     correlation_margin: float = 0.1

@@ -22,7 +22,7 @@ that matches an asset gives its settings on top of the defaults. Keys are the fi
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ class DetectorPolicy:
     (3, 12)
     """
 
-    defaults: MonitorConfig = MonitorConfig()
+    defaults: MonitorConfig = field(default_factory=MonitorConfig)
     rules: tuple[Rule, ...] = ()
 
     def config_for(self, asset_id: str, asset_type: str | None) -> MonitorConfig:
@@ -69,7 +69,9 @@ class DetectorPolicy:
         return self.defaults
 
     @classmethod
-    def from_toml(cls, text: str, base: MonitorConfig | None = None, origin: str = "policy") -> DetectorPolicy:
+    def from_toml(
+        cls, text: str, base: MonitorConfig | None = None, origin: str = "policy"
+    ) -> DetectorPolicy:
         """Parse a policy file's text over ``base`` settings.
 
         Raises
@@ -83,12 +85,16 @@ class DetectorPolicy:
             raise ConfigError(f"{origin}: not TOML ({exc})") from None
         unknown = set(doc) - {"defaults", "rule"}
         if unknown:
-            raise ConfigError(f"{origin}: unknown tables {sorted(unknown)} (use [defaults], [[rule]])")
-        defaults = _settings(base or MonitorConfig(), doc.get("defaults", {}), f"{origin} [defaults]")
+            raise ConfigError(
+                f"{origin}: unknown tables {sorted(unknown)} (use [defaults], [[rule]])"
+            )
+        defaults = _settings(
+            base or MonitorConfig(), doc.get("defaults", {}), f"{origin} [defaults]"
+        )
         rules = []
-        for i, table in enumerate(doc.get("rule", []), 1):
+        for i, entry in enumerate(doc.get("rule", []), 1):
             where = f"{origin} rule {i}"
-            table = dict(table)
+            table = dict(entry)
             assets, asset_type = table.pop("assets", None), table.pop("type", None)
             if assets is None and asset_type is None:
                 raise ConfigError(f"{where}: needs 'assets' (a glob) or 'type'")
@@ -111,7 +117,7 @@ def _settings(base: MonitorConfig, table: dict[str, Any], where: str) -> Monitor
     unknown = set(table) - _FIELDS
     if unknown:
         raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
     try:
         return replace(base, **values)
     except (TypeError, ValueError) as exc:

@@ -1,8 +1,9 @@
 """Labelled data replayed through the worker's pipeline and judged: what `evaluate anomaly` runs.
 
-Every series, file or engine is one fresh asset replayed by :func:`streams.anomaly_replay.replay_alerts`
-(the monitor's detectors and policy by kind, then the alert engine), so the figures are those
-of the alerts a worker would publish with the same settings and policy file.
+Every series, file or engine is one fresh asset replayed by
+:func:`streams.anomaly_replay.replay_alerts` (the monitor's detectors and policy by kind, then
+the alert engine), so the figures are those of the alerts a worker would publish with the same
+settings and policy file.
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         warm_up=settings.anomaly_warm_up,
         quantile=settings.anomaly_quantile,
         learn_flagged=settings.anomaly_learn_flagged,
+        debounce=settings.alert_debounce_records,
     )
     return PipelineConfig(
         monitor=monitor,

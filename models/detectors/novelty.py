@@ -59,7 +59,7 @@ class NoveltyDetector:
     def __init__(
         self,
         *,
-        spike_margin: float = 0.1,
+        spike_margin: float = 0.4,
         shift_margin: float = 0.05,
         variance_margin: float = 0.1,
         decay: float = 0.9999,

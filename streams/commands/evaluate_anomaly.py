@@ -199,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.shuttle:
         auc = shuttle_roc_auc(config.monitor, limit=args.limit)
-        print(json.dumps({"roc_auc": round(auc, 4)}) if args.json else f"Shuttle ROC AUC: {auc:.4f}")
+        print(
+            json.dumps({"roc_auc": round(auc, 4)}) if args.json else f"Shuttle ROC AUC: {auc:.4f}"
+        )
         return 0
     if args.csv:
         return _run_csv(args, config)
