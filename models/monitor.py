@@ -41,6 +41,7 @@ _MAGIC = b"pmaint-monitor-1\n"  # then a zlib-compressed pickle
 
 
 DETECTORS = ("spike", "shift", "variance", "deviation", "correlation")
+_NOVELTY = frozenset(("spike", "shift", "variance"))
 
 
 @dataclass(frozen=True)
@@ -266,8 +267,11 @@ class AssetMonitor:
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """What each enabled detector sees in this record (then learns it)."""
         wanted = self.config.detectors
-        found = {} if warming_up else self._novelty.score_one(sensors)
-        self._novelty.learn_one(sensors)
+        found = {}
+        if not _NOVELTY.isdisjoint(wanted):
+            if not warming_up:
+                found = self._novelty.score_one(sensors)
+            self._novelty.learn_one(sensors)
         if self._correlation is not None:
             if not warming_up:
                 found.update(self._correlation.score_one(z))
