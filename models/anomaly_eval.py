@@ -1,9 +1,9 @@
-"""Offline evaluation of the per-asset monitor: NAB-format series and river's Shuttle.
+"""Offline evaluation helpers: NAB, C-MAPSS and Shuttle readers, ROC AUC, a river baseline.
 
-Pure functions: a series is replayed record by record through the same
-:class:`models.monitor.AssetMonitor` the worker uses; alerts are debounced like the service
-does (an alert opens after ``consecutive`` anomalous records and cannot re-open within
-``cooldown_s``) and judged against labelled windows with :func:`models.metrics.judge_windows`.
+Pure functions. The alerts that ``pmaint evaluate anomaly`` judges come from replaying data
+through the worker's own pipeline (:mod:`streams.anomaly_evaluation`); here are the readers, the
+score replay of one monitor (:func:`replay_series`, for plots), the Shuttle ROC AUC of the
+monitor's score and the untuned river baseline judged with :func:`debounce`.
 """
 
 from __future__ import annotations
@@ -148,23 +148,6 @@ class NabEvaluation:
     replay: Replay | None = None
 
 
-def evaluate_nab(
-    series: str | Path,
-    windows: str | Path,
-    config: MonitorConfig | None = None,
-    consecutive: int = 12,
-    cooldown_s: float = 900.0,
-) -> NabEvaluation:
-    """Replay a NAB series and judge its debounced alerts against its windows."""
-    times, values = read_nab_series(series)
-    wins = read_windows(windows, Path(series).name)
-    replay = replay_series(times, values, config)
-    alerts = debounce(times, replay.flags, consecutive, cooldown_s)
-    return NabEvaluation(
-        judge_windows(alerts, wins), tuple(alerts), tuple(wins), tuple(times), tuple(values), replay
-    )
-
-
 def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float:
     """Exact ROC AUC (Mann-Whitney, ties count half) of unbounded ``scores``.
 
@@ -300,30 +283,3 @@ class CmapssEvaluation:
     engines: int
     alarmed_last_30: float  # an alert within the engine's last 30 cycles (detection)
     alarmed_first_50: float  # an alert within its first 50 cycles (false alarm)
-
-
-def evaluate_cmapss(
-    path: str | Path,
-    config: MonitorConfig | None = None,
-    consecutive: int = 12,
-    cooldown_s: float = 900.0,
-    units: int | None = None,
-) -> CmapssEvaluation:
-    """Replay each engine of a C-MAPSS training file through its own :class:`AssetMonitor`.
-
-    Event time is ``cycle * 60`` s; alerts are debounced as for NAB.
-    """
-    engines = read_cmapss(path, units)
-    late = early = 0
-    for rows in engines.values():
-        monitor = AssetMonitor(config)
-        times = [cycle * 60.0 for cycle, _, _ in rows]
-        flags = [
-            monitor.update(s, st, t).is_anomaly for t, (_, st, s) in zip(times, rows, strict=True)
-        ]
-        cycles = [t / 60.0 for t in debounce(times, flags, consecutive, cooldown_s)]
-        last = rows[-1][0]
-        late += any(c > last - 30 for c in cycles)
-        early += any(c <= 50 for c in cycles)
-    n = len(engines)
-    return CmapssEvaluation(n, late / n, early / n)

@@ -1,4 +1,12 @@
-"""One asset's online model set: score, adaptive threshold, explanation, drift.
+"""One asset's online model set: detectors by kind, adaptive threshold, explanation, drift.
+
+Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks those that
+alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
+``deviation`` (the slow-deviation scorer below, over regime-aware scaling) and ``correlation``
+(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors). Their
+findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
+``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
+since when.
 
 The worker keeps one :class:`AssetMonitor` per asset and calls :meth:`AssetMonitor.update` for
 each of its records in event-time order; the monitor's state is checkpointed with
@@ -23,10 +31,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
+from models.detectors.alarm import KindAlarm
+from models.detectors.correlation import CorrelationDetector
+from models.detectors.novelty import NoveltyDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError
 
 _MAGIC = b"pmaint-monitor-1\n"  # then a zlib-compressed pickle
+
+
+DETECTORS = ("spike", "shift", "variance", "deviation", "correlation")
+_NOVELTY = frozenset(("spike", "shift", "variance"))
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,29 @@ class MonitorConfig:
     drift_merge_s: float = 6 * 3600.0
     top_k: int = 3
     seed: int = 0
+    # detectors that alarm, and the policy by kind (see models.detectors)
+    detectors: tuple[str, ...] = ("spike", "shift", "variance", "deviation", "correlation")
+    debounce: int = 12  # records in a row a sustained deviation needs before it alarms
+    threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
+    deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
+    hold: int = 12  # records an alarm holds after the last record that showed something
+    spike_margin: float = 0.4  # novelty margins, in widths of each feature's own range
+    shift_margin: float = 0.05
+    variance_margin: float = 0.1
+    correlation_margin: float = 0.1
+    novelty_decay: float = 0.9999  # per-record contraction of the novelty ranges
+    novelty_warm_up: int = 300  # records the novelty ranges learn before they are scored
+    forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
+    spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
     def __post_init__(self) -> None:
+        unknown = set(self.detectors) - set(DETECTORS)
+        if unknown:
+            raise ConfigError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+        if self.debounce < 1 or self.hold < 0:
+            raise ConfigError("debounce must be at least 1 and hold not negative")
+        if not 0.0 < self.novelty_decay <= 1.0:
+            raise ConfigError(f"novelty_decay must be in (0, 1], not {self.novelty_decay}")
         if self.detector not in ("deviation", "hst"):
             raise ConfigError(f"detector must be 'deviation' or 'hst', not {self.detector!r}")
         if not 0.0 < self.quantile < 1.0:
@@ -76,6 +112,10 @@ class MonitorResult:
     drift: DriftEvent | None
     records_seen: int
     learned: bool = True
+    alarm: bool = False  # the asset is in alarm (policy by kind)
+    kind: str | None = None  # which kind of abnormal started the alarm
+    since: float | None = None  # event time the alarm's episode began
+    magnitude: float = 0.0  # strongest finding so far, in multiples of its kind's threshold
 
 
 class AssetMonitor:
@@ -112,6 +152,25 @@ class AssetMonitor:
         floor = cfg.floor if cfg.floor is not None else default_floor
         self._threshold = AdaptiveThreshold(q=cfg.quantile, floor=floor)
         self._drift = SensorDriftDetector(method=cfg.drift_method, merge_s=cfg.drift_merge_s)
+        self._novelty = NoveltyDetector(
+            spike_margin=cfg.spike_margin,
+            shift_margin=cfg.shift_margin,
+            variance_margin=cfg.variance_margin,
+            decay=cfg.novelty_decay,
+            forecast_alpha=cfg.forecast_alpha,
+            spread_alpha=cfg.spread_alpha,
+            min_count=max(cfg.min_count, cfg.novelty_warm_up),
+        )
+        self._correlation = (
+            CorrelationDetector(
+                margin=cfg.correlation_margin,
+                decay=cfg.novelty_decay,
+                min_count=cfg.novelty_warm_up,
+            )
+            if "correlation" in cfg.detectors
+            else None
+        )
+        self._alarm = KindAlarm(debounce=cfg.debounce, hold=cfg.hold)
         self._seen = 0
         self._skipped = 0
         self._accepting = False
@@ -149,7 +208,11 @@ class AssetMonitor:
         warming_up = self._seen <= cfg.warm_up
         above = score > threshold
         is_anomaly = above and not warming_up
-        self._threshold.update(score)
+        # a lasting fault must not teach the threshold that it is normal: no score counts above
+        # threshold_cap times the floor
+        self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
+        findings = self._findings(sensors, z, score, threshold, is_anomaly, warming_up)
+        alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
         if event is not None and cfg.relearn_on_drift:
             drifted = [s for s, _ in event.sensors]
@@ -174,11 +237,51 @@ class AssetMonitor:
             threshold=threshold,
             is_anomaly=is_anomaly,
             warming_up=warming_up,
-            top_sensors=top_contributors(z, cfg.top_k),
+            top_sensors=self._top_sensors(z, alarm),
             drift=event,
             records_seen=self._seen,
             learned=learn,
+            alarm=alarm,
+            kind=self._alarm.kind,
+            since=self._alarm.since,
+            magnitude=self._alarm.magnitude,
         )
+
+    def _top_sensors(self, z: Mapping[str, float], alarm: bool) -> tuple[tuple[str, float], ...]:
+        """The alarm's sensors first (with their deviations), then the largest deviations."""
+        top = top_contributors(z, self.config.top_k)
+        if not alarm:
+            return top
+        named = tuple((s, round(z.get(s, 0.0), 3)) for s in self._alarm.sensors)
+        rest = tuple(t for t in top if t[0] not in self._alarm.sensors)
+        return (named + rest)[: self.config.top_k]
+
+    def _findings(
+        self,
+        sensors: Mapping[str, float],
+        z: Mapping[str, float],
+        score: float,
+        threshold: float,
+        is_anomaly: bool,
+        warming_up: bool,
+    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """What each enabled detector sees in this record (then learns it)."""
+        wanted = self.config.detectors
+        found = {}
+        if not _NOVELTY.isdisjoint(wanted):
+            if not warming_up:
+                found = self._novelty.score_one(sensors)
+            self._novelty.learn_one(sensors)
+        if self._correlation is not None:
+            if not warming_up:
+                found.update(self._correlation.score_one(z))
+            self._correlation.learn_one(z)
+        ratio = score / threshold if threshold > 0 else score
+        lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
+        if is_anomaly or (lasting and not warming_up):
+            top = tuple(s for s, _ in top_contributors(z, self.config.top_k))
+            found["deviation"] = (ratio, top)
+        return {k: v for k, v in found.items() if k in wanted}
 
     def to_bytes(self) -> bytes:
         """Checkpoint the whole state (compressed pickle: our own changelog format)."""

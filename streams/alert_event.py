@@ -63,16 +63,22 @@ class AlertEvent:
     rul_p90: float | None = None
     top_sensors: tuple[tuple[str, float], ...] = ()
     model_version: str | None = None
+    detector: str | None = None  # anomaly: the kind seen (spike, shift, variance, ...)
+    since: float | None = None  # anomaly: event time the abnormal episode began
 
     def __post_init__(self) -> None:
         # times are carried at millisecond precision, so JSON round trips are exact
         object.__setattr__(self, "opened_at", round(self.opened_at * 1000) / 1000)
         object.__setattr__(self, "ts", round(self.ts * 1000) / 1000)
+        if self.since is not None:
+            object.__setattr__(self, "since", round(self.since * 1000) / 1000)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract as a dict (times as RFC 3339 strings, sensors as pairs)."""
         data = asdict(self)
         data["opened_at"], data["ts"] = to_rfc3339(self.opened_at), to_rfc3339(self.ts)
+        if self.since is not None:
+            data["since"] = to_rfc3339(self.since)
         data["top_sensors"] = [[n, c] for n, c in self.top_sensors]
         return data
 
@@ -88,6 +94,8 @@ class AlertEvent:
                     raise ValueError(f"{key} {values[key]!r} not one of {', '.join(allowed)}")
             values["opened_at"] = from_rfc3339(values["opened_at"])
             values["ts"] = from_rfc3339(values["ts"])
+            if values.get("since") is not None:
+                values["since"] = from_rfc3339(values["since"])
             top = values.get("top_sensors") or ()
             values["top_sensors"] = tuple((str(n), float(c)) for n, c in top)
             return cls(**{k: v for k, v in values.items() if k in _FIELDS})
@@ -142,6 +150,9 @@ def message(
         rel = "over" if x["score"] > x["threshold"] else "under"
         scale = f" (x{ratio:.1f})" if math.isfinite(ratio) and rel == "over" else ""
         text = f"anomaly score {x['score']:.2f} {rel} threshold {x['threshold']:.2f}{scale}"
+        if x.get("detector") and state != "resolved":
+            since = f" since {to_rfc3339(x['since'])}" if x.get("since") is not None else ""
+            text = f"{x['detector']}{since}; {text}"
         trend = _trend(top, "up", "down", each=True) if state != "resolved" else ""
     elif kind == "rul":
         text = f"RUL {_num(x['rul'])} cycles (P10 {_num(x['rul_p10'])}, P90 {_num(x['rul_p90'])})"

@@ -49,6 +49,12 @@ class AnomalySignal:
     threshold: float
     top_sensors: TopSensors = ()
     model_version: str = ""
+    # The monitor's policy by kind (models.detectors.alarm), when it decides: whether the asset
+    # is in alarm, which kind started it, since when, and its magnitude (severity).
+    alarm: bool | None = None
+    detector: str = ""
+    since: float | None = None
+    magnitude: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +254,17 @@ class AlertEngine:
         else:
             ratio = math.inf if s.score > s.threshold else 0.0
         level = max((i for i, lv in enumerate(p.anomaly_levels) if ratio >= lv), default=None)
+        clear, debounce = ratio < p.anomaly_exit_ratio, p.debounce_records
+        if s.alarm is not None:  # the monitor debounced by kind: open and resolve with it
+            magnitude = max(s.magnitude, p.anomaly_levels[0])
+            level = max(i for i, lv in enumerate(p.anomaly_levels) if magnitude >= lv)
+            level, clear, debounce = (level if s.alarm else None), not s.alarm, 1
         ev = _Evidence(s.asset_id, "anomaly", {
             "score": s.score, "threshold": s.threshold, "ratio": ratio,
             "top_sensors": s.top_sensors, "model_version": s.model_version,
+            "detector": s.detector, "since": s.since,
         })  # fmt: skip
-        clear = ratio < p.anomaly_exit_ratio
-        self._step(asset, ev, s.ts, level, clear=clear, debounce=p.debounce_records, out=out)
+        self._step(asset, ev, s.ts, level, clear=clear, debounce=debounce, out=out)
 
     def _rul(self, asset: _Asset, s: RulSignal, out: list[AlertEvent]) -> None:
         p = self.policy
@@ -393,6 +404,8 @@ class AlertEngine:
             rul_p90=x.get("rul_p90"),
             top_sensors=tuple((str(n), float(c)) for n, c in x.get("top_sensors", ())),
             model_version=x.get("model_version") or None,
+            detector=x.get("detector") or None,
+            since=x.get("since"),
             message=message(ev.asset_id, ev.kind, state, SEVERITIES[track.severity], x),
         )
 

@@ -13,6 +13,7 @@ from faust.types import TP
 
 from models.errors import ArtifactError, PmaintError
 from models.monitor import MonitorConfig
+from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
 from streams import inflate
 from streams.agents import Sinks, TelemetryAgent
@@ -73,11 +74,18 @@ def limits_from(settings: Settings) -> Limits:
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
+    monitor = MonitorConfig(
+        warm_up=settings.anomaly_warm_up,
+        quantile=settings.anomaly_quantile,
+        learn_flagged=settings.anomaly_learn_flagged,
+        debounce=settings.alert_debounce_records,
+    )
     return PipelineConfig(
-        monitor=MonitorConfig(
-            warm_up=settings.anomaly_warm_up,
-            quantile=settings.anomaly_quantile,
-            learn_flagged=settings.anomaly_learn_flagged,
+        monitor=monitor,
+        detectors=(
+            DetectorPolicy.load(settings.policy_file, monitor)
+            if settings.policy_file is not None
+            else None
         ),
         policy=AlertPolicy(
             debounce_records=settings.alert_debounce_records,

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from models.errors import ArtifactError, DataError
 from models.monitor import AssetMonitor, MonitorConfig
+from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
 from streams.alerts import (
     AlertEngine,
@@ -50,6 +51,7 @@ class PipelineConfig:
 
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     policy: AlertPolicy = field(default_factory=AlertPolicy)
+    detectors: DetectorPolicy | None = None  # per-asset monitor settings (else ``monitor``)
     anomaly_every: int = 1  # write every n-th anomaly point (anomalous ones always)
     rul_every: int = 1  # forecast every n-th record once the window is full
     checkpoint_every: int = 100  # records between checkpoints of one asset ...
@@ -126,10 +128,22 @@ class ModelPipeline:
         cfg = self.config
         ts = record.ts_ms / 1000
         if state.monitor is None:
-            state.monitor = AssetMonitor(cfg.monitor)
+            state.monitor = AssetMonitor(
+                cfg.detectors.config_for(record.asset_id, record.type)
+                if cfg.detectors is not None
+                else cfg.monitor
+            )
         result = state.monitor.update(record.sensors, record.settings, ts)
         signal = AnomalySignal(
-            record.asset_id, ts, result.score, result.threshold, result.top_sensors
+            record.asset_id,
+            ts,
+            result.score,
+            result.threshold,
+            result.top_sensors,
+            alarm=result.alarm,
+            detector=result.kind or "",
+            since=result.since,
+            magnitude=result.magnitude,
         )
         if not result.warming_up:
             if result.is_anomaly or state.records % cfg.anomaly_every == 0:

@@ -45,7 +45,7 @@ class Telemetry:
     settings: dict[str, float] | None = None
     site: str | None = None
     line: str | None = None
-    type: str | None = None  # asset type: picks the RUL model in a mixed fleet
+    type: str | None = None  # asset type: picks its RUL model and its detector settings
 
 
 @dataclass(frozen=True, slots=True)

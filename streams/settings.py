@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     anomaly_quantile: float = Field(0.95, gt=0, lt=1)
     anomaly_learn_flagged: bool = False
     anomaly_every: int = Field(1, ge=1)
+    policy_file: Path | None = None  # TOML: detector settings by asset pattern or type
     checkpoint_every: int = Field(100, ge=1)
     checkpoint_interval_s: float = Field(30.0, gt=0)
 

@@ -269,3 +269,28 @@ def test_any_sequence_gives_valid_lifecycles(items: list[Signal | float], ordere
         history.append(e.state)
         assert e.alert_id == alert_id(e.asset_id, e.kind, e.opened_at)
         assert AlertEvent.from_json(e.to_json()) == e
+
+
+def test_anomaly_alert_by_kind_opens_with_the_monitor_and_says_kind_and_since() -> None:
+    """When the monitor decides (its policy by kind), the engine opens and resolves with it:
+    no second debounce; severity by magnitude; the event names the kind and since when."""
+    engine = AlertEngine(AlertPolicy(debounce_records=12))
+
+    def signal(t: float, alarm: bool, magnitude: float = 0.0) -> AnomalySignal:
+        kind = "spike" if alarm else ""
+        top = (("s2", 7.5),)
+        return AnomalySignal(
+            "a1", t, 1.0, 3.0, top, alarm=alarm, detector=kind, since=99.5, magnitude=magnitude
+        )
+
+    assert engine.observe(signal(99.0, False)) == []
+    (opened,) = engine.observe(signal(100.0, True, magnitude=2.4))
+    assert (opened.state, opened.severity, opened.detector) == ("open", "critical", "spike")
+    assert opened.since == 99.5 and "spike since" in opened.message
+    data = orjson.loads(opened.to_json())
+    assert data["detector"] == "spike" and data["since"] == "1970-01-01T00:01:39.500Z"
+    assert AlertEvent.from_json(opened.to_json()) == opened
+    (resolved,) = engine.observe(signal(101.0, False))
+    assert resolved.state == "resolved"
+    (info,) = engine.observe(signal(2000.0, True, magnitude=1.1))  # after the cooldown
+    assert info.severity == "info"

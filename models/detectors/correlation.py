@@ -1,0 +1,130 @@
+"""Broken correlations between an asset's sensors: online PCA and its squared prediction error.
+
+The standardised deviations of an asset's sensors (see :class:`models.anomaly.RegimeScaler`)
+are tracked by an exponentially weighted covariance; every ``refresh`` records its principal
+components explaining ``explained`` of the variance are recomputed. A record's squared
+prediction error (SPE, Q statistic) is what those components cannot reproduce: sensors that
+usually move together and now do not. Like the novelty detectors, the SPE alarms when it rises
+above its slowly forgetting maximum by ``margin`` times that maximum.
+
+State: a tuple of sensor names and numpy arrays (plain data for any checkpoint codec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class CorrelationDetector:
+    """SPE of an online PCA over standardised deviations (River-style interface).
+
+    Parameters
+    ----------
+    margin
+        How far above its past maximum (as a fraction of it) the SPE must rise to count.
+    decay
+        Per-record shrinking of the remembered maximum (1: never forget).
+    explained
+        Share of variance the principal components keep.
+    alpha
+        Weight of the newest record in the covariance.
+    refresh
+        Records between two decompositions.
+    min_sensors
+        Fewer sensors than this: the detector stays silent.
+    min_count
+        Records learned (of one sensor set) before anything is scored.
+
+    Examples
+    --------
+    >>> import math
+    >>> d = CorrelationDetector()
+    >>> for i in range(400):
+    ...     a = math.sin(i / 5)
+    ...     d.learn_one({"s1": a, "s2": a, "s3": -a, "s4": 0.5 * math.cos(i / 7)})
+    >>> d.score_one({"s1": 1.0, "s2": 1.0, "s3": -1.0, "s4": 0.0})
+    {}
+    >>> d.score_one({"s1": 1.0, "s2": -1.0, "s3": -1.0, "s4": 0.0})["correlation"][1][0]
+    's2'
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: float = 0.1,
+        decay: float = 0.9999,
+        explained: float = 0.9,
+        alpha: float = 0.01,
+        refresh: int = 50,
+        min_sensors: int = 3,
+        min_count: int = 300,
+    ) -> None:
+        self.margin = margin
+        self.decay = decay
+        self.explained = explained
+        self.alpha = alpha
+        self.refresh = refresh
+        self.min_sensors = min_sensors
+        self.min_count = min_count
+        self._names: tuple[str, ...] = ()
+        self._n = 0
+        self._mean: NDArray[np.float64] = np.zeros(0)
+        self._cov: NDArray[np.float64] = np.zeros((0, 0))
+        self._basis: NDArray[np.float64] | None = None
+        self._max = 0.0
+
+    def _vector(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
+        if len(z) < self.min_sensors:
+            return None
+        names = tuple(sorted(z))
+        if names != self._names:  # another sensor set: start again
+            self._names, self._n, self._basis, self._max = names, 0, None, 0.0
+            self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
+        return np.fromiter((z[k] for k in names), float, len(names))
+
+    def _residual(self, v: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        if self._basis is None:
+            return None
+        c = v - self._mean
+        return c - self._basis @ (self._basis.T @ c)
+
+    def score_one(self, z: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """``{"correlation": (excess, sensors)}`` when the SPE is novel, else ``{}``."""
+        v = self._vector(z)
+        res = None if v is None else self._residual(v)
+        if res is None or self._max <= 0.0 or self._n < self.min_count:
+            return {}
+        spe = float(res @ res)
+        excess = (spe - self._max) / (self.margin * self._max)
+        if excess <= 1.0:
+            return {}
+        order = np.argsort(-np.abs(res))[:3]
+        return {"correlation": (excess, tuple(self._names[i] for i in order))}
+
+    def learn_one(self, z: Mapping[str, float]) -> None:
+        """Take ``z`` into the covariance (and the remembered SPE maximum)."""
+        v = self._vector(z)
+        if v is None:
+            return
+        res = self._residual(v)
+        if res is not None:
+            self._max = max(float(res @ res), self._max * self.decay)
+        self._n += 1
+        a = max(1.0 / self._n, self.alpha)
+        d = v - self._mean
+        self._mean += a * d
+        self._cov = (1.0 - a) * (self._cov + a * np.outer(d, d))
+        if self._n % self.refresh == 0:
+            self._decompose()
+
+    def _decompose(self) -> None:
+        values, vectors = np.linalg.eigh(self._cov)
+        values, vectors = values[::-1], vectors[:, ::-1]
+        total = float(values.sum())
+        if total <= 0.0:
+            return
+        keep = int(np.searchsorted(np.cumsum(values) / total, self.explained)) + 1
+        self._basis = np.ascontiguousarray(vectors[:, : min(keep, len(values) - 1)])

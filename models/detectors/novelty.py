@@ -1,0 +1,184 @@
+"""Novelty of a sensor's level, forecast residual and short-term spread: spikes, shifts, variance.
+
+Each sensor keeps a one-step forecast (an exponentially weighted level), the spread of its
+recent forecast residuals, and a slowly forgetting range ``[lo, hi]`` of three features:
+
+* ``spike``: the forecast residual ``x - forecast`` (a sudden jump away from the short-horizon
+  forecast);
+* ``shift``: the value itself (a level moving outside everything the asset has shown lately);
+* ``variance``: the recent residual standard deviation (only its upper side: noise growing).
+
+A feature is novel when it leaves its range by more than ``margin`` times the range's width.
+The range then takes the new value in at once, so a change alarms once, not for as long as it
+lasts; ranges contract towards their centre by ``decay`` per record so that, after a long quiet
+time, the normal band tightens again. Margins are relative to each sensor's own range: the
+detector needs no scale and no per-series setting.
+
+State is one numpy array (a row of nine numbers per sensor) and a dict of sensor -> row (plain
+data: it checkpoints with any codec); every update is elementwise over the sensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+KINDS = ("spike", "shift", "variance")
+# per-sensor state columns: count, level forecast, residual variance, then the lower ends of the
+# value, residual and spread ranges, then their upper ends
+_N, _LEVEL, _VAR = 0, 1, 2
+_LO, _HI = slice(3, 6), slice(6, 9)
+
+
+class NoveltyDetector:
+    """Spike, shift and variance novelty per sensor (River-style ``learn_one``/``score_one``).
+
+    Parameters
+    ----------
+    spike_margin, shift_margin, variance_margin
+        How far (in widths of the feature's range) a feature must leave its range to count.
+    decay
+        Per-record contraction of every range towards its centre (1: never forget).
+    forecast_alpha
+        Weight of the newest value in the one-step level forecast.
+    spread_alpha
+        Weight of the newest squared residual in the short-term spread.
+    min_count
+        Records of a sensor before it is scored.
+
+    Examples
+    --------
+    >>> d = NoveltyDetector(min_count=5)
+    >>> for i in range(100):
+    ...     d.learn_one({"s1": 10.0 + (i % 5) * 0.1})
+    >>> d.score_one({"s1": 10.2})
+    {}
+    >>> found = d.score_one({"s1": 25.0})
+    >>> sorted(found), found["shift"][1]
+    (['shift', 'spike'], ('s1',))
+    """
+
+    def __init__(
+        self,
+        *,
+        spike_margin: float = 0.4,
+        shift_margin: float = 0.05,
+        variance_margin: float = 0.1,
+        decay: float = 0.9999,
+        forecast_alpha: float = 0.5,
+        spread_alpha: float = 0.1,
+        min_count: int = 30,
+    ) -> None:
+        self.spike_margin = spike_margin
+        self.shift_margin = shift_margin
+        self.variance_margin = variance_margin
+        self.decay = decay
+        self.forecast_alpha = forecast_alpha
+        self.spread_alpha = spread_alpha
+        self.min_count = min_count
+        self._index: dict[str, int] = {}  # sensor -> row of the state
+        self._names: tuple[str, ...] = ()  # the sensors in row order
+        self._state: NDArray[np.float64] = np.zeros((0, 9))
+        self._unset = False  # some rows wait for their sensor's first value
+
+    def _rows(self, x: Mapping[str, float]) -> tuple[list[int], NDArray[np.float64]]:
+        rows = [self._index.get(k, -1) for k in x]
+        return rows, np.fromiter(x.values(), float, len(x))
+
+    def _view(self, rows: list[int]) -> NDArray[np.float64]:
+        """The state rows of ``rows``: the state itself when they are all sensors in order."""
+        if len(rows) == len(self._names) and rows == list(range(len(rows))):
+            return self._state
+        return self._state[rows]
+
+    def score_one(self, x: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """Novel kinds of ``x``: kind -> (largest excess, its sensors by excess), excess > 1.
+
+        The excess is how far the feature left its range, divided by the kind's margin times
+        the range width: above 1 is novel. Learns nothing.
+        """
+        if tuple(x) == self._names:  # the usual record: every sensor, in row order
+            rows, v = list(range(len(self._names))), np.fromiter(x.values(), float, len(x))
+        else:
+            rows, v = self._rows(x)
+        names = list(x)
+        if min(rows, default=-1) < 0:  # sensors never seen are not scored
+            keep = [i for i, r in enumerate(rows) if r >= 0]
+            rows, v, names = [rows[i] for i in keep], v[keep], [names[i] for i in keep]
+        if not rows:
+            return {}
+        st = self._view(rows)
+        f = np.empty((len(rows), 3))
+        f[:, 0], f[:, 1], f[:, 2] = v, v - st[:, _LEVEL], np.sqrt(st[:, _VAR])
+        lo, hi = st[:, _LO], st[:, _HI]
+        outside = np.maximum(f - hi, lo - f)
+        outside[:, 2] = f[:, 2] - hi[:, 2]  # spread: only growing noise counts
+        width = hi - lo + 1e-4 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-9
+        excess = outside / (width * self._margins())
+        excess[st[:, _N] < self.min_count] = 0.0
+        if not (excess > 1.0).any():
+            return {}
+        out: dict[str, tuple[float, tuple[str, ...]]] = {}
+        for col, kind in ((1, "spike"), (0, "shift"), (2, "variance")):
+            hits = np.flatnonzero(excess[:, col] > 1.0)
+            if hits.size:
+                order = hits[np.argsort(-excess[hits, col], kind="stable")]
+                out[kind] = (float(excess[order[0], col]), tuple(names[i] for i in order[:3]))
+        return out
+
+    def _margins(self) -> NDArray[np.float64]:
+        """Margins in the state's column order: value (shift), residual (spike), spread."""
+        return np.array((self.shift_margin, self.spike_margin, self.variance_margin))
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        """Take ``x`` into every sensor's forecast, spread and ranges."""
+        if tuple(x) == self._names:  # the usual record: every sensor, in row order
+            rows, v = list(range(len(self._names))), np.fromiter(x.values(), float, len(x))
+        else:
+            rows, v = self._rows(x)
+        if min(rows, default=0) < 0:  # new sensors: a row each
+            new = [k for k, r in zip(x, rows, strict=True) if r < 0]
+            for k in new:
+                self._index[k] = len(self._index)
+            self._names += tuple(new)
+            self._state = np.vstack((self._state, np.zeros((len(new), 9))))
+            rows, self._unset = [self._index[k] for k in x], True
+        st = self._view(rows)
+        first = st[:, _N] == 0.0 if self._unset else None
+        if first is not None and first.any():  # a first value: level and value range start there
+            init = st[first]
+            init[:, _N], init[:, _LEVEL], init[:, 3], init[:, 6] = 1.0, v[first], v[first], v[first]
+            st[first] = init
+            if first.all():
+                self._state[rows] = st
+                self._unset = bool((self._state[:, _N] == 0.0).any())
+                return
+            keep = ~first
+            self._state[rows] = st
+            rows, v = [r for r, k in zip(rows, keep, strict=True) if k], v[keep]
+            st = self._state[rows]
+        self._unset = bool((self._state[:, _N] == 0.0).any()) if self._unset else False
+        a, b, keep_share = self.forecast_alpha, self.spread_alpha, self.decay
+        f = np.empty((len(rows), 3))
+        f[:, 0], f[:, 1], f[:, 2] = v, v - st[:, _LEVEL], np.sqrt(st[:, _VAR])
+        r = f[:, 1]
+        st[:, _N] += 1.0
+        st[:, _VAR] += b * (r * r - st[:, _VAR])
+        st[:, _LEVEL] += a * r
+        lo = np.minimum(st[:, _LO], f)
+        hi = np.maximum(st[:, _HI], f)
+        centre = 0.5 * (lo + hi)
+        st[:, _LO] = centre + (lo - centre) * keep_share
+        st[:, _HI] = centre + (hi - centre) * keep_share
+        if st is not self._state:
+            self._state[rows] = st
+
+    def forget(self, sensors: list[str]) -> None:
+        """Drop what was learned about ``sensors`` (they start again at their next value)."""
+        for name in sensors:
+            row = self._index.get(name)
+            if row is not None:
+                self._state[row] = 0.0
+                self._unset = True
