@@ -5,7 +5,8 @@ faust skipped around a rebalance are read again) → :class:`TelemetryProcessor`
 route per asset, per-asset bookkeeping) → :class:`ModelPipeline` (anomaly monitor, drift, RUL
 window, alert lifecycle) → RUL forecasts batched across assets → outputs: dead letters to
 ``pm.telemetry.dlq``, misrouted records forwarded to their asset's partition, alert events to
-``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table.
+``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
+memory budget are checkpointed and dropped, and restored from it on their next record).
 
 Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets
 are acked, so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
@@ -28,6 +29,7 @@ import faust
 import orjson
 from faust.types import EventT, StreamT
 
+from streams.fleet import AssetState
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
 from streams.processor import (
@@ -112,6 +114,7 @@ class TelemetryAgent:
         batch_max: int = 500,
         batch_within_s: float = 0.05,
         tick_every_s: float = 1.0,
+        save_max: int = 1000,
     ) -> None:
         self.processor = processor
         self.pipeline = pipeline
@@ -120,6 +123,7 @@ class TelemetryAgent:
         self.batch_max = batch_max
         self.batch_within_s = batch_within_s
         self.tick_every_s = tick_every_s
+        self.save_max = save_max  # idle assets checkpointed per batch
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
@@ -148,11 +152,36 @@ class TelemetryAgent:
         result = self.processor.process(batch)
         out = await self.run_models(result)
         await self.publish(result, out)
-        for state in out.checkpoints:
-            self.sinks.checkpoints[state.asset_id] = self.pipeline.checkpoint(state)
-        self.metrics.checkpoints.inc(len(out.checkpoints))
+        self.save_states(out)
         self.processor.count(result)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def save_states(self, out: Outputs) -> None:
+        """Checkpoint the assets the pipeline asked for, those idle with changes older than the
+        checkpoint interval (a few per batch: new assets' first checkpoints are coalesced, not
+        one per first record), then evict the least recently seen beyond the budget."""
+        fleet = self.processor.fleet
+        due = {s.asset_id: s for s in out.checkpoints}
+        before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
+        for state in fleet.unsaved_since(before, self.save_max):
+            due.setdefault(state.asset_id, state)
+        for state in due.values():
+            self.save(state)
+        for state in fleet.over_budget():
+            if state.since_checkpoint:
+                self.save(state)
+            self.metrics.evictions.inc()
+        self.metrics.assets.set(len(fleet))
+
+    def save(self, state: AssetState) -> None:
+        raw = self.pipeline.checkpoint(state)
+        state.since_checkpoint = 0
+        self.processor.fleet.saved(state.asset_id)
+        if raw is None:
+            self.metrics.checkpoints_too_large.inc()
+            return
+        self.sinks.checkpoints[state.asset_id] = raw
+        self.metrics.checkpoints.inc()
 
     async def admit(self, batch: list[Inbound]) -> list[Inbound]:
         """The messages that follow on from what was processed; a partition whose messages

@@ -28,6 +28,17 @@ from streams.sinks.kafka import AlertPublisher
 from streams.web import register_pages
 
 log = logging.getLogger("pmaint.app")
+CHECKPOINT_HEADROOM = 16_384  # request bytes besides the checkpoint: key, headers, framing
+# The checkpoint table lives in RocksDB (rocksdict) under PMAINT_DATA_DIR, not in RAM: a worker's
+# memory stays bounded by PMAINT_ASSET_BUDGET, and a restart with its data dir reads only the
+# changelog written since. One DB per partition, each with these bounded buffers.
+TABLE_STORE = "rocksdb://"
+TABLE_STORE_OPTIONS = {
+    "block_cache_size": 8 * 1024**2,
+    "write_buffer_size": 8 * 1024**2,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 1024**2,
+}
 
 
 @dataclass
@@ -87,6 +98,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         rul_every=settings.rul_every,
         checkpoint_every=settings.checkpoint_every,
         checkpoint_interval_s=settings.checkpoint_interval_s,
+        checkpoint_max_bytes=settings.producer_max_request_bytes() - CHECKPOINT_HEADROOM,
     )
 
 
@@ -122,7 +134,7 @@ def create_app(
         broker=settings.kafka_url(),
         broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir),
-        store="memory://",
+        store=TABLE_STORE,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         web_port=settings.web_port,
@@ -136,8 +148,7 @@ def create_app(
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         consumer_max_fetch_size=8 * 1024**2,
-        # forwarded frames can be as large as the largest accepted message
-        producer_max_request_size=max(1_048_576, settings.max_message_bytes + 262_144),
+        producer_max_request_size=settings.producer_max_request_bytes(),
         autodiscover=False,
     )
 
@@ -166,6 +177,7 @@ def create_app(
         value_type=bytes,
         use_partitioner=True,
         changelog_topic=changelog,
+        options=dict(TABLE_STORE_OPTIONS),
     )
     checkpoints.key_serializer = checkpoints.value_serializer = "raw"  # writes, like the topic
     predictor = predictor if predictor is not None else load_predictor(settings)
@@ -185,11 +197,16 @@ def create_app(
 
     def restore(state: AssetState) -> None:
         raw = checkpoints.get(state.asset_id)
-        if raw:
-            pipeline.restore(state, raw)
+        if raw and not pipeline.restore(state, raw):
+            metrics.checkpoints_refused.inc()
 
     metrics = Metrics()
-    fleet = Fleet(restore=restore, forget=pipeline.forget)
+    fleet = Fleet(
+        restore=restore,
+        forget=pipeline.forget,
+        max_sensors=settings.max_sensors_per_asset,
+        budget=settings.asset_budget,
+    )
     processor = TelemetryProcessor(limits_from(settings), partitions, fleet, metrics)
 
     async def rewind(partition: int, offset: int) -> None:
