@@ -261,7 +261,7 @@ class _Decoder:
         obj = cls.__new__(cls)
         self.objects.append(obj)
         for k, v in self.pairs(rest[1:], depth):
-            if type(k) is not str or not k.isidentifier():
+            if type(k) is not str or not k.isidentifier() or k.startswith("__"):
                 raise ArtifactError(f"bad attribute name in {name}")
             object.__setattr__(obj, k, v)
         return obj

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -102,6 +102,26 @@ class Sinks:
                 await self.influx.close()
 
 
+def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:
+    """``batch`` in parts of at most ``max_bytes`` (or one message): the assets a part brings
+    into memory are evicted before the next part, so a batch of frames of many assets cannot
+    take the fleet far past its budget.
+
+    >>> [len(c) for c in chunks([Inbound("t", 0, i, b"x" * 40) for i in range(5)], 100)]
+    [2, 2, 1]
+    """
+    part: list[Inbound] = []
+    size = 0
+    for message in batch:
+        if part and size + len(message.value) > max_bytes:
+            yield part
+            part, size = [], 0
+        part.append(message)
+        size += len(message.value)
+    if part:
+        yield part
+
+
 class TelemetryAgent:
     """Consumes telemetry in batches and publishes every output of a batch before acking it."""
 
@@ -115,6 +135,7 @@ class TelemetryAgent:
         batch_within_s: float = 0.05,
         tick_every_s: float = 1.0,
         save_max: int = 1000,
+        chunk_bytes: int = 262_144,
     ) -> None:
         self.processor = processor
         self.pipeline = pipeline
@@ -124,6 +145,7 @@ class TelemetryAgent:
         self.batch_within_s = batch_within_s
         self.tick_every_s = tick_every_s
         self.save_max = save_max  # idle assets checkpointed per batch
+        self.chunk_bytes = chunk_bytes  # a batch is handled in parts of about this many bytes
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
@@ -148,12 +170,12 @@ class TelemetryAgent:
             )
             for e in events
         ]
-        batch = await self.admit(batch)
-        result = self.processor.process(batch)
-        out = await self.run_models(result)
-        await self.publish(result, out)
-        self.save_states(out)
-        self.processor.count(result)
+        for chunk in chunks(await self.admit(batch), self.chunk_bytes):
+            result = self.processor.process(chunk)
+            out = await self.run_models(result)
+            await self.publish(result, out)
+            self.save_states(out)
+            self.processor.count(result)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     def save_states(self, out: Outputs) -> None:

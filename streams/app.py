@@ -13,6 +13,7 @@ from faust.types import TP
 from models.errors import ArtifactError, PmaintError
 from models.monitor import MonitorConfig
 from models.rul.serve import RulPredictor
+from streams import checkpoint_store
 from streams.agents import Sinks, TelemetryAgent
 from streams.alerts import AlertPolicy
 from streams.fleet import AssetState, Fleet
@@ -32,7 +33,6 @@ CHECKPOINT_HEADROOM = 16_384  # request bytes besides the checkpoint: key, heade
 # The checkpoint table lives in RocksDB (rocksdict) under PMAINT_DATA_DIR, not in RAM: a worker's
 # memory stays bounded by PMAINT_ASSET_BUDGET, and a restart with its data dir reads only the
 # changelog written since. One DB per partition, each with these bounded buffers.
-TABLE_STORE = "rocksdb://"
 TABLE_STORE_OPTIONS = {
     "block_cache_size": 8 * 1024**2,
     "write_buffer_size": 8 * 1024**2,
@@ -134,7 +134,7 @@ def create_app(
         broker=settings.kafka_url(),
         broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir),
-        store=TABLE_STORE,
+        store="memory://",
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         web_port=settings.web_port,
@@ -177,6 +177,7 @@ def create_app(
         value_type=bytes,
         use_partitioner=True,
         changelog_topic=changelog,
+        store=checkpoint_store.STORE_URL,
         options=dict(TABLE_STORE_OPTIONS),
     )
     checkpoints.key_serializer = checkpoints.value_serializer = "raw"  # writes, like the topic
