@@ -17,7 +17,7 @@ STORE_SCHEME = "pmaint-rocksdb"
 STORE_URL = f"{STORE_SCHEME}://"
 
 
-class CheckpointStore(Store):  # type: ignore[misc]  # faust is untyped here
+class CheckpointStore(Store):
     """faust's RocksDB store with writes placed by key (asset id), not by the current event."""
 
     def _set(self, key: bytes, value: bytes | None) -> None:
