@@ -112,6 +112,8 @@ class _Encoder:
             return value
         d, tree = depth + 1, self.tree
         if kind is list:
+            if all(type(v) is float for v in value):  # fast path: running statistics
+                return [_LIST, *value]
             return [_LIST, *(tree(v, d) for v in value)]
         if kind is dict:
             return [_DICT, *self.pairs(value, d)]
