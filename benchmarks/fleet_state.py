@@ -123,6 +123,7 @@ def restart_to_ready(assets: int, budget: int) -> tuple[float, float, float]:
     from streams.harness import start_tansu, start_worker, wait_until, worker_env
 
     workdir = Path(tempfile.mkdtemp(prefix="pmaint-restart-"))
+    (workdir / "tansu").mkdir()
     tansu = start_tansu(workdir / "tansu")
     try:
         env = worker_env(

@@ -129,6 +129,7 @@ class ModelPipeline:
             self._window(state, record, out)
         state.since_checkpoint += 1
         if state.since_checkpoint >= cfg.checkpoint_every:
+            state.since_checkpoint = 0
             out.checkpoints.append(state)  # (the worker also saves assets idle with changes)
 
     def _window(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
