@@ -183,17 +183,21 @@ class TelemetryAgent:
         checkpoint interval (a few per batch: new assets' first checkpoints are coalesced, not
         one per first record), then evict the least recently seen beyond the budget."""
         fleet = self.processor.fleet
-        due = {s.asset_id: s for s in out.checkpoints}
-        before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        for state in fleet.unsaved_since(before, self.save_max):
-            due.setdefault(state.asset_id, state)
-        for state in due.values():
+        for state in out.checkpoints:
             self.save(state)
+        self.save_idle()
         for state in fleet.over_budget():
             if state.since_checkpoint:
                 self.save(state)
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
+
+    def save_idle(self) -> None:
+        """Checkpoint up to ``save_max`` assets whose changes are older than the checkpoint
+        interval (also run by a timer, so a worker without traffic saves its assets too)."""
+        before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
+        for state in self.processor.fleet.unsaved_since(before, self.save_max):
+            self.save(state)
 
     def save(self, state: AssetState) -> None:
         raw = self.pipeline.checkpoint(state)

@@ -228,6 +228,12 @@ def create_app(
         agent.offsets.keep(owned)
         runtime.assigned_once = True
 
+    async def _save_idle() -> None:  # so a worker without traffic saves its assets too
+        if runtime.assigned_once and not app.rebalancing:
+            agent.save_idle()
+
+    app.timer(interval=1.0)(_save_idle)
+
     @app.on_before_shutdown.connect
     async def _shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await sinks.stop()

@@ -173,7 +173,10 @@ def test_fleet_over_budget_is_evicted_restored_and_still_scored(
     """D5: 50,000 assets through a worker that may hold 5,000."""
     assets, budget, partitions = 50_000, 5_000, 4
     bootstrap = tansu.extra["bootstrap"]
-    env = worker_env(bootstrap, topic_prefix, asset_budget=str(budget), partitions="4")
+    env = worker_env(
+        bootstrap, topic_prefix, asset_budget=str(budget), partitions="4",
+        checkpoint_interval_s="1",
+    )  # fmt: skip
     worker = start_worker(env, tmp_path)
     ids = [f"fleet-{i:05d}" for i in range(assets)]
     by_partition: dict[int, list[str]] = {}
@@ -207,6 +210,9 @@ def test_fleet_over_budget_is_evicted_restored_and_still_scored(
             wait_until(caught_up, 300, f"round {round_} scored")
         assert worker.metric("pmaint_records_total", outcome="ok") == 2 * assets
         assert worker.metric("pmaint_evictions_total") >= 2 * (assets - budget)
+        # each asset saved twice (evicted, or idle with changes once traffic stopped)
+        saved = lambda: worker.metric("pmaint_checkpoints_total") >= 2 * assets  # noqa: E731
+        wait_until(saved, 60, "idle assets checkpointed")
         _, ready = worker.get("/ready")
         assert json.loads(ready)["assets"] <= budget
         _, body = worker.get("/assets")
