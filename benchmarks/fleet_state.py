@@ -3,9 +3,9 @@ restart-to-ready time with many checkpointed assets.
 
 ``fleet_bytes_per_asset``: ``ASSETS`` (1,000,000) assets, one frame-borne record each, through the
 worker's own path without Kafka (:class:`TelemetryProcessor` decode and routing,
-:class:`ModelPipeline`, :meth:`TelemetryAgent.save_states` checkpointing evicted assets into a
-RocksDB (rocksdict) store as the worker's table does) with ``PMAINT_ASSET_BUDGET`` = ``BUDGET``:
-growth of the resident set over the run / assets. Baseline: the same per asset with no budget on
+:class:`ModelPipeline`, :meth:`TelemetryAgent.save_states` checkpointing evicted assets into
+RocksDB opened with the worker table's options) with ``PMAINT_ASSET_BUDGET`` = ``BUDGET``: growth
+of the resident set over the run / assets. Baseline: the same per asset with no budget on
 ``UNBOUNDED`` assets (what every asset costs when all stay in memory).
 
 ``restart_to_ready_s``: a real ``pmaint worker`` on Tansu takes ``RESTART_ASSETS`` (200,000)
@@ -63,11 +63,23 @@ def frames(assets: int, prefix: str, partitions: int) -> Any:
                     pending[p] = []
 
 
+class _Table(dict[str, bytes]):
+    """Checkpoints written through to RocksDB, nothing kept (the table's store, without faust)."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__()
+        self.db = db
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.db.put(key.encode(), value)
+
+
 def fleet_child(assets: int, budget: int) -> dict[str, float]:
     """Feed ``assets`` assets through the worker's path in this process; RSS growth."""
-    from rocksdict import Rdict
+    from faust.stores.rocksdb import RocksDBOptions
 
     from streams.agents import Sinks, TelemetryAgent
+    from streams.app import TABLE_STORE_OPTIONS
     from streams.fleet import Fleet
     from streams.metrics import Metrics
     from streams.pipeline import ModelPipeline, PipelineConfig
@@ -77,8 +89,10 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
     pipeline = ModelPipeline(PipelineConfig())
     fleet = Fleet(forget=pipeline.forget, budget=budget)
     processor = TelemetryProcessor(Limits(), 4, fleet, Metrics())
-    store = Rdict(tempfile.mkdtemp(prefix="pmaint-bench-"))
-    sinks = Sinks(None, None, None, store)  # type: ignore[arg-type]  # publish is not used
+    options = RocksDBOptions(**TABLE_STORE_OPTIONS, use_rocksdict=True)  # as the worker's table
+    store = options.open(Path(tempfile.mkdtemp(prefix="pmaint-bench-")))
+    table = _Table(store)
+    sinks = Sinks(None, None, None, table)  # type: ignore[arg-type]  # publish is not used
     agent = TelemetryAgent(processor, pipeline, sinks, rewind=None)  # type: ignore[arg-type]
 
     async def feed(n: int, prefix: str) -> None:
