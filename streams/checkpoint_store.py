@@ -14,7 +14,8 @@ from faust.stores.rocksdb import Store
 from streams.routing import partition_for
 
 STORE_SCHEME = "pmaint-rocksdb"
-STORE_URL = f"{STORE_SCHEME}://"
+STORE_URL = f"{STORE_SCHEME}:checkpoints"  # the path names the DB dirs; a URL without one is
+# falsy, and faust would silently fall back to the app's store
 
 
 class CheckpointStore(Store):
