@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,9 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
     agent = TelemetryAgent(processor, pipeline, sinks, rewind=None)  # type: ignore[arg-type]
 
     async def feed(n: int, prefix: str) -> None:
-        batch = list(frames(n, prefix, 4))  # 10 frames of 500 at a time, as the agent's chunks
-        for start in range(0, len(batch), 10):
-            result = processor.process(batch[start : start + 10])
+        messages = frames(n, prefix, 4)  # made as consumed: the input is not state
+        while chunk := list(islice(messages, 10)):  # 10 frames of 500, as the agent's parts
+            result = processor.process(chunk)
             if result.dead:
                 raise RuntimeError(f"dead letters: {result.dead[0][0].reason}")
             out = await agent.run_models(result)
