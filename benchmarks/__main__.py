@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ("ingest", "rul", "anomaly", "sink", "latency", "scaling", "memory", "web")
+SCRIPTS = ("ingest", "rul", "anomaly", "sink", "latency", "scaling", "memory", "web", "fleet_state")
 
 
 def machine() -> str:

@@ -69,7 +69,7 @@ def child(variant: str, traced: bool) -> dict[str, float]:
                 site, line,
             )  # fmt: skip
             state = fleet.observe(record, 0)
-            if pipeline is not None:
+            if pipeline is not None and state is not None:
                 out = Outputs()
                 pipeline.observe(state, record, out)
                 if out.failed:

@@ -25,20 +25,16 @@ change is still re-learned instead of alarming forever:
 
 from __future__ import annotations
 
-import pickle
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from models import state_codec
 from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError
-
-_MAGIC = b"pmaint-monitor-1\n"  # then a zlib-compressed pickle
-
 
 DETECTORS = ("spike", "shift", "variance", "deviation", "correlation")
 _NOVELTY = frozenset(("spike", "shift", "variance"))
@@ -284,8 +280,8 @@ class AssetMonitor:
         return {k: v for k, v in found.items() if k in wanted}
 
     def to_bytes(self) -> bytes:
-        """Checkpoint the whole state (compressed pickle: our own changelog format)."""
-        return _MAGIC + zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 6)
+        """Checkpoint the whole state (:mod:`models.state_codec`: decoding runs no code)."""
+        return state_codec.encode(self, level=6)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AssetMonitor:
@@ -294,14 +290,10 @@ class AssetMonitor:
         Raises
         ------
         ArtifactError
-            If ``data`` is not a checkpoint of this format.
+            If ``data`` is not a checkpoint of this format (a pickle, another version, a class
+            outside :mod:`models` and the allowed River ones, garbage).
         """
-        if not data.startswith(_MAGIC):
-            raise ArtifactError("not an asset monitor checkpoint")
-        try:
-            obj = pickle.loads(zlib.decompress(data[len(_MAGIC) :]))
-        except Exception as exc:
-            raise ArtifactError(f"corrupt asset monitor checkpoint: {exc}") from exc
+        obj = state_codec.decode(data)
         if not isinstance(obj, cls):
             raise ArtifactError("checkpoint does not hold an asset monitor")
         return obj

@@ -5,7 +5,8 @@ faust skipped around a rebalance are read again) → :class:`TelemetryProcessor`
 route per asset, per-asset bookkeeping) → :class:`ModelPipeline` (anomaly monitor, drift, RUL
 window, alert lifecycle) → RUL forecasts batched across assets → outputs: dead letters to
 ``pm.telemetry.dlq``, misrouted records forwarded to their asset's partition, alert events to
-``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table.
+``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
+memory budget are checkpointed and dropped, and restored from it on their next record).
 
 Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets
 are acked, so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
@@ -24,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -35,6 +36,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, R
 from faust.types import EventT, StreamT
 
 from streams import inflate
+from streams.fleet import AssetState
 from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs
@@ -114,6 +116,26 @@ class Sinks:
                 await self.influx.close()
 
 
+def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:
+    """``batch`` in parts of at most ``max_bytes`` (or one message): the assets a part brings
+    into memory are evicted before the next part, so a batch of frames of many assets cannot
+    take the fleet far past its budget.
+
+    >>> [len(c) for c in chunks([Inbound("t", 0, i, b"x" * 40) for i in range(5)], 100)]
+    [2, 2, 1]
+    """
+    part: list[Inbound] = []
+    size = 0
+    for message in batch:
+        if part and size + len(message.value) > max_bytes:
+            yield part
+            part, size = [], 0
+        part.append(message)
+        size += len(message.value)
+    if part:
+        yield part
+
+
 class TelemetryAgent:
     """Consumes telemetry in batches and publishes every output of a batch before acking it."""
 
@@ -126,6 +148,8 @@ class TelemetryAgent:
         batch_max: int = 500,
         batch_within_s: float = 0.05,
         tick_every_s: float = 1.0,
+        save_max: int = 1000,
+        chunk_bytes: int = 262_144,
     ) -> None:
         self.processor = processor
         self.pipeline = pipeline
@@ -134,6 +158,8 @@ class TelemetryAgent:
         self.batch_max = batch_max
         self.batch_within_s = batch_within_s
         self.tick_every_s = tick_every_s
+        self.save_max = save_max  # idle assets checkpointed per batch
+        self.chunk_bytes = chunk_bytes  # a batch is handled in parts of about this many bytes
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
@@ -166,16 +192,45 @@ class TelemetryAgent:
             )
             for e in events
         ]
-        batch = await self.admit(batch)
         self.pipeline.swap()  # new RUL models start with a batch, never within one
-        result = self.processor.process(batch)
-        out = await self.run_models(result)
-        await self.publish(result, out)
-        for state in out.checkpoints:
-            self.sinks.checkpoints[state.asset_id] = self.pipeline.checkpoint(state)
-        self.metrics.checkpoints.inc(len(out.checkpoints))
-        self.processor.count(result)
+        for chunk in chunks(await self.admit(batch), self.chunk_bytes):
+            result = self.processor.process(chunk)
+            out = await self.run_models(result)
+            await self.publish(result, out)
+            self.save_states(out)
+            self.processor.count(result)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def save_states(self, out: Outputs) -> None:
+        """Checkpoint the assets the pipeline asked for, those idle with changes older than the
+        checkpoint interval (a few per batch: new assets' first checkpoints are coalesced, not
+        one per first record), then evict the least recently seen beyond the budget."""
+        fleet = self.processor.fleet
+        for state in out.checkpoints:
+            self.save(state)
+        self.save_idle()
+        for state in fleet.over_budget():
+            if state.since_checkpoint:
+                self.save(state)
+            self.metrics.evictions.inc()
+        self.metrics.assets.set(len(fleet))
+
+    def save_idle(self) -> None:
+        """Checkpoint up to ``save_max`` assets whose changes are older than the checkpoint
+        interval (also run by a timer, so a worker without traffic saves its assets too)."""
+        before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
+        for state in self.processor.fleet.unsaved_since(before, self.save_max):
+            self.save(state)
+
+    def save(self, state: AssetState) -> None:
+        raw = self.pipeline.checkpoint(state)
+        state.since_checkpoint = 0
+        self.processor.fleet.saved(state.asset_id)
+        if raw is None:
+            self.metrics.checkpoints_too_large.inc()
+            return
+        self.sinks.checkpoints[state.asset_id] = raw
+        self.metrics.checkpoints.inc()
 
     async def admit(self, batch: list[Inbound]) -> list[Inbound]:
         """The messages that follow on from what was processed; a partition whose messages

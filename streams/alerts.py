@@ -30,6 +30,7 @@ from typing import Any
 
 from models.errors import ConfigError
 from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, message
+from streams.interning import Interner
 
 __all__ = [
     "KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertPolicy", "AnomalySignal",
@@ -207,7 +208,7 @@ class AlertEngine:
     def __init__(self, policy: AlertPolicy | None = None) -> None:
         self.policy = policy or AlertPolicy()
         self._assets: dict[str, _Asset] = {}
-        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._names = Interner[tuple[str, ...]]()  # bounded: a sensor-churning asset cannot grow it
 
     def __len__(self) -> int:
         return len(self._assets)
@@ -300,7 +301,7 @@ class AlertEngine:
         names = tuple(sorted(k for k in s.sensors if k not in self.policy.stuck_ignore))
         values = [float(s.sensors[k]) for k in names]
         if names != asset.names:  # sensor set changed: start counting again
-            asset.names = self._names.setdefault(names, names)
+            asset.names = self._names.shared(names)
             asset.values, asset.runs = array("d", values), array("I", [1] * len(names))
             asset.varied = array("B", [0] * len(names))
             return
@@ -429,7 +430,7 @@ class AlertEngine:
         a.tracks = {KINDS[KINDS.index(k)]: _Track(v) for k, v in data["tracks"].items()}
         if "stuck" in data:
             names, values, runs, varied = data["stuck"]
-            a.names = self._names.setdefault(tuple(names), tuple(names))
+            a.names = self._names.shared(tuple(names))
             a.values, a.runs = array("d", values), array("I", runs)
             a.varied = array("B", varied)
 

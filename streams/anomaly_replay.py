@@ -28,7 +28,7 @@ def replay_alerts(
     >>> [(e.state, e.detector) for e in replay_alerts("a1", rows, PipelineConfig())]
     [('open', 'shift')]
     """
-    pipeline = ModelPipeline(config, clock=_never)
+    pipeline = ModelPipeline(config)
     state: AssetState | None = None
     events: list[AlertEvent] = []
     for ts, sensors, settings in rows:
@@ -51,7 +51,3 @@ def opened(events: Sequence[AlertEvent]) -> list[float]:
     []
     """
     return [e.opened_at for e in events if e.state == "open"]
-
-
-def _never() -> float:
-    return 0.0

@@ -15,7 +15,7 @@ from models.errors import ArtifactError, PmaintError
 from models.monitor import MonitorConfig
 from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
-from streams import inflate
+from streams import checkpoint_store, inflate
 from streams.agents import Sinks, TelemetryAgent
 from streams.alerts import AlertPolicy
 from streams.fleet import AssetState, Fleet
@@ -34,6 +34,16 @@ from streams.web import register_pages
 from streams.web_server import WorkerApp
 
 log = logging.getLogger("pmaint.app")
+CHECKPOINT_HEADROOM = 16_384  # request bytes besides the checkpoint: key, headers, framing
+# The checkpoint table lives in RocksDB (rocksdict) under PMAINT_DATA_DIR, not in RAM: a worker's
+# memory stays bounded by PMAINT_ASSET_BUDGET, and a restart with its data dir reads only the
+# changelog written since. One DB per partition, each with these bounded buffers.
+TABLE_STORE_OPTIONS = {
+    "block_cache_size": 8 * 1024**2,
+    "write_buffer_size": 8 * 1024**2,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 1024**2,
+}
 
 
 @dataclass
@@ -100,6 +110,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         rul_every=settings.rul_every,
         checkpoint_every=settings.checkpoint_every,
         checkpoint_interval_s=settings.checkpoint_interval_s,
+        checkpoint_max_bytes=settings.producer_max_request_bytes() - CHECKPOINT_HEADROOM,
     )
 
 
@@ -145,6 +156,10 @@ def create_app(
         broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir),
         store="memory://",
+        # The checkpoint table's local RocksDB may be ahead of the broker's reported end offset
+        # (Tansu 0.6 under-reports it after multi-record batches; a recreated topic): keep the
+        # local checkpoints and start, instead of faust's ConsistencyError crash loop.
+        recovery_consistency_check=False,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         web_port=settings.web_port,
@@ -158,8 +173,7 @@ def create_app(
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         consumer_max_fetch_size=8 * 1024**2,
-        # forwarded frames can be as large as the largest accepted message
-        producer_max_request_size=max(1_048_576, settings.max_message_bytes + 262_144),
+        producer_max_request_size=settings.producer_max_request_bytes(),
         autodiscover=False,
     )
 
@@ -188,6 +202,8 @@ def create_app(
         value_type=bytes,
         use_partitioner=True,
         changelog_topic=changelog,
+        store=checkpoint_store.STORE_URL,
+        options=dict(TABLE_STORE_OPTIONS),
     )
     checkpoints.key_serializer = checkpoints.value_serializer = "raw"  # writes, like the topic
     if predictor is not None:
@@ -218,11 +234,16 @@ def create_app(
 
     def restore(state: AssetState) -> None:
         raw = checkpoints.get(state.asset_id)
-        if raw:
-            pipeline.restore(state, raw)
+        if raw and not pipeline.restore(state, raw):
+            metrics.checkpoints_refused.inc()
 
     metrics = Metrics()
-    fleet = Fleet(restore=restore, forget=pipeline.forget)
+    fleet = Fleet(
+        restore=restore,
+        forget=pipeline.forget,
+        max_sensors=settings.max_sensors_per_asset,
+        budget=settings.asset_budget,
+    )
     processor = TelemetryProcessor(limits_from(settings), partitions, fleet, metrics)
 
     async def rewind(partition: int, offset: int) -> None:
@@ -242,6 +263,12 @@ def create_app(
         fleet.drop_partitions(set(range(partitions)) - owned)
         agent.offsets.keep(owned)
         runtime.assigned_once = True
+
+    async def _save_idle() -> None:  # so a worker without traffic saves its assets too
+        if runtime.assigned_once and not app.rebalancing:
+            agent.save_idle()
+
+    app.timer(interval=1.0)(_save_idle)
 
     @app.on_before_shutdown.connect
     async def _shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -1,12 +1,21 @@
-"""Per-asset state kept by a worker for the assets of its partitions."""
+"""Per-asset state kept by a worker for the assets of its partitions.
+
+Bounded: an asset has at most ``max_sensors`` distinct sensor names (a record bringing more is
+refused, and the worker dead-letters it), and at most ``budget`` assets stay in memory. The
+least recently seen asset beyond the budget is evicted (the worker checkpoints it to the
+changelog, then drops it) and restored from its checkpoint on its next record.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from streams.interning import Interner
 from streams.schema import Telemetry
 
 if TYPE_CHECKING:
@@ -15,12 +24,7 @@ if TYPE_CHECKING:
     from streams.alerts import RulSignal
     from streams.history import History
 
-_SENSOR_SETS: dict[frozenset[str], frozenset[str]] = {}
-
-
-def _shared(names: frozenset[str]) -> frozenset[str]:
-    """One frozenset object per distinct sensor set, shared by every asset that has it."""
-    return _SENSOR_SETS.setdefault(names, names)
+SENSOR_SETS = Interner[frozenset[str]]()  # most assets of a fleet have the same sensors
 
 
 def _iso(ms: int) -> str:
@@ -46,8 +50,7 @@ class AssetState:
     last: MonitorResult | None = None
     rul: RulSignal | None = None
     history: History | None = None
-    since_checkpoint: int = 0
-    checkpointed_at: float = 0.0
+    since_checkpoint: int = 0  # records since the last checkpoint
     since_rul: int = 0
     restored: bool = False
     alerts: dict[str, str] = field(default_factory=dict)  # open alerts: kind -> severity
@@ -56,11 +59,22 @@ class AssetState:
         """Take one record into account (records may arrive out of order)."""
         self.records += 1
         self.last_seen_ms = max(self.last_seen_ms, record.ts_ms)
-        if not self.sensors.issuperset(record.sensors):
-            self.sensors = _shared(self.sensors.union(record.sensors))
+        self.add_sensors(record.sensors)
         self.site = record.site or self.site
         self.line = record.line or self.line
         self.asset_type = record.type or self.asset_type
+
+    def add_sensors(self, names: Iterable[str]) -> None:
+        if not self.sensors.issuperset(names):
+            self.sensors = SENSOR_SETS.shared(self.sensors.union(names))
+
+    def new_sensors(self, record: Telemetry) -> int:
+        """How many sensor names of ``record`` this asset has not had yet."""
+        return (
+            0
+            if self.sensors.issuperset(record.sensors)
+            else len(record.sensors.keys() - self.sensors)
+        )
 
     def summary(self, history: bool = False) -> dict[str, object]:
         """A JSON-ready view for ``/assets`` (with the recent history if asked)."""
@@ -97,15 +111,20 @@ class AssetState:
 
 
 class Fleet:
-    """The assets of one worker, by id.
+    """The assets of one worker, by id, least recently seen first.
 
-    ``restore`` is called for each asset the worker has not seen yet (to resume it from its
-    checkpoint); ``forget`` for each asset of a partition the worker lost.
+    ``restore`` is called for each asset not in memory (to resume it from its checkpoint);
+    ``forget`` for each asset dropped from memory (evicted, or its partition lost).
 
-    >>> fleet = Fleet()
+    >>> fleet = Fleet(max_sensors=2, budget=1)
     >>> state = fleet.observe(Telemetry("p7", 1767225600000, {"s1": 1.0}), partition=2)
     >>> state.records, sorted(state.sensors), len(fleet)
     (1, ['s1'], 1)
+    >>> fleet.observe(Telemetry("p7", 1767225601000, {"s2": 1.0, "s3": 1.0}), partition=2)
+    >>> fleet.observe(Telemetry("p8", 1767225601000, {"s1": 1.0}), partition=2).records
+    1
+    >>> [s.asset_id for s in fleet.over_budget()], len(fleet)
+    (['p7'], 1)
     >>> fleet.drop_partitions({2}); len(fleet)
     0
     """
@@ -114,29 +133,75 @@ class Fleet:
         self,
         restore: Callable[[AssetState], None] | None = None,
         forget: Callable[[str], None] | None = None,
+        *,
+        max_sensors: int = 1000,
+        budget: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.assets: dict[str, AssetState] = {}
+        self.assets: OrderedDict[str, AssetState] = OrderedDict()
         self.restore = restore
         self.forget = forget
+        self.max_sensors = max_sensors
+        self.budget = budget  # assets in memory; 0: no limit
+        self.clock = clock
+        # assets with changes not checkpointed yet -> since when, oldest first
+        self.unsaved: OrderedDict[str, float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.assets)
 
-    def observe(self, record: Telemetry, partition: int) -> AssetState:
+    def observe(self, record: Telemetry, partition: int) -> AssetState | None:
+        """The record's asset, updated; ``None`` (nothing changed) when the record would take
+        the asset past ``max_sensors`` distinct sensors."""
         state = self.assets.get(record.asset_id)
         if state is None:
             state = AssetState(record.asset_id, partition, record.ts_ms)
             if self.restore is not None:
                 self.restore(state)
             self.assets[record.asset_id] = state
+        else:
+            self.assets.move_to_end(record.asset_id)
+        if len(state.sensors) + state.new_sensors(record) > self.max_sensors:
+            return None
         state.partition = partition
         state.observe(record)
+        if record.asset_id not in self.unsaved:
+            self.unsaved[record.asset_id] = self.clock()
         return state
+
+    def saved(self, asset_id: str) -> None:
+        """The asset's state was checkpointed."""
+        self.unsaved.pop(asset_id, None)
+
+    def unsaved_since(self, before: float, limit: int) -> list[AssetState]:
+        """Up to ``limit`` assets whose changes are unsaved since ``before`` or longer (idle
+        assets included), oldest first; they count as saved from now on."""
+        due: list[AssetState] = []
+        while self.unsaved and len(due) < limit:
+            asset_id, since = next(iter(self.unsaved.items()))
+            if since > before:
+                break
+            del self.unsaved[asset_id]
+            state = self.assets.get(asset_id)
+            if state is not None:
+                due.append(state)
+        return due
+
+    def over_budget(self) -> Iterator[AssetState]:
+        """Remove and yield the least recently seen assets until the fleet fits its budget
+        (the caller checkpoints each one before it is forgotten)."""
+        while self.budget and len(self.assets) > self.budget:
+            _, state = self.assets.popitem(last=False)
+            yield state
+            self.unsaved.pop(state.asset_id, None)
+            if self.forget is not None:
+                self.forget(state.asset_id)
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget the assets of partitions this worker no longer owns."""
         gone = [k for k, v in self.assets.items() if v.partition in partitions]
         for asset_id in gone:
             del self.assets[asset_id]
+            self.unsaved.pop(asset_id, None)
             if self.forget is not None:
                 self.forget(asset_id)

@@ -156,10 +156,15 @@ def worker_env(bootstrap: str, prefix: str, **settings: str) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], workdir: Path, ready_timeout: float = 60) -> WorkerProcess:
+def start_worker(
+    env: dict[str, str], workdir: Path, ready_timeout: float = 60, data_dir: Path | None = None
+) -> WorkerProcess:
+    """A worker on a free web port; its table state goes to ``data_dir`` (default: a fresh one
+    per worker under ``workdir``; give the same one to restart a worker on its local state)."""
     port = free_port()
     log = workdir / f"worker-{port}.log"
-    env = env | {"PMAINT_DATA_DIR": str(workdir / f"data-{port}"), "PYTHONUNBUFFERED": "1"}
+    data = data_dir or workdir / f"data-{port}"
+    env = env | {"PMAINT_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker", "--web-port", str(port)],
         env=env,

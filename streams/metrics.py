@@ -73,6 +73,17 @@ class Metrics:
             "pmaint_points_written", "Points acknowledged by InfluxDB", registry=r
         )
         self.checkpoints = Counter("pmaint_checkpoints", "Asset checkpoints written", registry=r)
+        self.checkpoints_too_large = Counter(
+            "pmaint_checkpoints_too_large", "Checkpoints over the request limit, not written",
+            registry=r,
+        )  # fmt: skip
+        self.checkpoints_refused = Counter(
+            "pmaint_checkpoints_refused", "Checkpoints read back that were not ones (assets "
+            "started afresh)", registry=r,
+        )  # fmt: skip
+        self.evictions = Counter(
+            "pmaint_evictions", "Assets dropped from memory over PMAINT_ASSET_BUDGET", registry=r
+        )
         for outcome in ("ok", "dead_letter"):
             self.records.labels(outcome)
 

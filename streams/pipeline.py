@@ -4,22 +4,21 @@ Synchronous and free of IO. For each record of an asset the worker owns: the ass
 :class:`AssetMonitor` scores and learns it, its RUL window takes the normalised row (and says
 when a forecast is due), the fleet's :class:`AlertEngine` turns the signals into alert events,
 and InfluxDB points are collected. RUL forecasts come back through :meth:`forecast` once the
-batcher has run them. Model state is checkpointed every N records or T seconds per asset.
+batcher has run them. Model state is checkpointed every N records per asset (the worker also
+saves assets with changes older than T seconds, and assets it evicts).
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import time
-import zlib
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from models import state_codec
 from models.errors import ArtifactError, DataError
 from models.monitor import AssetMonitor, MonitorConfig
 from models.policy import DetectorPolicy
@@ -42,7 +41,7 @@ from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
 
 log = logging.getLogger("pmaint.pipeline")
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 1: pickle, refused since (a pickle runs code when read)
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,8 @@ class PipelineConfig:
     anomaly_every: int = 1  # write every n-th anomaly point (anomalous ones always)
     rul_every: int = 1  # forecast every n-th record once the window is full
     checkpoint_every: int = 100  # records between checkpoints of one asset ...
-    checkpoint_interval_s: float = 30.0  # ... or seconds, whichever comes first
+    checkpoint_interval_s: float = 30.0  # ... or seconds with unsaved changes, what comes first
+    checkpoint_max_bytes: int = 1_048_576 - 16_384  # the producer's request limit, less headroom
 
 
 RulDue = tuple[AssetState, Telemetry, NDArray[np.float32], RulPredictor]  # forecast to make
@@ -88,13 +88,11 @@ class ModelPipeline:
         self,
         config: PipelineConfig,
         models: ServingModels | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.models = models if models is not None else ServingModels()
         self._staged: ServingModels | None = None
         self.engine = AlertEngine(config.policy)
-        self.clock = clock
 
     def stage(self, models: ServingModels) -> None:
         """Hand over new RUL models; they serve from the next :meth:`swap` (between batches)."""
@@ -172,14 +170,9 @@ class ModelPipeline:
         else:
             state.window = None  # no model for this asset (type): anomaly detection only
         state.since_checkpoint += 1
-        now = self.clock()
-        if (
-            state.since_checkpoint >= cfg.checkpoint_every
-            or now - state.checkpointed_at >= cfg.checkpoint_interval_s
-        ):
+        if state.since_checkpoint >= cfg.checkpoint_every:
             state.since_checkpoint = 0
-            state.checkpointed_at = now
-            out.checkpoints.append(state)
+            out.checkpoints.append(state)  # (the worker also saves assets idle with changes)
 
     def _window(
         self, state: AssetState, record: Telemetry, served: ServedModel, out: Outputs
@@ -227,33 +220,71 @@ class ModelPipeline:
     def forget(self, asset_id: str) -> None:
         self.engine.forget(asset_id)
 
-    def checkpoint(self, state: AssetState) -> bytes:
-        """The asset's model and alert state as bytes for the changelog table."""
+    def checkpoint(self, state: AssetState) -> bytes | None:
+        """The asset's model and alert state as bytes for the changelog table
+        (:mod:`models.state_codec`: reading them back runs no code); ``None``, with a warning,
+        when they exceed ``checkpoint_max_bytes`` (the broker would refuse them): the asset's
+        previous checkpoint stays."""
         data: dict[str, Any] = {
             "v": CHECKPOINT_VERSION,
-            "monitor": state.monitor.to_bytes() if state.monitor is not None else None,
+            "monitor": state.monitor,
             "alerts": self.engine.export_asset(state.asset_id),
             "records": state.records,
             "first_seen_ms": state.first_seen_ms,
             "last_seen_ms": state.last_seen_ms,
             "open_alerts": state.alerts,
+            "sensors": sorted(state.sensors),
         }
-        return zlib.compress(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        raw = state_codec.encode(data)
+        if len(raw) > self.config.checkpoint_max_bytes:
+            log.warning(
+                "checkpoint of %r is %d bytes, over the limit of %d; not saved (lower "
+                "PMAINT_MAX_SENSORS_PER_ASSET or raise PMAINT_MAX_MESSAGE_BYTES)",
+                state.asset_id, len(raw), self.config.checkpoint_max_bytes,
+            )  # fmt: skip
+            return None
+        return raw
 
-    def restore(self, state: AssetState, raw: bytes) -> None:
-        """Resume an asset from :meth:`checkpoint` bytes; a bad checkpoint starts it afresh."""
+    def restore(self, state: AssetState, raw: bytes) -> bool:
+        """Resume an asset from :meth:`checkpoint` bytes. A checkpoint that is not one (a pickle,
+        another version, a foreign class, garbage) is refused with a warning and the asset
+        starts afresh; returns whether it was restored."""
         try:
-            data = pickle.loads(zlib.decompress(raw))
-            if data.get("v") != CHECKPOINT_VERSION:
-                raise ArtifactError(f"checkpoint version {data.get('v')}")
-            if data["monitor"] is not None:
-                state.monitor = AssetMonitor.from_bytes(data["monitor"])
+            data = _checked(state_codec.decode(raw))
             if data["alerts"] is not None:
                 self.engine.import_asset(state.asset_id, data["alerts"])
-            state.records = int(data["records"])
-            state.first_seen_ms = int(data["first_seen_ms"])
-            state.last_seen_ms = int(data["last_seen_ms"])
-            state.alerts = dict(data["open_alerts"])
-            state.restored = True
-        except Exception as exc:
-            log.warning("checkpoint of %s unusable (%s); starting it afresh", state.asset_id, exc)
+        except Exception as exc:  # ArtifactError, or alert state of the wrong shape
+            self.engine.forget(state.asset_id)
+            log.warning("checkpoint of %r refused (%s); starting it afresh", state.asset_id, exc)
+            return False
+        state.monitor = data["monitor"]
+        state.records = data["records"]
+        state.first_seen_ms = data["first_seen_ms"]
+        state.last_seen_ms = data["last_seen_ms"]
+        state.alerts = dict(data["open_alerts"])
+        state.add_sensors(data["sensors"])
+        state.restored = True
+        return True
+
+
+_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "v": int, "monitor": (AssetMonitor, type(None)), "alerts": (dict, type(None)),
+    "records": int, "first_seen_ms": int, "last_seen_ms": int, "open_alerts": dict,
+    "sensors": list,
+}  # fmt: skip
+
+
+def _checked(data: Any) -> Mapping[str, Any]:
+    """``data`` if it has the shape of a checkpoint of this version, else ArtifactError."""
+    if not isinstance(data, dict) or data.keys() != _CHECKPOINT_FIELDS.keys():
+        raise ArtifactError("not a checkpoint of an asset")
+    if data["v"] != CHECKPOINT_VERSION:
+        raise ArtifactError(f"checkpoint version {data['v']!r} (expected {CHECKPOINT_VERSION})")
+    for key, kind in _CHECKPOINT_FIELDS.items():
+        if not isinstance(data[key], kind):
+            raise ArtifactError(f"checkpoint field {key} is not {kind}")
+    if not all(type(k) is str and type(v) is str for k, v in data["open_alerts"].items()):
+        raise ArtifactError("checkpoint field open_alerts is not str -> str")
+    if not all(type(s) is str for s in data["sensors"]):
+        raise ArtifactError("checkpoint field sensors is not a list of str")
+    return data

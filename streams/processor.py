@@ -97,6 +97,7 @@ def forward_frames(
     return frames, alone
 
 
+TOO_MANY_SENSORS = "too_many_sensors_for_asset"  # past PMAINT_MAX_SENSORS_PER_ASSET names
 DLQ_MAX_PAYLOAD = 65_536  # larger payloads are cut, with their size and sha256 in headers
 
 
@@ -166,7 +167,14 @@ class TelemetryProcessor:
             for record in decoded.records:
                 home = partition_for(record.asset_id, self.partitions)
                 if home == message.partition:
-                    out.records.append((record, self.fleet.observe(record, home)))
+                    state = self.fleet.observe(record, home)
+                    if state is not None:
+                        out.records.append((record, state))
+                    else:  # the whole record, so a replay after raising the cap repeats it
+                        payload = orjson.dumps(record_to_message(record))
+                        dead = DeadLetter(TOO_MANY_SENSORS, payload, record.asset_id)
+                        out.dead.append((dead, message))
+                        self.metrics.dead_letters.labels(TOO_MANY_SENSORS).inc()
                 else:
                     out.forward.setdefault(home, []).append(record)
             if message.timestamp is not None:

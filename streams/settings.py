@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     max_frame_records: int = Field(10_000, ge=1)
     max_sensors: int = Field(1_000, ge=1)
     max_future_s: float = Field(3600.0, ge=0)
+    max_sensors_per_asset: int = Field(1_000, ge=1)
 
     # Worker
     web_host: str = "0.0.0.0"
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = None  # TOML: detector settings by asset pattern or type
     checkpoint_every: int = Field(100, ge=1)
     checkpoint_interval_s: float = Field(30.0, gt=0)
+    asset_budget: int = Field(100_000, ge=0)
 
     # RUL forecaster
     rul_model: Path | None = None  # an artifact, or a registry (models.rul.registry)
@@ -148,6 +150,11 @@ class Settings(BaseSettings):
         """Bootstrap servers as a faust broker URL list (``kafka://h1:9092;kafka://h2:9092``)."""
         hosts = [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
         return ";".join(h if "://" in h else f"kafka://{h}" for h in hosts)
+
+    def producer_max_request_bytes(self) -> int:
+        """The producer's request limit: forwarded frames can be as large as the largest
+        accepted message (checkpoints are checked against it too)."""
+        return max(1_048_576, self.max_message_bytes + 262_144)
 
     def bootstrap_servers(self) -> list[str]:
         """Bootstrap servers as ``host:port`` strings for kafka-python and aiokafka."""

@@ -23,7 +23,7 @@ ASSETS, PER_ASSET = 4, 1000
 def run_fleet() -> tuple[list[AlertEvent], int, int, int]:
     """Alert events, anomalous records, faulty records, fault episodes."""
     sim = FleetSimulator(assets=ASSETS, seed=7, fault_share=1.0, fault_rate=0.01)
-    pipeline = ModelPipeline(PipelineConfig(monitor=MonitorConfig(warm_up=100)), clock=lambda: 0)
+    pipeline = ModelPipeline(PipelineConfig(monitor=MonitorConfig(warm_up=100)))
     states: dict[str, AssetState] = {}
     out = Outputs()
     anomalous = faulty = episodes = 0

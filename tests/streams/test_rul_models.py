@@ -116,7 +116,7 @@ def feed(pipeline: ModelPipeline, state: AssetState, start: int, n: int) -> Outp
 def test_pipeline_swaps_between_batches_and_keeps_windows(tmp_path: Path) -> None:
     va, vb = tiny_artifact(tmp_path / "a", 1), tiny_artifact(tmp_path / "b", 2)
     a, b = RulPredictor.load(tmp_path / "a", "cpu"), RulPredictor.load(tmp_path / "b", "cpu")
-    pipeline = ModelPipeline(PipelineConfig(), ServingModels.single(a), clock=lambda: 0)
+    pipeline = ModelPipeline(PipelineConfig(), ServingModels.single(a))
     state = AssetState("p1", 0, T0)
     out = feed(pipeline, state, 0, 6)  # window 5: forecasts from the 5th record on
     assert [m.version for *_, m in out.rul_due] == [va, va]
@@ -130,7 +130,7 @@ def test_typed_assets_get_their_model_or_none(tmp_path: Path) -> None:
     tiny_artifact(tmp_path / "a", 1)
     a = RulPredictor.load(tmp_path / "a", "cpu")
     models = ServingModels({"pump": ServingModels.single(a).by_type[None]})
-    pipeline = ModelPipeline(PipelineConfig(), models, clock=lambda: 0)
+    pipeline = ModelPipeline(PipelineConfig(), models)
     pump, fan, plain = (AssetState(n, 0, T0) for n in ("pump-1", "fan-1", "x-1"))
     pump.asset_type, fan.asset_type = "pump", "fan"
     assert len(feed(pipeline, pump, 0, 6).rul_due) == 2

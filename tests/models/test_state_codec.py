@@ -1,0 +1,147 @@
+"""The checkpoint codec: exact round trips, and nothing outside its allowlist in or out."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+import zlib
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import partial
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+
+from models import state_codec
+from models.anomaly import DeviationScorer
+from models.errors import ArtifactError
+from models.monitor import AssetMonitor, MonitorConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Slotted:  # a frozen, slotted dataclass; its module is tests.*, not models.*
+    a: int
+
+
+def trained(detector: str, drift: str) -> AssetMonitor:
+    m = AssetMonitor(MonitorConfig(detector=detector, drift_method=drift, warm_up=20, min_count=5))
+    rng = random.Random(0)
+    for i in range(300):
+        shift = 6.0 if i > 200 else 0.0
+        sensors = {"s1": rng.gauss(10, 1), "s2": rng.gauss(5, 1) + shift}
+        m.update(sensors, {"setting1": rng.choice([0.1, 0.7])}, 60.0 * i)
+    return m
+
+
+@pytest.mark.parametrize(("detector", "drift"), [("deviation", "cusum"), ("hst", "adwin")])
+def test_trained_monitor_round_trip_scores_identically(detector: str, drift: str) -> None:
+    m = trained(detector, drift)
+    clone = AssetMonitor.from_bytes(m.to_bytes())
+    rng = random.Random(1)
+    for i in range(150):
+        x = {"s1": rng.gauss(10, 1) + (8 if i % 40 == 0 else 0), "s2": rng.gauss(11, 1)}
+        settings = {"setting1": rng.choice([0.1, 0.7])}
+        assert m.update(x, settings, 1e5 + i) == clone.update(x, settings, 1e5 + i)
+    assert clone.to_bytes() == m.to_bytes()  # and the state evolved identically
+
+
+def test_values_round_trip() -> None:
+    value = {
+        "floats": [0.0, -1.5, math.inf, -math.inf, 1e308],
+        (1, "t"): frozenset({"a"}),
+        3: {None, True, b"\x00raw"},
+        "dq": deque([1, 2], maxlen=4),
+        "dd": defaultdict(list, {"k": [1]}),
+        "limits": defaultdict(partial(tuple, (0.0, 1.0))),  # as river's HalfSpaceTrees has
+        "arr": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "scalar": np.int64(7),
+        "rng": random.Random(5),
+    }
+    back = state_codec.decode(state_codec.encode(value))
+    assert back["floats"] == value["floats"] and back[(1, "t")] == frozenset({"a"})
+    assert back[3] == {None, True, b"\x00raw"}
+    assert back["dq"] == deque([1, 2]) and back["dq"].maxlen == 4
+    assert back["dd"]["new"] == [] and back["dd"]["k"] == [1]
+    assert back["limits"]["x"] == (0.0, 1.0)
+    assert back["arr"].dtype == np.float32 and back["arr"].tolist() == value["arr"].tolist()
+    assert back["scalar"] == 7 and back["scalar"].dtype == np.int64
+    assert back["rng"].random() == random.Random(5).random()
+    nan = state_codec.decode(state_codec.encode([math.nan]))[0]
+    assert math.isnan(nan)
+
+
+def test_shared_objects_stay_shared() -> None:
+    scorer = DeviationScorer()
+    back = state_codec.decode(state_codec.encode({"a": scorer, "b": [scorer]}))
+    assert back["a"] is back["b"][0] and isinstance(back["a"], DeviationScorer)
+    assert "_located" not in vars(back["a"])  # the class's __getstate__ leaves its cache out
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), Fraction(1, 3), Path("/etc"), Slotted(1), print, lambda: 0,
+     np.array([object()]), defaultdict(lambda: 0), 2**70],
+    ids=["object", "fraction", "path", "foreign-dataclass", "builtin-fn", "lambda",
+         "object-array", "lambda-factory", "bigint"],
+)  # fmt: skip
+def test_encode_refuses_what_it_cannot_rebuild_safely(value: object) -> None:
+    with pytest.raises(ArtifactError):
+        state_codec.encode({"x": value})
+
+
+def crafted(tree: object, version: int = state_codec.VERSION) -> bytes:
+    packed = msgpack.packb(tree, use_bin_type=True)
+    return state_codec.MAGIC + bytes([version]) + zlib.compress(packed)
+
+
+OBJECT, NATIVE = 6, 9
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (pickle.dumps({"v": 2}), "bad magic"),
+        (b"", "bad magic"),
+        (state_codec.encode([1])[:-3], "truncated"),
+        (state_codec.encode([1]) + b"x", "truncated"),
+        (crafted([0, 1], version=9), "version 9"),
+        (crafted([OBJECT, "os:system"]), "not allowed"),
+        (crafted([OBJECT, "builtins:eval"]), "not allowed"),
+        (crafted([OBJECT, "posix:system"]), "not allowed"),
+        (crafted([OBJECT, "models.monitor:state_codec"]), "no class"),
+        (crafted([OBJECT, "models.monitor:AssetMonitor.from_bytes"]), "no class"),
+        (crafted([OBJECT, "models.nothing_here:X"]), "no module"),
+        (crafted([NATIVE, "river.anomaly.hst:HalfSpaceTrees", [1], b""]), "not allowed"),
+        (crafted([OBJECT, "models.anomaly:DeviationScorer", "__class__", 1]), "bad attribute"),
+        (crafted([7, "|O8", [1], b"\x00" * 8]), "numpy objects"),
+        (crafted({"not": "a tagged node"}), "malformed"),
+        (crafted([99]), "unknown tag"),
+        (crafted([0] * 1 + [[0, [0]]]), ""),
+        (crafted([12, 3]), "unknown object"),
+        (b"pmst\x01" + zlib.compress(b"\x00" * (65 * 1024**2), 9), "inflates past"),
+        (b"pmst\x01garbage", "corrupt"),
+    ],
+)
+def test_decode_refuses_crafted_bytes(data: bytes, why: str) -> None:
+    if why == "":  # a well-formed list is fine: the codec is not the schema of a checkpoint
+        assert state_codec.decode(data) == [[[]]]
+        return
+    with pytest.raises(ArtifactError, match=why):
+        state_codec.decode(data)
+
+
+def test_nesting_is_bounded() -> None:
+    deep: list[object] = []
+    for _ in range(state_codec.MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(ArtifactError, match="too deeply"):
+        state_codec.encode(deep)
+    tree: list[object] = [0]
+    for _ in range(state_codec.MAX_DEPTH + 5):
+        tree = [0, tree]
+    with pytest.raises(ArtifactError):
+        state_codec.decode(crafted(tree))

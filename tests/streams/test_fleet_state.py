@@ -1,0 +1,151 @@
+"""Per-asset state bounds without a broker: sensor cap, budget, coalesced and safe checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import tracemalloc
+
+import orjson
+import pytest
+
+from streams.fleet import SENSOR_SETS, AssetState, Fleet
+from streams.metrics import Metrics
+from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.processor import TOO_MANY_SENSORS, Inbound, TelemetryProcessor
+from streams.routing import partition_for
+from streams.schema import Limits, Telemetry
+
+NOW_MS = 1_767_225_600_000
+
+
+def rec(asset: str, i: int, sensors: dict[str, float] | None = None) -> Telemetry:
+    return Telemetry(asset, NOW_MS + i * 1000, sensors or {"s1": 1.0 + i % 3, "s2": 2.0})
+
+
+def test_a_record_past_the_sensor_cap_is_refused_and_changes_nothing() -> None:
+    fleet = Fleet(max_sensors=3)
+    assert fleet.observe(rec("a", 0, {"x": 1.0, "y": 1.0}), 0) is not None
+    assert fleet.observe(rec("a", 1, {"x": 1.0, "z": 1.0, "w": 1.0}), 0) is None
+    state = fleet.assets["a"]
+    assert state.records == 1 and state.sensors == {"x", "y"}
+    assert fleet.observe(rec("a", 2, {"x": 2.0, "z": 1.0}), 0) is not None  # 3 names: at cap
+    assert fleet.observe(rec("a", 3, {"y": 2.0, "z": 1.0}), 0) is not None  # known names pass
+
+
+def test_processor_dead_letters_the_whole_record_with_its_reason() -> None:
+    asset = "churn-1"
+    home = partition_for(asset, 4)
+    processor = TelemetryProcessor(Limits(), 4, Fleet(max_sensors=1000), Metrics())
+    batch = [
+        Inbound("t", home, i, orjson.dumps({
+            "asset_id": asset, "ts": NOW_MS + i,
+            "sensors": {f"s{i}_{j}": 1.0 for j in range(400)},
+        }))
+        for i in range(5)
+    ]  # fmt: skip
+    result = processor.process(batch)
+    assert len(result.records) == 2 and len(result.dead) == 3
+    for dead, source in result.dead:
+        assert dead.reason == TOO_MANY_SENSORS and dead.asset_id == asset
+        assert len(orjson.loads(dead.payload)["sensors"]) == 400  # nothing lost
+        assert source.offset >= 2
+
+
+def test_sensor_churn_memory_is_linear_and_small() -> None:
+    """D4: 300 records of 1,000 new names each held 20 M cached names before the cap."""
+    pipeline = ModelPipeline(PipelineConfig())
+    fleet = Fleet(max_sensors=1000, forget=pipeline.forget)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(300):
+        record = rec("churn", i, {f"sensor_{i}_{j:03d}": float(j) for j in range(1000)})
+        state = fleet.observe(record, 0)
+        if state is not None:
+            pipeline.observe(state, record, Outputs())
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert fleet.assets["churn"].records == 1
+    assert len(SENSOR_SETS) <= SENSOR_SETS.max_entries
+    assert held < 5_000_000, held  # one asset's 1,000 sensors, not 300 cached sets
+
+
+def test_least_recently_seen_assets_are_evicted_first() -> None:
+    forgotten: list[str] = []
+    fleet = Fleet(forget=forgotten.append, budget=2)
+    for asset in ("a", "b", "a", "c"):
+        fleet.observe(rec(asset, 0), 0)
+    evicted = [s.asset_id for s in fleet.over_budget()]
+    assert evicted == ["b"] == forgotten and list(fleet.assets) == ["a", "c"]
+
+
+def test_unsaved_assets_come_due_oldest_first_and_once() -> None:
+    now = [0.0]
+    fleet = Fleet(clock=lambda: now[0])
+    for i, asset in enumerate(("a", "b", "c")):
+        now[0] = float(i)
+        fleet.observe(rec(asset, i), 0)
+    fleet.observe(rec("a", 9), 0)  # still unsaved since t=0
+    assert [s.asset_id for s in fleet.unsaved_since(1.0, limit=10)] == ["a", "b"]
+    assert fleet.unsaved_since(1.0, limit=10) == []
+    assert [s.asset_id for s in fleet.unsaved_since(5.0, limit=1)] == ["c"]
+
+
+def test_new_assets_are_not_checkpointed_on_their_first_record() -> None:
+    pipeline = ModelPipeline(PipelineConfig(checkpoint_every=3))
+    out = Outputs()
+    state = AssetState("a", 0, NOW_MS)
+    for i in range(7):
+        state.observe(rec("a", i))
+        pipeline.observe(state, rec("a", i), out)
+    assert [s.asset_id for s in out.checkpoints] == ["a", "a"]  # records 3 and 6
+
+
+def trained_state(asset: str = "a") -> tuple[ModelPipeline, AssetState]:
+    pipeline = ModelPipeline(PipelineConfig())
+    state = AssetState(asset, 0, NOW_MS)
+    for i in range(60):
+        state.observe(rec(asset, i))
+        pipeline.observe(state, rec(asset, i), Outputs())
+    return pipeline, state
+
+
+def test_checkpoint_restores_the_asset_exactly() -> None:
+    pipeline, state = trained_state()
+    raw = pipeline.checkpoint(state)
+    assert raw is not None
+    other = ModelPipeline(PipelineConfig())
+    back = AssetState("a", 0, NOW_MS)
+    assert other.restore(back, raw)
+    assert (back.records, back.sensors, back.restored) == (60, state.sensors, True)
+    assert back.monitor is not None and state.monitor is not None
+    a, b = Outputs(), Outputs()
+    pipeline.observe(state, rec("a", 61), a)
+    other.observe(back, rec("a", 61), b)
+    assert state.last == back.last
+
+
+@pytest.mark.parametrize(
+    "raw", [pickle.dumps({"v": 1}), b"", b"pmst\x01junk", b"pmst\x02" + b"x" * 10]
+)
+def test_a_bad_checkpoint_is_refused_with_a_warning(
+    raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = ModelPipeline(PipelineConfig())
+    state = AssetState("a", 0, NOW_MS)
+    with caplog.at_level(logging.WARNING, logger="pmaint.pipeline"):
+        assert not pipeline.restore(state, raw)
+    assert "checkpoint of 'a' refused" in caplog.text
+    assert state.records == 0 and state.monitor is None and not state.restored
+
+
+def test_a_checkpoint_over_the_request_limit_is_not_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline, state = trained_state()
+    size = len(pipeline.checkpoint(state) or b"")
+    small = ModelPipeline(PipelineConfig(checkpoint_max_bytes=size - 1))
+    small.engine = pipeline.engine
+    with caplog.at_level(logging.WARNING, logger="pmaint.pipeline"):
+        assert small.checkpoint(state) is None
+    assert f"is {size} bytes, over the limit of {size - 1}" in caplog.text
