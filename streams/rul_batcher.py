@@ -34,6 +34,12 @@ class Predictor(Protocol):
     def version(self) -> str: ...
 
     @property
+    def rul_unit(self) -> str: ...
+
+    @property
+    def data_source(self) -> str: ...
+
+    @property
     def window(self) -> int: ...
 
     @property
@@ -43,12 +49,16 @@ class Predictor(Protocol):
 
 
 class RulForecast(NamedTuple):
-    """One asset's forecast: median RUL with its P10-P90 band, in cycles (cheap to create)."""
+    """One asset's forecast: median RUL with its P10-P90 band in ``unit`` (cheap to create), and
+    whether its window looks like the data the model was trained on (``data_source``)."""
 
     rul: float
     rul_p10: float
     rul_p90: float
     model_version: str
+    in_domain: bool = True
+    unit: str = "cycles"
+    data_source: str = ""
 
 
 @dataclass
@@ -208,10 +218,12 @@ class RulBatcher:
                 self.stats.failed_batches += 1
                 self._fail(live, exc)
                 continue
-            version = self.predictor.version
-            for (_, _, fut), p50, p10, p90 in zip(live, *columns, strict=True):
+            p = self.predictor
+            model = (p.version, p.rul_unit, p.data_source)
+            domain = pred.in_domain.tolist()
+            for (_, _, fut), p50, p10, p90, ok in zip(live, *columns, domain, strict=True):
                 if not fut.done():
-                    fut.set_result(RulForecast(p50, p10, p90, version))
+                    fut.set_result(RulForecast(p50, p10, p90, model[0], ok, *model[1:]))
             self.stats.requests += len(live)
             self.stats.batches += 1
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(live))
