@@ -229,8 +229,10 @@ def train_rul(
     >>> from models.rul.data import simulated_runs
     >>> cfg = TrainConfig(epochs=1, hidden=8, layers=1, device="cpu", folds=2)
     >>> result = train_rul(simulated_runs(assets=4, lives=1), cfg)
-    >>> len(result.model.members), sorted(result.metadata.metrics)[:4]
-    (2, ['best_epoch', 'val_coverage', 'val_cut_coverage', 'val_cut_rmse'])
+    >>> len(result.model.members), sorted(result.metadata.metrics)[:3]
+    (2, ['best_epoch', 'val_coverage', 'val_cut_coverage'])
+    >>> result.metadata.domain is not None, result.metadata.rul_unit
+    (True, 'cycles')
     """
     if config.epochs < 1 or config.batch_size < 1 or config.patience < 1:
         raise ConfigError("epochs, batch size and patience must be at least 1")
