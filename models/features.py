@@ -113,6 +113,8 @@ class Normalizer:
         Per-setting scale used for the nearest-centroid regime lookup, shape ``(n_settings,)``.
     lo, hi
         Per-regime minimum and maximum of each sensor, shape ``(R, n_sensors)``.
+    setting_names
+        Names of the settings columns (empty: the first ``n_settings`` of ``SETTINGS``).
 
     Examples
     --------
@@ -128,6 +130,7 @@ class Normalizer:
     settings_scale: FloatArray
     lo: FloatArray
     hi: FloatArray
+    setting_names: tuple[str, ...] = ()
 
     @property
     def n_regimes(self) -> int:
@@ -141,6 +144,7 @@ class Normalizer:
         settings: ArrayLike,
         names: Sequence[str] = INFORMATIVE_SENSORS,
         max_regimes: int = 8,
+        setting_names: Sequence[str] = (),
     ) -> Normalizer:
         """Fit regimes on ``settings (N, S)`` and per-regime ranges on ``sensors (N, F)``.
 
@@ -159,7 +163,7 @@ class Normalizer:
             regime = _nearest(s, centroids, scale)
         lo = np.array([x[regime == r].min(axis=0) for r in range(len(centroids))])
         hi = np.array([x[regime == r].max(axis=0) for r in range(len(centroids))])
-        return cls(tuple(names), centroids, scale, lo, hi)
+        return cls(tuple(names), centroids, scale, lo, hi, tuple(setting_names))
 
     def regime(self, settings: ArrayLike) -> NDArray[np.intp]:
         """Regime index of each settings row ``(N, S)`` -> ``(N,)``.
@@ -211,9 +215,10 @@ class Normalizer:
             bad = next(n for n, v in zip(self.sensors, row[0], strict=True) if not np.isfinite(v))
             raise DataError(f"non-finite sensor {bad!r}")
         srow = None
-        if settings is not None:
+        if settings is not None and self.n_regimes > 1:
+            names = self.setting_names or SETTINGS[: self.centroids.shape[1]]
             try:
-                srow = [[float(settings[name]) for name in SETTINGS[: self.centroids.shape[1]]]]
+                srow = [[float(settings[name]) for name in names]]
             except KeyError as exc:
                 raise DataError(f"missing operating setting {exc.args[0]!r}") from None
         out: NDArray[np.float32] = self.transform(row, srow)[0]
@@ -221,13 +226,16 @@ class Normalizer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (lists of floats)."""
-        return {
+        doc: dict[str, Any] = {
             "sensors": list(self.sensors),
             "centroids": self.centroids.tolist(),
             "settings_scale": self.settings_scale.tolist(),
             "lo": self.lo.tolist(),
             "hi": self.hi.tolist(),
         }
+        if self.setting_names:
+            doc["setting_names"] = list(self.setting_names)
+        return doc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normalizer:
@@ -237,6 +245,7 @@ class Normalizer:
             c = np.asarray(data["centroids"], dtype=float)
             scale = np.asarray(data["settings_scale"], dtype=float)
             lo, hi = (np.asarray(data[k], dtype=float) for k in ("lo", "hi"))
+            setting_names = tuple(str(n) for n in data.get("setting_names", ()))
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"invalid scaling description: {exc}") from None
         r, f = c.shape[0] if c.ndim == 2 else -1, len(names)
@@ -244,7 +253,9 @@ class Normalizer:
             raise DataError("invalid scaling description: inconsistent shapes")
         if not all(np.isfinite(a).all() for a in (c, scale, lo, hi)):
             raise DataError("invalid scaling description: non-finite values")
-        return cls(names, c, scale, lo, hi)
+        if setting_names and len(setting_names) != c.shape[1]:
+            raise DataError("invalid scaling description: settings names and centroids disagree")
+        return cls(names, c, scale, lo, hi, setting_names)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Normalizer):

@@ -155,7 +155,11 @@ def message(
             text = f"{x['detector']}{since}; {text}"
         trend = _trend(top, "up", "down", each=True) if state != "resolved" else ""
     elif kind == "rul":
-        text = f"RUL {_num(x['rul'])} cycles (P10 {_num(x['rul_p10'])}, P90 {_num(x['rul_p90'])})"
+        unit = x.get("unit", "cycles")
+        text = f"RUL {_num(x['rul'])} {unit} (P10 {_num(x['rul_p10'])}, P90 {_num(x['rul_p90'])})"
+        if not x.get("in_domain", True):
+            source = x.get("data_source") or "other data"
+            text += f"; model trained on {source}, this asset looks different"
         trend = _trend(top, "rising", "falling", each=False) if state != "resolved" else ""
     elif kind == "drift":
         if "quiet_s" in x:

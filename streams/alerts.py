@@ -60,7 +60,8 @@ class AnomalySignal:
 
 @dataclass(frozen=True, slots=True)
 class RulSignal:
-    """A remaining-useful-life forecast in cycles with its P10/P90 interval."""
+    """A remaining-useful-life forecast in ``unit`` with its P10/P90 interval; ``in_domain``
+    false: the asset looks unlike the model's training data (``data_source``)."""
 
     asset_id: str
     ts: float
@@ -69,6 +70,9 @@ class RulSignal:
     rul_p90: float
     top_sensors: TopSensors = ()
     model_version: str = ""
+    in_domain: bool = True
+    unit: str = "cycles"
+    data_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,7 @@ class AlertEngine:
         ev = _Evidence(s.asset_id, "rul", {
             "rul": s.rul, "rul_p10": s.rul_p10, "rul_p90": s.rul_p90,
             "top_sensors": s.top_sensors, "model_version": s.model_version,
+            "in_domain": s.in_domain, "unit": s.unit, "data_source": s.data_source,
         })  # fmt: skip
         self._step(asset, ev, s.ts, level, clear=clear, debounce=p.debounce_records, out=out)
 

@@ -53,7 +53,8 @@ def read_cmapss(path: Path, interval_s: float = 60.0, start_ms: int = EPOCH_MS) 
 
 
 def read_csv(path: Path) -> list[Record]:
-    """CSV with ``asset_id``, ``ts`` and numeric columns (``setting*`` columns are settings)."""
+    """CSV with ``asset_id``, ``ts`` and numeric columns (``setting*`` columns are settings,
+    an optional ``cycle`` column the records' cycle)."""
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     if not reader.fieldnames or not {"asset_id", "ts"} <= set(reader.fieldnames):
         raise DataError(f"{path}: CSV needs the columns asset_id and ts")
@@ -64,12 +65,19 @@ def read_csv(path: Path) -> list[Record]:
         except ValueError:
             raise DataError(f"{path}:{number}: not a number") from None
         ts: Any = int(row["ts"]) if row["ts"].isdigit() else row["ts"]
-        out.append({
+        record: Record = {
             "asset_id": row["asset_id"],
             "ts": ts,
-            "sensors": {k: v for k, v in numbers.items() if not k.startswith("setting")},
+            "sensors": {
+                k: v for k, v in numbers.items() if not k.startswith("setting") and k != "cycle"
+            },
             "settings": {k: v for k, v in numbers.items() if k.startswith("setting")} or None,
-        })  # fmt: skip
+        }
+        if "cycle" in numbers:
+            if numbers["cycle"] != int(numbers["cycle"]):
+                raise DataError(f"{path}:{number}: cycle must be an integer")
+            record["cycle"] = int(numbers["cycle"])
+        out.append(record)
     return out
 
 

@@ -203,6 +203,9 @@ class ModelPipeline:
             forecast.rul_p90,
             top,
             forecast.model_version,
+            forecast.in_domain,
+            forecast.unit,
+            forecast.data_source,
         )
         state.rul = signal
         if state.history is not None:

@@ -35,6 +35,12 @@ class Predictor(Protocol):
     def version(self) -> str: ...
 
     @property
+    def rul_unit(self) -> str: ...
+
+    @property
+    def data_source(self) -> str: ...
+
+    @property
     def window(self) -> int: ...
 
     @property
@@ -44,12 +50,16 @@ class Predictor(Protocol):
 
 
 class RulForecast(NamedTuple):
-    """One asset's forecast: median RUL with its P10-P90 band, in cycles (cheap to create)."""
+    """One asset's forecast: median RUL with its P10-P90 band in ``unit`` (cheap to create), and
+    whether its window looks like the data the model was trained on (``data_source``)."""
 
     rul: float
     rul_p10: float
     rul_p90: float
     model_version: str
+    in_domain: bool = True
+    unit: str = "cycles"
+    data_source: str = ""
 
 
 @dataclass
@@ -214,10 +224,11 @@ class RulBatcher:
                 self.stats.failed_batches += 1
                 self._fail(live, exc)
                 continue
-            version = model.version
-            for (_, _, fut, _), p50, p10, p90 in zip(live, *columns, strict=True):
+            domain = pred.in_domain.tolist()
+            version, unit, source = model.version, model.rul_unit, model.data_source
+            for (_, _, fut, _), p50, p10, p90, ok in zip(live, *columns, domain, strict=True):
                 if not fut.done():
-                    fut.set_result(RulForecast(p50, p10, p90, version))
+                    fut.set_result(RulForecast(p50, p10, p90, version, ok, unit, source))
             self.stats.requests += len(live)
             self.stats.batches += 1
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(live))

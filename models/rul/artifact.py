@@ -5,7 +5,8 @@ Layout::
     <dir>/weights.safetensors   tensors only (safetensors: loading never runs code)
     <dir>/metadata.json         format, version, features, scaling, regimes, window, cap, trend,
                                 age scale, quantiles, band scale, architecture (members of the
-                                ensemble), seed, data sha256, metrics, weights sha256
+                                ensemble), seed, data sha256, metrics, weights sha256,
+                                RUL unit (cycles or hours), asset type, in-domain measure
 
 The version is derived from the weights' content (``rul-<sha256[:12]>``), so the same training
 gives the same version. Any missing, corrupt or incompatible piece raises one ``ArtifactError``.
@@ -28,6 +29,7 @@ from safetensors.torch import save as save_tensors
 
 from models.errors import ArtifactError, DataError
 from models.features import InputSpec, Normalizer
+from models.rul.domain import DomainModel
 from models.rul.network import QuantileEnsemble, QuantileLSTM
 
 FORMAT = "pmaint-rul"
@@ -93,6 +95,9 @@ class ArtifactMetadata:
     trend: float = 0.0
     age_scale: float = 0.0
     band_scale: float = 1.0
+    rul_unit: str = "cycles"
+    asset_type: str = ""
+    domain: DomainModel | None = None
 
     @property
     def inputs(self) -> InputSpec:
@@ -121,6 +126,9 @@ class ArtifactMetadata:
             "trend": self.trend,
             "age_scale": self.age_scale,
             "band_scale": self.band_scale,
+            "rul_unit": self.rul_unit,
+            "asset_type": self.asset_type,
+            "domain": self.domain.to_dict() if self.domain is not None else None,
             "architecture": arch,
             "seed": self.seed,
             "data_source": self.data_source,
@@ -168,6 +176,10 @@ class ArtifactMetadata:
         band_scale = float(doc["band_scale"])
         if not 0 < band_scale < float("inf"):
             raise ValueError(f"bad band scale {band_scale}")
+        rul_unit = str(doc.get("rul_unit", "cycles"))
+        if rul_unit not in ("cycles", "hours"):
+            raise ValueError(f"unknown RUL unit {rul_unit!r}")
+        domain = DomainModel.from_dict(doc["domain"]) if doc.get("domain") else None
         meta = cls(
             normalizer=norm,
             window=int(doc["window"]),
@@ -183,7 +195,12 @@ class ArtifactMetadata:
             trend=float(doc["trend"]),
             age_scale=float(doc["age_scale"]),
             band_scale=band_scale,
+            rul_unit=rul_unit,
+            asset_type=str(doc.get("asset_type", "")),
+            domain=domain,
         )
+        if domain is not None and domain.n_sensors != len(norm.sensors):
+            raise ValueError("in-domain measure and scaling disagree")
         if list(meta.features) != list(doc["features"]) or len(meta.features) != arch.n_features:
             raise ValueError("features, scaling and architecture disagree")
         return meta

@@ -28,7 +28,9 @@ SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 
 @dataclass(frozen=True)
 class Run:
-    """One run of one asset: ``settings (T, 3)``, ``sensors (T, 21)`` (s1..s21), ``rul (T,)``.
+    """One run of one asset: ``settings (T, S)``, ``sensors (T, len(sensor_names))``, ``rul (T,)``.
+
+    ``sensor_names`` name the sensor columns (C-MAPSS and the simulator: s1..s21).
 
     Examples
     --------
@@ -41,6 +43,7 @@ class Run:
     settings: NDArray[np.float64]
     sensors: NDArray[np.float64]
     rul: NDArray[np.float64]
+    sensor_names: tuple[str, ...] = SENSORS
 
     def __len__(self) -> int:
         return len(self.rul)
@@ -48,9 +51,9 @@ class Run:
     def select(self, names: Sequence[str]) -> NDArray[np.float64]:
         """Columns of the named sensors, ``(T, len(names))``."""
         try:
-            idx = [SENSORS.index(n) for n in names]
+            idx = [self.sensor_names.index(n) for n in names]
         except ValueError:
-            raise DataError(f"unknown sensor among {list(names)}") from None
+            raise DataError(f"run {self.run_id} lacks a sensor among {list(names)}") from None
         return self.sensors[:, idx]
 
 
@@ -244,12 +247,15 @@ def split_folds(
     ]
 
 
-def fit_normalizer(runs: Sequence[Run], sensors: Sequence[str]) -> Normalizer:
-    """Fit the per-regime scaling on all rows of ``runs``."""
+def fit_normalizer(
+    runs: Sequence[Run], sensors: Sequence[str], settings: Sequence[str] = ()
+) -> Normalizer:
+    """Fit the per-regime scaling on all rows of ``runs`` (``settings``: their columns' names)."""
     if not runs:
         raise DataError("no runs to fit the scaling on")
     x = np.concatenate([r.select(sensors) for r in runs])
-    return Normalizer.fit(x, np.concatenate([r.settings for r in runs]), names=sensors)
+    s = np.concatenate([r.settings for r in runs])
+    return Normalizer.fit(x, s, names=sensors, setting_names=settings)
 
 
 def inputs(run: Run, spec: InputSpec) -> NDArray[np.float32]:

@@ -28,11 +28,26 @@ from models.rul.network import QuantileEnsemble
 
 @dataclass(frozen=True)
 class RulPrediction:
-    """Quantile forecasts of a batch, each ``(B,)`` float32 in cycles (``p10 <= p50 <= p90``)."""
+    """Quantile forecasts of a batch, each ``(B,)`` float32 in the model's unit
+    (``p10 <= p50 <= p90``), and each window's domain score (see :mod:`models.rul.domain`;
+    ``None``: the model has no in-domain measure).
+
+    >>> p = RulPrediction(*np.ones((3, 2), np.float32), domain_score=np.array([0.5, 2.0]))
+    >>> p.in_domain.tolist()
+    [True, False]
+    """
 
     p10: NDArray[np.float32]
     p50: NDArray[np.float32]
     p90: NDArray[np.float32]
+    domain_score: NDArray[np.float64] | None = None
+
+    @property
+    def in_domain(self) -> NDArray[np.bool_]:
+        """Whether each window looks like the training data (domain score at most 1)."""
+        if self.domain_score is None:
+            return np.ones(len(self.p50), dtype=bool)
+        return np.asarray(self.domain_score <= 1.0)
 
 
 class RulPredictor:
@@ -81,6 +96,16 @@ class RulPredictor:
         return self.metadata.version
 
     @property
+    def rul_unit(self) -> str:
+        """``cycles`` or ``hours`` (from the artifact)."""
+        return self.metadata.rul_unit
+
+    @property
+    def data_source(self) -> str:
+        """What the model was trained on (from the artifact)."""
+        return self.metadata.data_source
+
+    @property
     def window(self) -> int:
         """Rows per window (``W``)."""
         return self.metadata.window
@@ -98,8 +123,9 @@ class RulPredictor:
         """Forecast RUL for normalised ``windows (B, W, F)`` -> ``RulPrediction`` of ``(B,)``.
 
         The band's distance from the median is scaled by the artifact's ``band_scale`` (its
-        calibration on validation engines) and predictions are clipped at 0 cycles. Raises
-        ``DataError`` on a wrong shape or non-finite values.
+        calibration on validation engines) and, out of domain, also by the window's domain
+        score (the band widens with the distance from the training data); predictions are
+        clipped at 0. Raises ``DataError`` on a wrong shape or non-finite values.
         """
         x = np.asarray(windows, dtype=np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.window, self.n_features):
@@ -108,17 +134,21 @@ class RulPredictor:
             )
         if not np.isfinite(x).all():
             raise DataError("windows contain non-finite values")
-        parts, scale = [], self.metadata.band_scale
+        domain = self.metadata.domain
+        score = domain.score(x) if domain is not None else None
+        widen = np.maximum(score, 1.0) if score is not None else np.ones(len(x))
+        factor = torch.from_numpy((widen * self.metadata.band_scale).astype(np.float32))
+        parts = []
         with torch.inference_mode():
             for i in range(0, len(x), self.max_batch):
                 xb = torch.from_numpy(np.ascontiguousarray(x[i : i + self.max_batch]))
                 q = self.model(xb.to(self.device, non_blocking=True))[:, list(self._cols)]
-                if scale != 1.0:
-                    mid = q[:, 1:2]
-                    q = mid + (q - mid) * scale
+                f = factor[i : i + self.max_batch, None].to(q.device)
+                mid = q[:, 1:2]
+                q = mid + (q - mid) * f
                 parts.append(q.clamp_min(0.0).float().cpu().numpy())
         q3 = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.float32)
-        return RulPrediction(q3[:, 0].copy(), q3[:, 1].copy(), q3[:, 2].copy())
+        return RulPrediction(q3[:, 0].copy(), q3[:, 1].copy(), q3[:, 2].copy(), score)
 
 
 class AssetWindow:
@@ -252,7 +282,8 @@ class Evaluation:
     cap: float
 
     def metrics(self) -> dict[str, float]:
-        """``rmse``, ``score`` (NASA), ``coverage`` (P10-P90), ``n_engines``, capped variants."""
+        """``rmse``, ``score`` (NASA), ``coverage`` (P10-P90), ``n_engines``, capped variants and
+        ``out_of_domain_share`` (runs whose last window the model flags as out of domain)."""
         p = self.prediction
         capped = np.minimum(self.true, self.cap)
         return {
@@ -262,6 +293,7 @@ class Evaluation:
             "n_engines": float(len(self.true)),
             "rmse_capped": rmse(p.p50, capped),
             "score_capped": nasa_score(p.p50, capped),
+            "out_of_domain_share": float(np.mean(~p.in_domain)) if len(self.true) else 0.0,
         }
 
 
@@ -275,7 +307,7 @@ def evaluate(predictor: RulPredictor, runs: Sequence[Run]) -> Evaluation:
     >>> arch = Architecture(2, hidden=4, layers=1)
     >>> predictor = RulPredictor(arch.build(), ArtifactMetadata(norm, 30, 125.0, arch, 0, "0"))
     >>> sorted(evaluate(predictor, runs).metrics())[:3]
-    ['coverage', 'n_engines', 'rmse']
+    ['coverage', 'n_engines', 'out_of_domain_share']
     """
     meta = predictor.metadata
     x, y = final_windows(runs, meta.inputs)

@@ -7,8 +7,9 @@ seed-to-seed and split-to-split variance of a single LSTM). An exponential movin
 weights (EMA) is what gets validated and kept: the averaged weights of the epoch with the lowest
 validation loss. Validation also scores the test protocol: held-out engines cut at random rows,
 last window against the true, uncapped RUL; these out-of-fold forecasts calibrate the P10-P90
-band. Seeds, a seeded shuffle and ``torch.use_deterministic_algorithms`` make the same data +
-seed give the same model on CPU.
+band, and the held-out windows' distances from their folds' training data calibrate the
+in-domain measure (:mod:`models.rul.domain`). Seeds, a seeded shuffle and
+``torch.use_deterministic_algorithms`` make the same data + seed give the same model on CPU.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from models.rul.data import (
     windows,
 )
 from models.rul.device import resolve_device
+from models.rul.domain import DomainModel
 from models.rul.network import QuantileEnsemble, QuantileLSTM
 
 
@@ -68,6 +70,7 @@ class TrainConfig:
     window: int = WINDOW
     cap: float = RUL_CAP
     sensors: tuple[str, ...] = INFORMATIVE_SENSORS
+    settings: tuple[str, ...] = ()  # names of the runs' settings columns (empty: C-MAPSS's)
     trend: float = TREND_ALPHA
     age_scale: float = AGE_SCALE
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -209,31 +212,40 @@ def band_scale(pred: NDArray[np.float32], y: NDArray[np.float64], coverage: floa
 
 
 def train_rul(
-    runs: Sequence[Run], config: TrainConfig, progress: bool = False, data_source: str = ""
+    runs: Sequence[Run],
+    config: TrainConfig,
+    progress: bool = False,
+    data_source: str = "",
+    rul_unit: str = "cycles",
 ) -> TrainResult:
     """Train an ensemble of :class:`QuantileLSTM` on ``runs`` (run to failure), one per fold.
 
     The scaling is fitted on all ``runs``; each member is early-stopped on its held-out fold, and
-    the pooled held-out predictions give the validation metrics and the band calibration.
+    the pooled held-out predictions give the validation metrics and the band calibration; their
+    distances from their folds' training windows calibrate the in-domain measure.
 
     Examples
     --------
     >>> from models.rul.data import simulated_runs
     >>> cfg = TrainConfig(epochs=1, hidden=8, layers=1, device="cpu", folds=2)
     >>> result = train_rul(simulated_runs(assets=4, lives=1), cfg)
-    >>> len(result.model.members), sorted(result.metadata.metrics)[:4]
-    (2, ['best_epoch', 'val_coverage', 'val_cut_coverage', 'val_cut_rmse'])
+    >>> len(result.model.members), sorted(result.metadata.metrics)[:3]
+    (2, ['best_epoch', 'val_coverage', 'val_cut_coverage'])
+    >>> result.metadata.domain is not None, result.metadata.rul_unit
+    (True, 'cycles')
     """
     if config.epochs < 1 or config.batch_size < 1 or config.patience < 1:
         raise ConfigError("epochs, batch size and patience must be at least 1")
     if not (0.0 <= config.ema < 1.0 and 0.0 <= config.coverage < 1.0):
         raise ConfigError("ema and coverage must be in [0, 1)")
     device = resolve_device(config.device)
-    spec = config.inputs(fit_normalizer(runs, config.sensors))
+    spec = config.inputs(fit_normalizer(runs, config.sensors, config.settings))
+    n_sensors = len(config.sensors)
     arch = config.architecture(len(spec.names))
     members: list[QuantileLSTM] = []
     history: list[dict[str, float]] = []
     pooled: list[tuple[NDArray[np.float32], NDArray[np.float64]]] = []
+    distances: list[NDArray[np.float64]] = []
     bests: list[dict[str, float]] = []
     pairs = split_folds(runs, config.folds, config.val_share, config.seed)
     with _progress(progress, len(pairs) * config.epochs) as bar:
@@ -248,11 +260,14 @@ def train_rul(
             history.extend({"member": float(k), **r} for r in rows)
             bests.append(best)
             pooled.append((predict_array(model, xc, device), yc))
+            distances.append(DomainModel.fit(x, n_sensors).distance(xc))
     cut_pred = np.concatenate([p for p, _ in pooled])
     cut_true = np.concatenate([t for _, t in pooled])
     cols = [0, config.quantiles.index(0.5), len(config.quantiles) - 1]
     scale = band_scale(cut_pred[:, cols], cut_true, config.coverage) if config.coverage else 1.0
     cut = _cut_metrics(cut_pred, cut_true, config.quantiles)
+    held_out = np.concatenate(distances)
+    domain = DomainModel.fit(windows(runs, spec, config.cap)[0], n_sensors).calibrated(held_out)
     metrics = {
         "val_loss": round(float(np.mean([b["val_loss"] for b in bests])), 6),
         "val_rmse": round(float(np.mean([b["rmse"] for b in bests])), 4),
@@ -261,6 +276,7 @@ def train_rul(
         "val_cut_score": round(cut["cut_score"], 2),
         "val_cut_coverage": round(cut["cut_coverage"], 4),
         "best_epoch": float(np.mean([b["epoch"] for b in bests])),
+        "val_cut_out_of_domain_share": round(float(np.mean(held_out > domain.threshold)), 4),
     }
     meta = ArtifactMetadata(
         normalizer=spec.normalizer,
@@ -269,6 +285,8 @@ def train_rul(
         trend=config.trend,
         age_scale=config.age_scale,
         band_scale=scale,
+        domain=domain,
+        rul_unit=rul_unit,
         architecture=arch,
         seed=config.seed,
         data_sha256=data_sha256(runs),

@@ -39,11 +39,18 @@ def anomaly_point(s: AnomalySignal, site: str | None = None, line: str | None = 
 
 
 def rul_point(s: RulSignal, site: str | None = None, line: str | None = None) -> Point:
-    """RUL in cycles with its P10/P90 interval."""
+    """RUL with its P10/P90 interval, its ``unit`` (cycles or hours) and ``in_domain``.
+
+    >>> from streams.sinks.line_protocol import encode
+    >>> encode(rul_point(RulSignal("a1", 1.5, 40.0, 30.0, 55.0, in_domain=False, unit="hours")))
+    b'rul,asset_id=a1 rul=40.0,rul_p10=30.0,rul_p90=55.0,in_domain=false,unit="hours" 1500'
+    """
     fields: dict[str, FieldValue] = {
         "rul": float(s.rul),
         "rul_p10": float(s.rul_p10),
         "rul_p90": float(s.rul_p90),
+        "in_domain": s.in_domain,
+        "unit": s.unit,
     }
     return Point("rul", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
 

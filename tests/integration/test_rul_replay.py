@@ -1,6 +1,7 @@
 """Replay C-MAPSS test engines through the real worker: its last ``rul`` point per engine in
 InfluxDB 1.x equals what ``pmaint evaluate rul`` (``models.rul.serve.evaluate``) computes for
-the same engine's last window with the same model.
+the same engine's last window with the same model, including whether it is in domain and
+the RUL unit.
 
 The first five engines of ``test_FD001`` are used; they have 31, 49, 126, 106 and 98 cycles, so
 each fills the 30-cycle window and the worker forecasts it (the offline evaluator would pad a
@@ -105,16 +106,17 @@ def test_worker_forecasts_equal_the_offline_evaluator(
     expected = evaluate(predictor, test)
     last = influx_query(
         url, db,
-        'SELECT "rul", "rul_p10", "rul_p90", "model_version" FROM "rul" '
+        'SELECT "rul", "rul_p10", "rul_p90", "model_version", "in_domain", "unit" FROM "rul" '
         'GROUP BY "asset_id" ORDER BY time DESC LIMIT 1',
     )  # fmt: skip
     rows = {s["tags"]["asset_id"]: s["values"][0] for s in last}  # type: ignore[index]
     assert set(rows) == wanted
     for i, run in enumerate(test):
         asset = f"unit-{int(run.run_id):03d}"
-        ts, rul, p10, p90, version = rows[asset]
+        ts, rul, p10, p90, version, in_domain, unit = rows[asset]
         assert ts == start_ms + round(cycles[asset] * INTERVAL_S * 1000)  # event time
         assert version == predictor.version
         assert rul == pytest.approx(float(expected.prediction.p50[i]), abs=1e-3)
         assert p10 == pytest.approx(float(expected.prediction.p10[i]), abs=1e-3)
         assert p90 == pytest.approx(float(expected.prediction.p90[i]), abs=1e-3)
+        assert (in_domain, unit) == (bool(expected.prediction.in_domain[i]), "cycles")

@@ -113,7 +113,7 @@ def test_evaluate_with_files_prints_text(
     out = capsys.readouterr().out
     assert "RMSE" in out
     assert "NASA score" in out
-    assert "100 engines" in out
+    assert "100 assets" in out
 
 
 @pytest.mark.parametrize(

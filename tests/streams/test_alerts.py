@@ -97,6 +97,19 @@ def test_rul_levels_and_message() -> None:
     ]
 
 
+def test_rul_message_out_of_domain_in_hours() -> None:
+    engine = AlertEngine(POLICY)
+    sig = [
+        RulSignal("pump-2", t, 20, 9, 44, (), "m4", in_domain=False, unit="hours",
+                  data_source="C-MAPSS FD001") for t in (0, 1, 2)
+    ]  # fmt: skip
+    (event,) = feed(engine, list(sig))
+    assert event.message == (
+        "pump-2: RUL 20 hours (P10 9, P90 44); model trained on C-MAPSS FD001, "
+        "this asset looks different"
+    )
+
+
 def test_anomaly_message() -> None:
     engine = AlertEngine(POLICY)
     signals = [

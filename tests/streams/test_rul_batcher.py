@@ -21,6 +21,8 @@ class FakePredictor:
     """p50 = the window's first value, so every caller can check it got its own answer."""
 
     version = "rul-fake"
+    rul_unit = "cycles"
+    data_source = "fake"
     window = W
     n_features = F
 
