@@ -25,8 +25,10 @@ from models.anomaly_corpus import (
 from models.anomaly_eval import CmapssEvaluation, read_cmapss, read_nab_series, read_windows
 from models.intervals import IntervalReport, alarm_states, label_runs, score_intervals
 from models.labelled_csv import read_labelled_csv
+from models.rul.lives import HistoryRecord
 from streams.alert_event import AlertEvent, to_rfc3339
 from streams.anomaly_replay import opened, replay_alerts
+from streams.history_files import abnormal_intervals, read_history
 from streams.pipeline import PipelineConfig
 
 
@@ -133,6 +135,33 @@ def evaluate_labelled_csv(
         records[asset] = alarm_states(data.times, spans)
         alerts[asset] = opened(events)
         intervals += label_runs(asset, data.times, data.labels)
+    return score_intervals(records, alerts, intervals)
+
+
+def evaluate_history(
+    history: Sequence[Path], events: Path, config: PipelineConfig
+) -> IntervalReport:
+    """A plant's recorded history (telemetry files), each asset replayed as a fresh one in event
+    time order, judged against the ``abnormal`` intervals of its events file (the keys of
+    ``--csv``)."""
+    labelled = abnormal_intervals(events)
+    by_asset: dict[str, list[HistoryRecord]] = {}
+    for record in read_history(history):
+        by_asset.setdefault(record.asset_id, []).append(record)
+    records: dict[str, list[tuple[float, bool]]] = {}
+    alerts: dict[str, list[float]] = {}
+    for asset, rows in sorted(by_asset.items()):
+        rows.sort(key=lambda r: r.ts_ms)
+        times = [r.ts_ms / 1000 for r in rows]
+        replay = ((t, r.sensors, r.settings or None) for t, r in zip(times, rows, strict=True))
+        opened_here = replay_alerts(asset, replay, config)
+        records[asset] = alarm_states(times, _spans(opened_here))
+        alerts[asset] = opened(opened_here)
+    intervals = [
+        (i.asset_id, i.start_ms / 1000, i.end_ms / 1000)
+        for asset_intervals in labelled.values()
+        for i in asset_intervals
+    ]
     return score_intervals(records, alerts, intervals)
 
 

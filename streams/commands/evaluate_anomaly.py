@@ -11,12 +11,14 @@ from pathlib import Path
 from models.anomaly_corpus import SeriesResult
 from models.anomaly_eval import evaluate_nab_baseline, replay_series, shuttle_roc_auc
 from models.errors import ConfigError
+from models.intervals import IntervalReport
 from models.monitor import DETECTORS, MonitorConfig
 from models.policy import DetectorPolicy
 from streams.alerts import AlertPolicy
 from streams.anomaly_evaluation import (
     KindTally,
     evaluate_cmapss_engines,
+    evaluate_history,
     evaluate_labelled_csv,
     evaluate_nab_corpus,
     evaluate_nab_file,
@@ -31,6 +33,7 @@ EXAMPLES = """examples:
       --windows data/nab/windows.json
   pmaint evaluate anomaly --csv pump1.csv pump2.csv --time-column time --label-column fault \\
       --ignore-columns batch --delimiter ';' --json
+  pmaint evaluate anomaly --history plant.jsonl.gz --events maintenance.csv --json
   pmaint evaluate anomaly --shuttle --json
   pmaint evaluate anomaly --cmapss data/cmapss/train_FD001.txt --json
   pmaint evaluate anomaly --nab-corpus DIR --windows FILE --policy policy.toml
@@ -60,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--nab-corpus", metavar="DIR", help="NAB corpus: <category>/<series>.csv under DIR"
     )
     source.add_argument("--csv", nargs="+", metavar="FILE", help="labelled multivariate CSVs")
+    source.add_argument(
+        "--history", nargs="+", type=Path, metavar="FILE",
+        help="a plant's telemetry history (.jsonl, .csv, C-MAPSS .txt; .gz too), with --events",
+    )  # fmt: skip
     source.add_argument("--shuttle", action="store_true", help="river's bundled Shuttle data")
     source.add_argument(
         "--cmapss", metavar="FILE", help="C-MAPSS run-to-failure file (e.g. train_FD001.txt)"
@@ -74,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ignore-columns", default="", metavar="A,B", help="with --csv: columns that are no sensor"
     )
     parser.add_argument("--delimiter", default=",", help="with --csv: field delimiter (default ,)")
+    parser.add_argument(
+        "--events", type=Path, metavar="FILE",
+        help="with --history: events CSV whose rows asset_id,abnormal,start,end label intervals",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="TOML detector policy file")
     parser.add_argument(
@@ -205,6 +216,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.csv:
         return _run_csv(args, config)
+    if args.history:
+        if not args.events:
+            raise ConfigError("--history needs --events FILE (its abnormal rows are the labels)")
+        return _print_report(evaluate_history(args.history, args.events, config), args.json)
     if not args.windows:
         raise ConfigError("--nab and --nab-corpus need --windows FILE")
     if args.nab_corpus:
@@ -219,8 +234,12 @@ def _run_csv(args: argparse.Namespace, config: PipelineConfig) -> int:
     report = evaluate_labelled_csv(
         args.csv, args.time_column, args.label_column, config, ignore, args.delimiter
     )
+    return _print_report(report, args.json)
+
+
+def _print_report(report: IntervalReport, as_json: bool) -> int:
     doc = report.to_dict()
-    if args.json:
+    if as_json:
         print(json.dumps(doc))
     else:
         for key, value in doc.items():

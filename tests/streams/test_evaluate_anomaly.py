@@ -15,6 +15,7 @@ from models.datafiles import REFERENCE_DATA, read_text, resolve
 from models.errors import ConfigError, DataError
 from models.monitor import DETECTORS
 from streams import cli
+from streams.cli import main
 from streams.commands import evaluate_anomaly
 
 NAB = REFERENCE_DATA / "nab"
@@ -243,3 +244,28 @@ def test_nab_plot(tmp_path: Path) -> None:
     assert evaluate_anomaly.run(args) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 50_000  # two panels of data, windows, alerts, legends
+
+
+def test_history_with_abnormal_intervals_from_the_events_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = 1_767_225_600_000
+    rows = []
+    for i in range(700):
+        level = 40.0 if 500 <= i < 520 else 0.0  # a labelled fault on s1
+        sensors = {"s1": 10 + math.sin(i / 7) + level, "s2": 5 + math.cos(i / 5)}
+        rows.append(json.dumps({"asset_id": "p1", "ts": start + i * 60_000, "sensors": sensors}))
+    history = tmp_path / "plant.jsonl"
+    history.write_text("\n".join(rows) + "\n")
+    events = tmp_path / "events.csv"
+    events.write_text(
+        f"asset_id,event,start,end\np1,abnormal,{start + 500 * 60_000},{start + 520 * 60_000}\n"
+    )
+    args = ["evaluate", "anomaly", "--history", str(history), "--events", str(events), "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"point_f1", "point_far", "point_mar", "events_detected", "events_total",
+                        "false_alarms"}  # fmt: skip
+    assert (doc["events_detected"], doc["events_total"]) == (1, 1)
+    assert doc["point_f1"] > 0.3
+    assert main(["evaluate", "anomaly", "--history", str(history)]) == 2  # no --events
