@@ -24,11 +24,10 @@ from typing import Any
 from models.anomaly_corpus import (
     SeriesResult,
     judge_series,
-    read_corpus_windows,
     series_path,
     total,
 )
-from models.anomaly_eval import read_nab_series
+from models.anomaly_eval import read_corpus_windows, read_nab_series
 from models.monitor import MonitorConfig
 from streams.anomaly_evaluation import nab_series
 from streams.pipeline import PipelineConfig

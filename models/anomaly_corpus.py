@@ -81,28 +81,6 @@ def judge_series(
     )
 
 
-def read_corpus_windows(path: str | Path) -> dict[str, Windows]:
-    """``{"category/file.csv": [(start, end), ...]}`` from a NAB ``combined_windows.json``.
-
-    Raises
-    ------
-    DataError
-        If the file is missing or not of that shape.
-    """
-    try:
-        doc = json.loads(read_bytes(path))
-    except OSError as exc:
-        raise DataError(f"cannot read windows {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not JSON ({exc.msg})") from exc
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected an object of series -> windows")
-    try:
-        return {k: [(parse_time(a), parse_time(b)) for a, b in v] for k, v in doc.items()}
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: windows must be [start, end] timestamp pairs") from exc
-
-
 def series_path(corpus: Path, name: str) -> Path:
     """The file of series ``name`` under ``corpus`` (plain or ``.gz``).
 

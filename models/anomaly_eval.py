@@ -57,6 +57,28 @@ def read_nab_series(path: str | Path) -> tuple[list[float], list[float]]:
     return times, values
 
 
+def read_corpus_windows(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """``{"category/file.csv": [(start, end), ...]}`` from a NAB windows JSON file.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or not of that shape.
+    """
+    try:
+        doc = json.loads(read_bytes(path))
+    except OSError as exc:
+        raise DataError(f"cannot read windows {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not JSON ({exc.msg})") from exc
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: expected an object of series -> windows")
+    try:
+        return {k: [(parse_time(a), parse_time(b)) for a, b in v] for k, v in doc.items()}
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: windows must be [start, end] timestamp pairs") from exc
+
+
 def read_windows(path: str | Path, series: str) -> list[tuple[float, float]]:
     """Labelled windows of ``series`` (a file name) from a NAB ``windows.json``.
 
@@ -68,23 +90,13 @@ def read_windows(path: str | Path, series: str) -> list[tuple[float, float]]:
     DataError
         If the file is missing, malformed or has no windows for ``series``.
     """
-    try:
-        doc = json.loads(read_bytes(path))
-    except OSError as exc:
-        raise DataError(f"cannot read windows {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not JSON ({exc.msg})") from exc
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected an object of series -> windows")
+    doc = read_corpus_windows(path)
     key = next((k for k in doc if Path(k).name == Path(series).name), None)
     if key is None and len(doc) == 1:
         key = next(iter(doc))
     if key is None:
         raise DataError(f"{path}: no windows for {Path(series).name}")
-    try:
-        return [(parse_time(a), parse_time(b)) for a, b in doc[key]]
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: windows must be [start, end] timestamp pairs") from exc
+    return doc[key]
 
 
 @dataclass(frozen=True)

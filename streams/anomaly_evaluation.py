@@ -19,10 +19,15 @@ from models.anomaly_corpus import (
     evaluate_corpus,
     evaluate_references,
     judge_series,
-    read_corpus_windows,
     total,
 )
-from models.anomaly_eval import CmapssEvaluation, read_cmapss, read_nab_series, read_windows
+from models.anomaly_eval import (
+    CmapssEvaluation,
+    read_cmapss,
+    read_corpus_windows,
+    read_nab_series,
+    read_windows,
+)
 from models.intervals import IntervalReport, alarm_states, label_runs, score_intervals
 from models.labelled_csv import read_labelled_csv
 from models.rul.lives import HistoryRecord
