@@ -11,6 +11,10 @@ records, is river's textbook pipeline ``StandardScaler() | HalfSpaceTrees()``: `
 then ``learn_one`` per record (one pipeline: its per-record cost does not depend on the number
 of assets; one per asset would not fit in memory at this fleet size).
 
+``old_monitor_records_per_s`` times, in the same run on the same records, the monitor with only
+the slow-deviation detector (``detectors=("deviation",)``: the monitor before the detectors by
+kind); ``cost_vs_old_monitor`` is the default detector set's per-record cost over it.
+
 Extra fields: ``bytes_per_asset`` is the Python heap a restored monitor holds after warm-up
 (tracemalloc over ``AssetMonitor.from_bytes`` of every asset), ``checkpoint_bytes`` the sum of
 all assets' :meth:`AssetMonitor.to_bytes` checkpoints.
@@ -36,6 +40,15 @@ def _records(assets: int, per_asset: int) -> list[Row]:
         (r.asset_id, r.sensors, r.settings, r.ts_ms / 1000.0)
         for r in sim.records(assets * per_asset)
     ]
+
+
+def _warm_monitors(
+    config: MonitorConfig, assets: list[str], warm: list[Row]
+) -> dict[str, AssetMonitor]:
+    monitors = {asset: AssetMonitor(config) for asset in assets}
+    for asset, sensors, settings, ts in warm:
+        monitors[asset].update(sensors, settings, ts)
+    return monitors
 
 
 def _monitor_rate(rows: list[Row], monitors: dict[str, AssetMonitor]) -> float:
@@ -70,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     split = args.assets * args.warm_up
     warm, timed = rows[:split], rows[split:]
     config = replace(MonitorConfig(), warm_up=args.warm_up)
-    monitors = {asset: AssetMonitor(config) for asset, *_ in rows[: args.assets]}
-    for asset, sensors, settings, ts in warm:
-        monitors[asset].update(sensors, settings, ts)
+    assets = [asset for asset, *_ in rows[: args.assets]]
+    old = _monitor_rate(
+        timed, _warm_monitors(replace(config, detectors=("deviation",)), assets, warm)
+    )
+    monitors = _warm_monitors(config, assets, warm)
     ours = _monitor_rate(timed, monitors)
     baseline = _river_rate(warm, timed)
     blobs = [m.to_bytes() for m in monitors.values()]
@@ -91,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         assets=args.assets,
         warm_up_records_per_asset=args.warm_up,
         timed_records=len(timed),
+        old_monitor_records_per_s=round(old, 3),
+        cost_vs_old_monitor=round(old / ours, 3),
         bytes_per_asset=round(heap / args.assets),
         checkpoint_bytes=sum(map(len, blobs)),
         checkpoint_bytes_per_asset=round(sum(map(len, blobs)) / args.assets),

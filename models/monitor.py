@@ -269,9 +269,7 @@ class AssetMonitor:
         wanted = self.config.detectors
         found = {}
         if not _NOVELTY.isdisjoint(wanted):
-            if not warming_up:
-                found = self._novelty.score_one(sensors)
-            self._novelty.learn_one(sensors)
+            found = self._novelty.score_learn_one(sensors, score=not warming_up)
         if self._correlation is not None:
             if not warming_up:
                 found.update(self._correlation.score_one(z))

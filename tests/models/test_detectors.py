@@ -69,6 +69,30 @@ def test_novelty_detectors_each_see_their_kind() -> None:
     assert "variance" in found
 
 
+@pytest.mark.parametrize("sensors", [1, 6])
+def test_novelty_score_learn_one_equals_score_then_learn(sensors: int) -> None:
+    """The fast path (one feature pass, full excess only off-range) changes no finding."""
+    rng = random.Random(3)
+    fast, slow = NoveltyDetector(min_count=50), NoveltyDetector(min_count=50)
+    seen = 0
+    for i in range(3000):
+        x = {f"s{k}": math.sin(i / (20 + k)) + rng.gauss(0, 0.1) for k in range(sensors)}
+        if i % 400 == 399:
+            x["s0"] += 5.0  # spikes and shifts, both ways
+        if i % 400 == 199:
+            x["s0"] -= 5.0
+        if i == 1500:
+            x = {"s9": 1.0, **x}  # a new sensor, out of row order
+        if i % 97 == 0 and sensors > 1:
+            del x["s1"]  # a missing sensor
+        expected = slow.score_one(x)
+        slow.learn_one(x)
+        assert fast.score_learn_one(x) == expected
+        seen += bool(expected)
+    assert seen >= 7
+    np.testing.assert_array_equal(fast._state, slow._state)
+
+
 def test_correlation_detector_sees_sensors_that_stop_moving_together() -> None:
     d = CorrelationDetector(min_count=100)
     rng = random.Random(5)
