@@ -105,6 +105,23 @@ def test_correlation_detector_sees_sensors_that_stop_moving_together() -> None:
     assert d.score_one({"s1": 1.0, "s2": 2.0}) == {}  # too few sensors: silent
 
 
+def test_correlation_detector_t2_sees_sensors_together_further_than_ever() -> None:
+    """T²: the sensors keep their correlation but go further than they ever went."""
+    d = CorrelationDetector(min_count=100)
+    rng = random.Random(5)
+    for i in range(800):
+        a = math.sin(i / 9)
+        noise = [rng.gauss(0, 0.05) for _ in range(4)]
+        x = (a, 2 * a, -a, 0.0)
+        d.learn_one({f"s{k + 1}": x[k] + noise[k] for k in range(4)})
+    assert d.score_one({"s1": 0.9, "s2": 1.8, "s3": -0.9, "s4": 0.0}) == {}
+    far = {"s1": 4.0, "s2": 8.0, "s3": -4.0, "s4": 0.0}
+    excess, sensors = d.score_one(far)["correlation"]
+    assert excess > 1.0 and set(sensors) == {"s1", "s2", "s3"} and sensors[0] == "s2"
+    d._t2_max = 0.0  # without T² the record is not seen: the sensors still agree
+    assert d.score_one(far) == {}
+
+
 def test_alarm_policy_by_kind() -> None:
     a = KindAlarm(debounce=3, hold=2)
     assert a.update({"spike": (2.5, ("s1",))}, 10.0)  # a spike opens at once

@@ -210,7 +210,7 @@ def test_cmapss_largest_deviation_alone_alarms_fewer_engines(
 
 def test_shuttle_auc(capsys: pytest.CaptureFixture[str]) -> None:
     assert evaluate_anomaly.run(parse("--shuttle", "--json")) == 0
-    assert json.loads(capsys.readouterr().out)["roc_auc"] >= 0.97  # reached: 0.9934
+    assert json.loads(capsys.readouterr().out)["roc_auc"] >= 0.99  # reached: 0.9945
 
 
 def test_user_errors(tmp_path: Path) -> None:
