@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+_Parts = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+
 
 class CorrelationDetector:
     """SPE and T² of an online PCA over standardised deviations (River-style interface).
@@ -58,6 +60,8 @@ class CorrelationDetector:
     # T² state, as class defaults so that checkpoints written before T² existed restore
     _inverse_variance: NDArray[np.float64] | None = None
     _t2_max = 0.0
+    _keys: tuple[str, ...] = ()  # the last record's sensors, in its order ...
+    _order: NDArray[np.intp] = np.zeros(0, dtype=np.intp)  # ... and their sorted positions
 
     def __init__(
         self,
@@ -87,15 +91,17 @@ class CorrelationDetector:
     def _vector(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
         if len(z) < self.min_sensors:
             return None
-        names = tuple(sorted(z))
-        if names != self._names:  # another sensor set: start again
-            self._names, self._n, self._basis, self._max = names, 0, None, 0.0
-            self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
-        return np.fromiter((z[k] for k in names), float, len(names))
+        keys = tuple(z)
+        if keys != self._keys:  # sensors in another order than the last record's
+            names = tuple(sorted(keys))
+            if names != self._names:  # another sensor set: start again
+                self._names, self._n, self._basis, self._max = names, 0, None, 0.0
+                self._t2_max, self._inverse_variance = 0.0, None
+                self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
+            self._keys, self._order = keys, np.argsort(keys, kind="stable")
+        return np.fromiter(z.values(), float, len(z))[self._order]
 
-    def _split(
-        self, v: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
+    def _split(self, v: NDArray[np.float64]) -> _Parts | None:
         """Centred record, its residual off the components and its per-sensor T² contribution."""
         if self._basis is None or self._inverse_variance is None:
             return None
@@ -106,7 +112,27 @@ class CorrelationDetector:
     def score_one(self, z: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
         """``{"correlation": (excess, sensors)}`` when the SPE or T² is novel, else ``{}``."""
         v = self._vector(z)
-        parts = None if v is None else self._split(v)
+        return {} if v is None else self._judge(self._split(v))
+
+    def learn_one(self, z: Mapping[str, float]) -> None:
+        """Take ``z`` into the covariance (and the remembered SPE and T² maxima)."""
+        v = self._vector(z)
+        if v is not None:
+            self._learn(v, self._split(v))
+
+    def score_learn_one(
+        self, z: Mapping[str, float], score: bool = True
+    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """:meth:`score_one` (when ``score``) then :meth:`learn_one`, the projection made once."""
+        v = self._vector(z)
+        if v is None:
+            return {}
+        parts = self._split(v)
+        found = self._judge(parts) if score else {}
+        self._learn(v, parts)
+        return found
+
+    def _judge(self, parts: _Parts | None) -> dict[str, tuple[float, tuple[str, ...]]]:
         if parts is None or self._n < self.min_count:
             return {}
         _, res, t2_parts = parts
@@ -122,12 +148,7 @@ class CorrelationDetector:
         order = np.argsort(-np.abs(best[1]), kind="stable")[:3]
         return {"correlation": (best[0], tuple(self._names[i] for i in order))}
 
-    def learn_one(self, z: Mapping[str, float]) -> None:
-        """Take ``z`` into the covariance (and the remembered SPE maximum)."""
-        v = self._vector(z)
-        if v is None:
-            return
-        parts = self._split(v)
+    def _learn(self, v: NDArray[np.float64], parts: _Parts | None) -> None:
         if parts is not None:
             _, res, t2_parts = parts
             self._max = max(float(res @ res), self._max * self.decay)
