@@ -33,9 +33,9 @@ from streams.anomaly_evaluation import nab_series
 from streams.pipeline import PipelineConfig
 
 GRID: dict[str, Sequence[Any]] = {
-    "shift_margin": (0.05, 0.1),
     "spike_margin": (0.2, 0.4),
-    "novelty_decay": (0.9999, 0.99995),
+    "variance_margin": (0.1, 0.4),
+    "debounce": (12, 18),
 }
 Task = tuple[str, str, dict[str, Any], list[tuple[float, float]]]
 

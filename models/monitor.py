@@ -265,13 +265,9 @@ class AssetMonitor:
         wanted = self.config.detectors
         found = {}
         if not _NOVELTY.isdisjoint(wanted):
-            if not warming_up:
-                found = self._novelty.score_one(sensors)
-            self._novelty.learn_one(sensors)
+            found = self._novelty.score_learn_one(sensors, score=not warming_up)
         if self._correlation is not None:
-            if not warming_up:
-                found.update(self._correlation.score_one(z))
-            self._correlation.learn_one(z)
+            found.update(self._correlation.score_learn_one(z, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):

@@ -1,11 +1,13 @@
-"""Broken correlations between an asset's sensors: online PCA and its squared prediction error.
+"""Broken correlations between an asset's sensors: online PCA, its SPE (Q) and T² statistics.
 
 The standardised deviations of an asset's sensors (see :class:`models.anomaly.RegimeScaler`)
 are tracked by an exponentially weighted covariance; every ``refresh`` records its principal
 components explaining ``explained`` of the variance are recomputed. A record's squared
 prediction error (SPE, Q statistic) is what those components cannot reproduce: sensors that
-usually move together and now do not. Like the novelty detectors, the SPE alarms when it rises
-above its slowly forgetting maximum by ``margin`` times that maximum.
+usually move together and now do not. Hotelling's T² is the other half: the record's distance
+inside the components, each scaled by its variance (sensors that still move together, but
+further than ever). Like the novelty detectors, each statistic alarms when it rises above its
+slowly forgetting maximum by ``margin`` times that maximum; the larger excess is reported.
 
 State: a tuple of sensor names and numpy arrays (plain data for any checkpoint codec).
 """
@@ -17,9 +19,11 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+_Parts = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+
 
 class CorrelationDetector:
-    """SPE of an online PCA over standardised deviations (River-style interface).
+    """SPE and T² of an online PCA over standardised deviations (River-style interface).
 
     Parameters
     ----------
@@ -49,7 +53,15 @@ class CorrelationDetector:
     {}
     >>> d.score_one({"s1": 1.0, "s2": -1.0, "s3": -1.0, "s4": 0.0})["correlation"][1][0]
     's2'
+    >>> sorted(d.score_one({"s1": 9.0, "s2": 9.0, "s3": -9.0, "s4": 0.0})["correlation"][1])
+    ['s1', 's2', 's3']
     """
+
+    # T² state, as class defaults so that checkpoints written before T² existed restore
+    _inverse_variance: NDArray[np.float64] | None = None
+    _t2_max = 0.0
+    _keys: tuple[str, ...] = ()  # the last record's sensors, in its order ...
+    _order: NDArray[np.intp] = np.zeros(0, dtype=np.intp)  # ... and their sorted positions
 
     def __init__(
         self,
@@ -79,39 +91,68 @@ class CorrelationDetector:
     def _vector(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
         if len(z) < self.min_sensors:
             return None
-        names = tuple(sorted(z))
-        if names != self._names:  # another sensor set: start again
-            self._names, self._n, self._basis, self._max = names, 0, None, 0.0
-            self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
-        return np.fromiter((z[k] for k in names), float, len(names))
+        keys = tuple(z)
+        if keys != self._keys:  # sensors in another order than the last record's
+            names = tuple(sorted(keys))
+            if names != self._names:  # another sensor set: start again
+                self._names, self._n, self._basis, self._max = names, 0, None, 0.0
+                self._t2_max, self._inverse_variance = 0.0, None
+                self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
+            self._keys, self._order = keys, np.argsort(keys, kind="stable")
+        return np.fromiter(z.values(), float, len(z))[self._order]
 
-    def _residual(self, v: NDArray[np.float64]) -> NDArray[np.float64] | None:
-        if self._basis is None:
+    def _split(self, v: NDArray[np.float64]) -> _Parts | None:
+        """Centred record, its residual off the components and its per-sensor T² contribution."""
+        if self._basis is None or self._inverse_variance is None:
             return None
         c = v - self._mean
-        return c - self._basis @ (self._basis.T @ c)
+        p = self._basis.T @ c
+        return c, c - self._basis @ p, c * (self._basis @ (p * self._inverse_variance))
 
     def score_one(self, z: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """``{"correlation": (excess, sensors)}`` when the SPE is novel, else ``{}``."""
+        """``{"correlation": (excess, sensors)}`` when the SPE or T² is novel, else ``{}``."""
         v = self._vector(z)
-        res = None if v is None else self._residual(v)
-        if res is None or self._max <= 0.0 or self._n < self.min_count:
-            return {}
-        spe = float(res @ res)
-        excess = (spe - self._max) / (self.margin * self._max)
-        if excess <= 1.0:
-            return {}
-        order = np.argsort(-np.abs(res))[:3]
-        return {"correlation": (excess, tuple(self._names[i] for i in order))}
+        return {} if v is None else self._judge(self._split(v))
 
     def learn_one(self, z: Mapping[str, float]) -> None:
-        """Take ``z`` into the covariance (and the remembered SPE maximum)."""
+        """Take ``z`` into the covariance (and the remembered SPE and T² maxima)."""
+        v = self._vector(z)
+        if v is not None:
+            self._learn(v, self._split(v))
+
+    def score_learn_one(
+        self, z: Mapping[str, float], score: bool = True
+    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """:meth:`score_one` (when ``score``) then :meth:`learn_one`, the projection made once."""
         v = self._vector(z)
         if v is None:
-            return
-        res = self._residual(v)
-        if res is not None:
+            return {}
+        parts = self._split(v)
+        found = self._judge(parts) if score else {}
+        self._learn(v, parts)
+        return found
+
+    def _judge(self, parts: _Parts | None) -> dict[str, tuple[float, tuple[str, ...]]]:
+        if parts is None or self._n < self.min_count:
+            return {}
+        _, res, t2_parts = parts
+        best = (1.0, res)
+        for stat, top, by in (
+            (res @ res, self._max, res),
+            (t2_parts.sum(), self._t2_max, t2_parts),
+        ):
+            if top > 0.0 and (excess := (float(stat) - top) / (self.margin * top)) > best[0]:
+                best = (excess, by)
+        if best[0] <= 1.0:
+            return {}
+        order = np.argsort(-np.abs(best[1]), kind="stable")[:3]
+        return {"correlation": (best[0], tuple(self._names[i] for i in order))}
+
+    def _learn(self, v: NDArray[np.float64], parts: _Parts | None) -> None:
+        if parts is not None:
+            _, res, t2_parts = parts
             self._max = max(float(res @ res), self._max * self.decay)
+            self._t2_max = max(float(t2_parts.sum()), self._t2_max * self.decay)
         self._n += 1
         a = max(1.0 / self._n, self.alpha)
         d = v - self._mean
@@ -127,4 +168,6 @@ class CorrelationDetector:
         if total <= 0.0:
             return
         keep = int(np.searchsorted(np.cumsum(values) / total, self.explained)) + 1
-        self._basis = np.ascontiguousarray(vectors[:, : min(keep, len(values) - 1)])
+        keep = min(keep, len(values) - 1)
+        self._basis = np.ascontiguousarray(vectors[:, :keep])
+        self._inverse_variance = 1.0 / np.maximum(values[:keep], 1e-12 * total)

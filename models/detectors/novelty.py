@@ -20,7 +20,7 @@ data: it checkpoints with any codec); every update is elementwise over the senso
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -110,14 +110,21 @@ class NoveltyDetector:
         if not rows:
             return {}
         st = self._view(rows)
-        f = np.empty((len(rows), 3))
-        f[:, 0], f[:, 1], f[:, 2] = v, v - st[:, _LEVEL], np.sqrt(st[:, _VAR])
+        return self._found(st, _features(st, v), names)
+
+    def _found(
+        self, st: NDArray[np.float64], f: NDArray[np.float64], names: Sequence[str]
+    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """Novel kinds among the features ``f`` of the state rows ``st`` (sensors ``names``)."""
+        young = st[:, _N] < self.min_count
+        if young.all():
+            return {}
         lo, hi = st[:, _LO], st[:, _HI]
         outside = np.maximum(f - hi, lo - f)
         outside[:, 2] = f[:, 2] - hi[:, 2]  # spread: only growing noise counts
         width = hi - lo + 1e-4 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-9
         excess = outside / (width * self._margins())
-        excess[st[:, _N] < self.min_count] = 0.0
+        excess[young] = 0.0
         if not (excess > 1.0).any():
             return {}
         out: dict[str, tuple[float, tuple[str, ...]]] = {}
@@ -131,6 +138,28 @@ class NoveltyDetector:
     def _margins(self) -> NDArray[np.float64]:
         """Margins in the state's column order: value (shift), residual (spike), spread."""
         return np.array((self.shift_margin, self.spike_margin, self.variance_margin))
+
+    def score_learn_one(
+        self, x: Mapping[str, float], score: bool = True
+    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """:meth:`score_one` (when ``score``) then :meth:`learn_one`, the features computed once.
+
+        The usual record (every sensor, in row order, all started) takes a fast path: the full
+        excess is computed only when some feature lies outside its range at all.
+        """
+        if self._unset or tuple(x) != self._names:
+            found = self.score_one(x) if score else {}
+            self.learn_one(x)
+            return found
+        st = self._state
+        f = _features(st, np.fromiter(x.values(), float, len(x)))
+        hi = st[:, _HI]
+        found = {}
+        # only a feature outside its range can be novel: most records skip the full excess
+        if score and ((f > hi).any() or (f[:, :2] < st[:, 3:5]).any()):
+            found = self._found(st, f, self._names)
+        self._learn_rows(st, f)
+        return found
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         """Take ``x`` into every sensor's forecast, spread and ranges."""
@@ -160,9 +189,13 @@ class NoveltyDetector:
             rows, v = [r for r, k in zip(rows, keep, strict=True) if k], v[keep]
             st = self._state[rows]
         self._unset = bool((self._state[:, _N] == 0.0).any()) if self._unset else False
+        self._learn_rows(st, _features(st, v))
+        if st is not self._state:
+            self._state[rows] = st
+
+    def _learn_rows(self, st: NDArray[np.float64], f: NDArray[np.float64]) -> None:
+        """Update the state rows ``st`` in place with their features ``f``."""
         a, b, keep_share = self.forecast_alpha, self.spread_alpha, self.decay
-        f = np.empty((len(rows), 3))
-        f[:, 0], f[:, 1], f[:, 2] = v, v - st[:, _LEVEL], np.sqrt(st[:, _VAR])
         r = f[:, 1]
         st[:, _N] += 1.0
         st[:, _VAR] += b * (r * r - st[:, _VAR])
@@ -172,8 +205,6 @@ class NoveltyDetector:
         centre = 0.5 * (lo + hi)
         st[:, _LO] = centre + (lo - centre) * keep_share
         st[:, _HI] = centre + (hi - centre) * keep_share
-        if st is not self._state:
-            self._state[rows] = st
 
     def forget(self, sensors: list[str]) -> None:
         """Drop what was learned about ``sensors`` (they start again at their next value)."""
@@ -182,3 +213,10 @@ class NoveltyDetector:
             if row is not None:
                 self._state[row] = 0.0
                 self._unset = True
+
+
+def _features(st: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per sensor: the value, its forecast residual and the recent residual spread."""
+    f = np.empty((len(v), 3))
+    f[:, 0], f[:, 1], f[:, 2] = v, v - st[:, _LEVEL], np.sqrt(st[:, _VAR])
+    return f

@@ -69,6 +69,30 @@ def test_novelty_detectors_each_see_their_kind() -> None:
     assert "variance" in found
 
 
+@pytest.mark.parametrize("sensors", [1, 6])
+def test_novelty_score_learn_one_equals_score_then_learn(sensors: int) -> None:
+    """The fast path (one feature pass, full excess only off-range) changes no finding."""
+    rng = random.Random(3)
+    fast, slow = NoveltyDetector(min_count=50), NoveltyDetector(min_count=50)
+    seen = 0
+    for i in range(3000):
+        x = {f"s{k}": math.sin(i / (20 + k)) + rng.gauss(0, 0.1) for k in range(sensors)}
+        if i % 400 == 399:
+            x["s0"] += 5.0  # spikes and shifts, both ways
+        if i % 400 == 199:
+            x["s0"] -= 5.0
+        if i == 1500:
+            x = {"s9": 1.0, **x}  # a new sensor, out of row order
+        if i % 97 == 0 and sensors > 1:
+            del x["s1"]  # a missing sensor
+        expected = slow.score_one(x)
+        slow.learn_one(x)
+        assert fast.score_learn_one(x) == expected
+        seen += bool(expected)
+    assert seen >= 7
+    np.testing.assert_array_equal(fast._state, slow._state)
+
+
 def test_correlation_detector_sees_sensors_that_stop_moving_together() -> None:
     d = CorrelationDetector(min_count=100)
     rng = random.Random(5)
@@ -79,6 +103,23 @@ def test_correlation_detector_sees_sensors_that_stop_moving_together() -> None:
     excess, sensors = d.score_one({"s1": 1.0, "s2": -2.0, "s3": -1.0, "s4": 0.3})["correlation"]
     assert excess > 1.0 and sensors[0] == "s2"
     assert d.score_one({"s1": 1.0, "s2": 2.0}) == {}  # too few sensors: silent
+
+
+def test_correlation_detector_t2_sees_sensors_together_further_than_ever() -> None:
+    """T²: the sensors keep their correlation but go further than they ever went."""
+    d = CorrelationDetector(min_count=100)
+    rng = random.Random(5)
+    for i in range(800):
+        a = math.sin(i / 9)
+        noise = [rng.gauss(0, 0.05) for _ in range(4)]
+        x = (a, 2 * a, -a, 0.0)
+        d.learn_one({f"s{k + 1}": x[k] + noise[k] for k in range(4)})
+    assert d.score_one({"s1": 0.9, "s2": 1.8, "s3": -0.9, "s4": 0.0}) == {}
+    far = {"s1": 4.0, "s2": 8.0, "s3": -4.0, "s4": 0.0}
+    excess, sensors = d.score_one(far)["correlation"]
+    assert excess > 1.0 and set(sensors) == {"s1", "s2", "s3"} and sensors[0] == "s2"
+    d._t2_max = 0.0  # without T² the record is not seen: the sensors still agree
+    assert d.score_one(far) == {}
 
 
 def test_alarm_policy_by_kind() -> None:

@@ -191,7 +191,7 @@ def test_cmapss_defaults_raise_no_early_false_alarms(
     assert evaluate_anomaly.run(parse("--cmapss", str(fd001), "--limit", "40", "--json")) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["engines"] == 40
-    # Most engines alarm before failure (reached: 0.65; 0.59 on all 100), none early.
+    # Most engines alarm before failure (reached: 0.65; 0.62 on all 100), none early.
     assert doc["alarmed_last_30"] >= 0.5
     assert doc["alarmed_first_50"] <= 0.05  # reached: 0.0
 
@@ -211,7 +211,7 @@ def test_cmapss_largest_deviation_alone_alarms_fewer_engines(
 
 def test_shuttle_auc(capsys: pytest.CaptureFixture[str]) -> None:
     assert evaluate_anomaly.run(parse("--shuttle", "--json")) == 0
-    assert json.loads(capsys.readouterr().out)["roc_auc"] >= 0.97  # reached: 0.9934
+    assert json.loads(capsys.readouterr().out)["roc_auc"] >= 0.99  # reached: 0.9945
 
 
 def test_user_errors(tmp_path: Path) -> None:
