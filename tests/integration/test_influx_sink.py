@@ -19,6 +19,7 @@ from streams.settings import load_settings
 from streams.sinks.influx import InfluxSink, check, target_from_settings
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import anomaly_point, rul_point
+from tests.influx import victoria_export, write_points
 
 pytestmark = pytest.mark.integration
 
@@ -177,11 +178,7 @@ def test_username_password(
     )  # fmt: skip
     assert "s3cret" not in repr(target_from_settings(settings))
 
-    async def go() -> None:
-        async with InfluxSink.from_settings(settings, linger_ms=10) as sink:
-            await sink.write(rul_points(10))
-
-    asyncio.run(go())
+    write_points(settings, rul_points(10))
     rows = query(url, 'SELECT count("rul") FROM "rul"', "secure", auth=("admin", "s3cret pass"))
     assert rows[0][1] == 10
     assert "s3cret" not in caplog.text
@@ -197,11 +194,7 @@ def test_credentials_inside_the_url_authenticate_and_are_never_shown(
     assert target.url == url and "s3cret" not in repr(target) + target.describe()
     assert check(settings).startswith("InfluxDB 1.") and "s3cret" not in check(settings)
 
-    async def go() -> None:
-        async with InfluxSink.from_settings(settings, linger_ms=10) as sink:
-            await sink.write(rul_points(7))
-
-    asyncio.run(go())
+    write_points(settings, rul_points(7))
     rows = query(url, 'SELECT count("rul") FROM "rul"', "in-url", auth=("admin", "s3cret pass"))
     assert rows[0][1] == 7
     assert "s3cret" not in caplog.text
@@ -216,15 +209,8 @@ def test_v2_write_to_victoriametrics(victoriametrics: Server, tmp_path: Path) ->
     # VictoriaMetrics keeps one month by default: recent event times
     points = rul_points(30, t0=float(int(time.time()) - 3600), assets=3) * 2  # and a replay
 
-    async def go() -> None:
-        async with InfluxSink.from_settings(settings, linger_ms=10) as sink:
-            await sink.write(points)
-
-    asyncio.run(go())
-    urllib.request.urlopen(f"{url}/internal/force_flush").close()
-    match = urllib.parse.quote('{__name__="rul_rul_p10"}')
-    with urllib.request.urlopen(f"{url}/api/v1/export?match[]={match}") as r:
-        series = [json.loads(line) for line in r.read().splitlines()]
+    write_points(settings, points)
+    series = victoria_export(url, '{__name__="rul_rul_p10"}')
     assert {s["metric"]["asset_id"] for s in series} == {"asset-000", "asset-001", "asset-002"}
     assert all(s["metric"]["model_version"] == "m1" and s["metric"]["site"] == "s1" for s in series)
     # same series and timestamps on replay (InfluxDB overwrites; VictoriaMetrics keeps raw

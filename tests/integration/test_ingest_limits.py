@@ -6,11 +6,8 @@ differ only by a backslash stay distinct in InfluxDB.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +19,8 @@ from streams.alerts import AnomalySignal
 from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
 from streams.routing import partition_for
 from streams.settings import load_settings
-from streams.sinks.influx import InfluxSink
 from streams.sinks.points import anomaly_point
+from tests.influx import victoria_export, write_points
 from tests.integration.test_hostile_input import influx_series
 from tests.topics import read_topic
 
@@ -319,15 +316,8 @@ def test_backslash_names_stay_distinct_over_the_v2_write_api(
     assets = ["v2bs\\x", "v2bs/x", "v2bs\\\\y"]  # the last has no unambiguous spelling
     points = [anomaly_point(AnomalySignal(a, t0 + i, 0.9, 0.8)) for a in assets for i in range(5)]
 
-    async def go() -> None:
-        async with InfluxSink.from_settings(settings, linger_ms=10) as sink:
-            await sink.write(points)
-
-    asyncio.run(go())
-    urllib.request.urlopen(f"{url}/internal/force_flush").close()
-    match = urllib.parse.quote('{__name__="anomaly_score",asset_id=~"v2bs.*"}')
-    with urllib.request.urlopen(f"{url}/api/v1/export?match[]={match}") as r:
-        series = [orjson.loads(line) for line in r.read().splitlines()]
+    write_points(settings, points)
+    series = victoria_export(url, '{__name__="anomaly_score",asset_id=~"v2bs.*"}')
     assert {s["metric"]["asset_id"]: len(s["values"]) for s in series} == {
         "v2bs\\x": 5,
         "v2bs/x": 5,
