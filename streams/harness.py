@@ -178,5 +178,9 @@ def start_worker(
             raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
         return worker.ready()
 
-    wait_until(up, ready_timeout, f"worker on port {port}")
+    try:
+        wait_until(up, ready_timeout, f"worker on port {port}")
+    except BaseException:
+        worker.kill(signal.SIGKILL)  # a worker that never got ready is not left running
+        raise
     return worker

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,8 +33,9 @@ from streams.demo_report import (
     plot,
     threshold_lines,
 )
-from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
+from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB
 from streams.gateway import Gateway, fleet
+from streams.harness import start_worker
 from streams.kafka_clients import ensure_topics
 from streams.redact import redact_url
 from streams.settings import Settings, load_settings
@@ -178,22 +178,11 @@ def local_influx(settings: Settings, workdir: Path, skip: bool) -> EmbeddedInflu
 
 
 def _start_worker(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    log = (workdir / "worker.log").open("wb")
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--web-port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PmaintError(f"the worker exited; see {workdir / 'worker.log'}")
-        try:
-            if json.loads(_get(port, "/ready"))["ready"]:
-                return proc, port
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise PmaintError(f"the worker did not get ready; see {workdir / 'worker.log'}")
+    try:
+        worker = start_worker(env, workdir, ready_timeout=120, data_dir=workdir)
+    except RuntimeError:
+        raise PmaintError(f"the worker did not get ready; see its log in {workdir}") from None
+    return worker.proc, worker.port
 
 
 def summary(
