@@ -18,9 +18,10 @@ Operating settings travel in the same ``x`` under keys starting with ``regime_pr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from river import anomaly, stats
 
 Features = Mapping[str, float]
@@ -57,7 +58,15 @@ class OperatingRegimes:
 
     def _nearest(self, settings: Features) -> tuple[int | None, float]:
         best, best_d = None, math.inf
+        tolerance = self.tolerance
         for i, centre in enumerate(self._centres):
+            if centre.keys() == settings.keys():  # the usual case: the same settings
+                d = 0.0
+                for k, c in centre.items():
+                    d = max(d, abs(settings[k] - c) / (tolerance * max(1.0, abs(c))))
+                if d < best_d:
+                    best, best_d = i, d
+                continue
             keys = centre.keys() | settings.keys()
             d = max(
                 (
@@ -76,6 +85,34 @@ class OperatingRegimes:
         best, d = self._nearest(settings)
         return best if d <= 1.0 else None
 
+    def predict_many(self, rows: Sequence[Features]) -> list[int | None]:
+        """:meth:`predict_one` of each of ``rows``, the distances computed as one array.
+
+        The same numbers as record by record (the same float operations, elementwise); rows
+        or centres that are not finite take :meth:`predict_one` itself.
+
+        >>> r = OperatingRegimes()
+        >>> r.learn_one({"setting1": 0.25}), r.learn_one({"setting1": 0.7})
+        (0, 1)
+        >>> rows = [{"setting1": v} for v in (0.7, 0.251, 9.0, 0.25)] * 3
+        >>> r.predict_many(rows) == [r.predict_one(x) for x in rows]
+        True
+        """
+        if len(rows) < 8 or not self._centres:  # a few rows: the arrays cost more
+            return [self.predict_one(x) for x in rows]
+        names: dict[str, int] = {}
+        for x in (*self._centres, *rows):
+            for k in x:
+                names.setdefault(k, len(names))
+        s, c = _table(rows, names), _table(self._centres, names)
+        if not (np.isfinite(s).all() and np.isfinite(c).all()):
+            return [self.predict_one(x) for x in rows]
+        scale = self.tolerance * np.maximum(1.0, np.abs(c))
+        d = (np.abs(s[:, None, :] - c[None, :, :]) / scale[None, :, :]).max(axis=2)
+        best = np.argmin(d, axis=1)
+        near = d[np.arange(len(rows)), best] <= 1.0
+        return [int(b) if ok else None for b, ok in zip(best.tolist(), near.tolist(), strict=True)]
+
     def learn_one(self, settings: Features) -> int:
         """The regime of ``settings``, opening a new one when none matches."""
         best, d = self._nearest(settings)
@@ -88,6 +125,15 @@ class OperatingRegimes:
     def n_regimes(self) -> int:
         """Number of regimes seen so far."""
         return len(self._centres)
+
+
+def _table(rows: Sequence[Features], names: Mapping[str, int]) -> np.ndarray[Any, Any]:
+    """``rows`` as a matrix over the columns ``names`` (a missing key is 0.0)."""
+    out = np.zeros((len(rows), len(names)))
+    for i, x in enumerate(rows):
+        for k, v in x.items():
+            out[i, names[k]] = v
+    return out
 
 
 class RegimeScaler:
@@ -168,6 +214,22 @@ class RegimeScaler:
             (settings if k.startswith(self.regime_prefix) else sensors)[k] = v
         return sensors, settings
 
+    def regimes_of(self, settings: Sequence[Features]) -> list[int | None]:
+        """The regime of each settings mapping of a run (empty: regime 0), as :meth:`regime_of`
+        would give it now (nothing learned)."""
+        given = [i for i, x in enumerate(settings) if x]
+        out: list[int | None] = [0] * len(settings)
+        for i, regime in zip(
+            given, self._regimes.predict_many([settings[i] for i in given]), strict=True
+        ):
+            out[i] = regime
+        return out
+
+    @property
+    def n_regimes(self) -> int:
+        """Operating regimes learned so far."""
+        return self._regimes.n_regimes
+
     def regime_of(self, x: Features) -> int | None:
         """The regime ``x`` belongs to, ``None`` if it is new (nothing learned)."""
         _, settings = self.split(x)
@@ -181,16 +243,22 @@ class RegimeScaler:
         else:
             sensors, settings = self.split(x)
             regime = None if settings else 0
+        self.learn_located(sensors, settings, regime)
+
+    def learn_located(self, sensors: Features, settings: Features, regime: int | None) -> None:
+        """:meth:`learn_one` of a record already split and located (``regime``: as
+        :meth:`regimes_of` gives it, ``None`` for a new one)."""
         if regime is None:
             regime = self._regimes.learn_one(settings)
         table = self._stats.setdefault(regime, {})
+        least = 1.0 / self.window
         for k, v in sensors.items():
             st = table.get(k)
             if st is None:
                 table[k] = [1.0, v, 0.0]
                 continue
             st[0] += 1.0
-            a = max(1.0 / st[0], 1.0 / self.window)
+            a = max(1.0 / st[0], least)
             d = v - st[1]
             st[1] += a * d
             st[2] = (1.0 - a) * (st[2] + a * d * d)
@@ -198,17 +266,23 @@ class RegimeScaler:
     def contributions(self, x: Features) -> dict[str, float]:
         """Signed standardised deviation of each scored sensor of ``x`` (learns nothing)."""
         sensors, _, regime = self._locate(x)
+        return self.deviations(sensors, regime)
+
+    def deviations(self, sensors: Features, regime: int | None) -> dict[str, float]:
+        """:meth:`contributions` of a record's sensors already split off and located."""
         table = self._stats.get(regime) if regime is not None else None
         if not table:
             return {}
         out: dict[str, float] = {}
-        clip, resolution = self.clip, self.resolution
+        clip, resolution, min_count, sqrt = self.clip, self.resolution, self.min_count, math.sqrt
         for k, v in sensors.items():
             st = table.get(k)
-            if st is None or st[0] < self.min_count:
+            if st is None or st[0] < min_count:
                 continue
-            sd = math.sqrt(st[2]) + resolution * abs(st[1]) + 1e-9
-            out[k] = max(-clip, min(clip, (v - st[1]) / sd))
+            sd = sqrt(st[2]) + resolution * abs(st[1]) + 1e-9
+            q = (v - st[1]) / sd
+            q = q if q < clip else clip  # max(-clip, min(clip, q)), NaN included
+            out[k] = q if q > -clip else -clip
         return out
 
     def forget(self, sensors: Features | list[str], x: Features | None = None) -> None:
@@ -249,8 +323,8 @@ def top_contributors(z: Mapping[str, float], k: int = 3) -> tuple[tuple[str, flo
     >>> top_contributors({"s7": 2.5, "s11": -4.0, "s2": 0.1}, k=2)
     (('s11', -4.0), ('s7', 2.5))
     """
-    ranked = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
-    return tuple((s, round(v, 3)) for s, v in ranked[:k])
+    ranked = sorted([(-abs(v), s) for s, v in z.items()])[:k]  # the same keys as tuples
+    return tuple((s, round(z[s], 3)) for _, s in ranked)
 
 
 class DeviationScorer(RegimeScaler):
@@ -284,7 +358,14 @@ class DeviationScorer(RegimeScaler):
 
     def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
         """``(score_one(x), contributions(x))`` computed once."""
-        z = self.contributions(x)
+        sensors, _, regime = self._locate(x)
+        return self.score_located(sensors, regime)
+
+    def score_located(
+        self, sensors: Features, regime: int | None
+    ) -> tuple[float, dict[str, float]]:
+        """:meth:`score_and_explain` of a record already split and located."""
+        z = self.deviations(sensors, regime)
         return aggregate(z, self.how), z
 
 
@@ -337,8 +418,14 @@ class HalfSpaceScorer(RegimeScaler):
 
     def learn_one(self, x: Features) -> None:
         """Learn ``x`` into the scaler, then its squashed deviations into the trees."""
-        z = self.contributions(x)
-        super().learn_one(x)
+        sensors, settings, regime = self._locate(x)
+        self._located = None
+        self.learn_located(sensors, settings, regime)
+
+    def learn_located(self, sensors: Features, settings: Features, regime: int | None) -> None:
+        """:meth:`learn_one` of a record already split and located."""
+        z = self.deviations(sensors, regime)
+        super().learn_located(sensors, settings, regime)
         if z:
             self._hst.learn_one(self._squash(z))
 
@@ -349,7 +436,14 @@ class HalfSpaceScorer(RegimeScaler):
 
     def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
         """``(score_one(x), contributions(x))`` computed once."""
-        z = self.contributions(x)
+        sensors, _, regime = self._locate(x)
+        return self.score_located(sensors, regime)
+
+    def score_located(
+        self, sensors: Features, regime: int | None
+    ) -> tuple[float, dict[str, float]]:
+        """:meth:`score_and_explain` of a record already split and located."""
+        z = self.deviations(sensors, regime)
         return (float(self._hst.score_one(self._squash(z))) if z else 0.0), z
 
 

@@ -116,6 +116,30 @@ class SensorDriftDetector:
             st[:] = [0.0, 0.0, 0.0, 0.0]
         return shift
 
+    def _cusum_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
+        """:meth:`_step_cusum` of every sensor of ``z``, inline; the sensors that fired."""
+        k, limit, table = self.slack, self.limit, self._cusum
+        fired = []
+        for sensor, value in z.items():
+            st = table.get(sensor)
+            if st is None:
+                st = table[sensor] = [0.0, 0.0, 0.0, 0.0]
+            up = st[0] + value - k
+            st[0] = up = up if up > 0.0 else 0.0  # max(0.0, up), NaN included
+            st[1] = st[1] + 1.0 if up > 0.0 else 0.0
+            down = st[2] - value - k
+            st[2] = down = down if down > 0.0 else 0.0
+            st[3] = st[3] + 1.0 if down > 0.0 else 0.0
+            if up > limit:
+                shift = k + up / st[1]
+            elif down > limit:
+                shift = -(k + down / st[3])
+            else:
+                continue
+            st[:] = [0.0, 0.0, 0.0, 0.0]
+            fired.append((sensor, shift))
+        return fired
+
     def _step_adwin(self, sensor: str, z: float) -> float | None:
         det = self._adwin.get(sensor)
         if det is None:
@@ -131,8 +155,9 @@ class SensorDriftDetector:
         """
         step = self._step_cusum if self.method == "cusum" else self._step_adwin
         fired: list[tuple[str, float]] = []
-        for sensor, value in z.items():
-            shift = step(sensor, value)
+        shifts = self._cusum_shifts(z) if self.method == "cusum" else None
+        for sensor, value in z.items() if shifts is None else shifts:
+            shift = step(sensor, value) if shifts is None else value
             if shift is None or abs(shift) < self.min_shift:
                 continue
             sign = 1.0 if shift > 0 else -1.0

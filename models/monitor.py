@@ -8,9 +8,10 @@ findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm
 ``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
 since when.
 
-The worker keeps one :class:`AssetMonitor` per asset and calls :meth:`AssetMonitor.update` for
-each of its records in event-time order; the monitor's state is checkpointed with
-:meth:`AssetMonitor.to_bytes`.
+The worker keeps one :class:`AssetMonitor` per asset and hands it each run of that asset's
+records in a batch (:meth:`AssetMonitor.update_run`, results as columns in a
+:class:`MonitorRun`); :meth:`AssetMonitor.update` is the run of one record. The monitor's state
+is checkpointed with :meth:`AssetMonitor.to_bytes`.
 
 Learning policy. A record scored above the threshold is, by default, not learned, so a
 developing fault does not become the new normal. Two mechanisms make sure that a permanent
@@ -25,8 +26,8 @@ change is still re-learned instead of alarming forever:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from models import state_codec
 from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
@@ -34,7 +35,7 @@ from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
 from models.drift import DriftEvent, SensorDriftDetector
-from models.errors import ArtifactError, ConfigError
+from models.errors import ArtifactError, ConfigError, PmaintError
 
 DETECTORS = ("spike", "shift", "variance", "deviation", "correlation")
 _NOVELTY = frozenset(("spike", "shift", "variance"))
@@ -114,6 +115,56 @@ class MonitorResult:
     magnitude: float = 0.0  # strongest finding so far, in multiples of its kind's threshold
 
 
+@dataclass
+class MonitorRun:
+    """What a run of records did to an asset's models, one column per field of
+    :class:`MonitorResult` (item ``i`` is the run's ``i``-th record); :meth:`result` builds the
+    record's :class:`MonitorResult`."""
+
+    first_seen: int  # records_seen of the run's first record
+    score: list[float] = field(default_factory=list)
+    threshold: list[float] = field(default_factory=list)
+    is_anomaly: list[bool] = field(default_factory=list)
+    warming_up: list[bool] = field(default_factory=list)
+    top_sensors: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    drift: list[DriftEvent | None] = field(default_factory=list)
+    learned: list[bool] = field(default_factory=list)
+    alarm: list[bool] = field(default_factory=list)
+    kind: list[str | None] = field(default_factory=list)
+    since: list[float | None] = field(default_factory=list)
+    magnitude: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def result(self, i: int) -> MonitorResult:
+        """The :class:`MonitorResult` of the run's ``i``-th record."""
+        return MonitorResult(
+            score=self.score[i],
+            threshold=self.threshold[i],
+            is_anomaly=self.is_anomaly[i],
+            warming_up=self.warming_up[i],
+            top_sensors=self.top_sensors[i],
+            drift=self.drift[i],
+            records_seen=self.first_seen + i,
+            learned=self.learned[i],
+            alarm=self.alarm[i],
+            kind=self.kind[i],
+            since=self.since[i],
+            magnitude=self.magnitude[i],
+        )
+
+
+class RunFailedError(PmaintError):
+    """Record ``index`` of a run raised ``__cause__``; ``done`` holds the records before it (their
+    learning stands; the records after it were not touched)."""
+
+    def __init__(self, index: int, done: MonitorRun) -> None:
+        super().__init__(f"record {index} of the run failed")
+        self.index = index
+        self.done = done
+
+
 class AssetMonitor:
     """Online anomaly and drift monitoring of one asset.
 
@@ -176,15 +227,22 @@ class AssetMonitor:
         """Records this monitor has processed."""
         return self._seen
 
-    def _features(
+    def _split(
         self, sensors: Mapping[str, float], settings: Mapping[str, float] | None
-    ) -> dict[str, float]:
-        x = dict(sensors)
-        if settings:
-            prefix = self._scorer.regime_prefix
-            for k, v in settings.items():
+    ) -> tuple[Mapping[str, float], Mapping[str, float]]:
+        """The scorer's ``(sensors, settings)`` of a record: settings named with the regime
+        prefix; a sensor whose name starts with it counts as a setting."""
+        prefix = self._scorer.regime_prefix
+        if any(k.startswith(prefix) for k in sensors):
+            x = dict(sensors)
+            for k, v in (settings or {}).items():
                 x[k if k.startswith(prefix) else prefix + k] = v
-        return x
+            return self._scorer.split(x)
+        if not settings:
+            return sensors, {}
+        if all(k.startswith(prefix) for k in settings):
+            return sensors, settings
+        return sensors, {k if k.startswith(prefix) else prefix + k: v for k, v in settings.items()}
 
     def update(
         self,
@@ -192,13 +250,86 @@ class AssetMonitor:
         settings: Mapping[str, float] | None,
         now: float,
     ) -> MonitorResult:
-        """Score one record, then learn from it according to the learning policy.
+        """Score one record, then learn from it according to the learning policy: the run of
+        one record (:meth:`update_run`).
 
         ``now`` is the record's event time in seconds.
         """
+        try:
+            return self.update_run((sensors,), (settings,), (now,)).result(0)
+        except RunFailedError as exc:
+            cause = exc.__cause__
+            assert cause is not None
+            raise cause from None
+
+    def update_run(
+        self,
+        sensors: Sequence[Mapping[str, float]],
+        settings: Sequence[Mapping[str, float] | None],
+        times: Sequence[float],
+    ) -> MonitorRun:
+        """Score and learn a run of this asset's records in order (``times``: event times in
+        seconds), exactly as :meth:`update` one after another would.
+
+        What does not depend on the records before (splitting off the settings, locating the
+        operating regimes) is done for the whole run at once; the recursions (running
+        statistics, threshold, detectors, drift, alarm) go record by record.
+
+        Raises
+        ------
+        RunFailedError
+            When a record raises: the exception is its ``__cause__``, the results before it are
+            in ``done``.
+        """
+        if not len(sensors) == len(settings) == len(times):
+            raise ValueError("sensors, settings and times of a run differ in length")
+        scorer = self._scorer
+        try:
+            parts = [self._split(x, s) for x, s in zip(sensors, settings, strict=True)]
+            regimes = scorer.regimes_of([s for _, s in parts])
+        except Exception:  # a malformed record: record by record, so that it fails alone
+            return self._update_each(sensors, settings, times)
+        known = scorer.n_regimes
+        run = MonitorRun(first_seen=self._seen + 1)
+        for i, now in enumerate(times):
+            if scorer.n_regimes != known:  # the last record opened a regime: locate the rest
+                regimes[i:] = scorer.regimes_of([s for _, s in parts[i:]])
+                known = scorer.n_regimes
+            try:
+                self._step(sensors[i], parts[i][0], parts[i][1], regimes[i], now, run)
+            except Exception as exc:
+                raise RunFailedError(i, run) from exc
+        return run
+
+    def _update_each(
+        self,
+        sensors: Sequence[Mapping[str, float]],
+        settings: Sequence[Mapping[str, float] | None],
+        times: Sequence[float],
+    ) -> MonitorRun:
+        run = MonitorRun(first_seen=self._seen + 1)
+        for i, now in enumerate(times):
+            try:
+                part = self._split(sensors[i], settings[i])
+                regime = self._scorer.regimes_of([part[1]])[0]
+                self._step(sensors[i], part[0], part[1], regime, now, run)
+            except Exception as exc:
+                raise RunFailedError(i, run) from exc
+        return run
+
+    def _step(
+        self,
+        raw: Mapping[str, float],
+        sensors: Mapping[str, float],
+        settings: Mapping[str, float],
+        regime: int | None,
+        now: float,
+        run: MonitorRun,
+    ) -> None:
+        """Score one record (its ``sensors`` and ``settings`` split off ``raw`` and located in
+        ``regime``), learn from it, and append its results to ``run``."""
         cfg = self.config
-        x = self._features(sensors, settings)
-        score, z = self._scorer.score_and_explain(x)
+        score, z = self._scorer.score_located(sensors, regime)
         threshold = self._threshold.get()
         self._seen += 1
         warming_up = self._seen <= cfg.warm_up
@@ -207,7 +338,7 @@ class AssetMonitor:
         # a lasting fault must not teach the threshold that it is normal: no score counts above
         # threshold_cap times the floor
         self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
-        findings = self._findings(sensors, z, score, threshold, is_anomaly, warming_up)
+        findings = self._findings(raw, z, score, threshold, is_anomaly, warming_up)
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
         if event is not None and cfg.relearn_on_drift:
@@ -227,21 +358,18 @@ class AssetMonitor:
             self._accepting = False
         if learn:
             self._skipped = 0
-            self._scorer.learn_one(x)
-        return MonitorResult(
-            score=score,
-            threshold=threshold,
-            is_anomaly=is_anomaly,
-            warming_up=warming_up,
-            top_sensors=self._top_sensors(z, alarm),
-            drift=event,
-            records_seen=self._seen,
-            learned=learn,
-            alarm=alarm,
-            kind=self._alarm.kind,
-            since=self._alarm.since,
-            magnitude=self._alarm.magnitude,
-        )
+            self._scorer.learn_located(sensors, settings, regime)
+        run.score.append(score)
+        run.threshold.append(threshold)
+        run.is_anomaly.append(is_anomaly)
+        run.warming_up.append(warming_up)
+        run.top_sensors.append(self._top_sensors(z, alarm))
+        run.drift.append(event)
+        run.learned.append(learn)
+        run.alarm.append(alarm)
+        run.kind.append(self._alarm.kind)
+        run.since.append(self._alarm.since)
+        run.magnitude.append(self._alarm.magnitude)
 
     def _top_sensors(self, z: Mapping[str, float], alarm: bool) -> tuple[tuple[str, float], ...]:
         """The alarm's sensors first (with their deviations), then the largest deviations."""

@@ -51,7 +51,7 @@ from streams.processor import (
     record_to_message,
 )
 from streams.rul_batcher import RulBatcher
-from streams.schema import DeadLetter
+from streams.schema import DeadLetter, Telemetry
 from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher
 
@@ -246,11 +246,12 @@ class TelemetryAgent:
 
     async def run_models(self, result: BatchResult) -> Outputs:
         out = Outputs()
+        runs: dict[str, tuple[AssetState, list[Telemetry]]] = {}  # each asset's records, in order
         for record, state in result.records:
             self.clock.observe(record.asset_id, record.ts_ms / 1000)
-            self.pipeline.observe(state, record, out)
-            if state.last is not None and state.last.is_anomaly:
-                self.metrics.anomalies.inc()
+            runs.setdefault(record.asset_id, (state, []))[1].append(record)
+        for state, records in runs.values():
+            self.metrics.anomalies.inc(self.pipeline.observe_run(state, records, out))
         if out.rul_due and self.sinks.batcher is not None:
             batcher = self.sinks.batcher
             forecasts = await asyncio.gather(

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from models import state_codec
 from models.errors import ArtifactError, DataError
-from models.monitor import AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor, MonitorConfig, MonitorRun, RunFailedError
 from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
 from streams.alerts import (
@@ -116,22 +116,55 @@ class ModelPipeline:
 
     def observe(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
         """Score, learn and window one record; a failure costs only this record."""
-        try:
-            self._observe(state, record, out)
-        except Exception as exc:  # a model bug must not stop the stream
-            log.exception("model error on %s", record.asset_id)
-            out.failed.append((record, f"processing_error:{type(exc).__name__}"))
+        self.observe_run(state, [record], out)
 
-    def _observe(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
+    def observe_run(self, state: AssetState, records: list[Telemetry], out: Outputs) -> int:
+        """Score, learn and window a run of one asset's records, in order (the monitor takes
+        them as one run: :meth:`AssetMonitor.update_run`); a failure costs only the record
+        that failed. Returns how many records were scored anomalous."""
+        cfg = self.config
+        anomalies = 0
+        while records:
+            if state.monitor is None:
+                first = records[0]
+                state.monitor = AssetMonitor(
+                    cfg.detectors.config_for(first.asset_id, first.type)
+                    if cfg.detectors is not None
+                    else cfg.monitor
+                )
+            failed: RunFailedError | None = None
+            try:
+                run = state.monitor.update_run(
+                    [r.sensors for r in records],
+                    [r.settings for r in records],
+                    [r.ts_ms / 1000 for r in records],
+                )
+            except RunFailedError as exc:
+                run, failed = exc.done, exc
+            anomalies += sum(run.is_anomaly)
+            for i in range(len(run)):
+                try:
+                    self._observe(state, records[i], run, i, out)
+                except Exception as exc:  # a model bug must not stop the stream
+                    self._failed(records[i], exc, out)
+            if failed is None:
+                break
+            self._failed(records[failed.index], failed.__cause__ or failed, out)
+            records = records[failed.index + 1 :]
+        return anomalies
+
+    @staticmethod
+    def _failed(record: Telemetry, exc: BaseException, out: Outputs) -> None:
+        log.error("model error on %s", record.asset_id, exc_info=exc)
+        out.failed.append((record, f"processing_error:{type(exc).__name__}"))
+
+    def _observe(
+        self, state: AssetState, record: Telemetry, run: MonitorRun, i: int, out: Outputs
+    ) -> None:
+        """The outputs of the run's ``i``-th record (``record``), scored in ``run``."""
         cfg = self.config
         ts = record.ts_ms / 1000
-        if state.monitor is None:
-            state.monitor = AssetMonitor(
-                cfg.detectors.config_for(record.asset_id, record.type)
-                if cfg.detectors is not None
-                else cfg.monitor
-            )
-        result = state.monitor.update(record.sensors, record.settings, ts)
+        result = run.result(i)
         signal = AnomalySignal(
             record.asset_id,
             ts,
