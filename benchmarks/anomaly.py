@@ -16,6 +16,11 @@ of 500 records), the monitor with only the slow-deviation detector (``detectors=
 ("deviation",)``: the monitor before the detectors by kind); ``cost_vs_old_monitor`` is the
 default detector set's per-record cost over it.
 
+``anomaly_monitor_batch_records_per_s`` times :meth:`AssetMonitor.update_run` (a batch's
+records grouped by asset, ``--run`` records per asset and batch) against ``update`` record by
+record on the same batches in the same run (alternating slices of 100 assets, two fleets warmed
+alike).
+
 Extra fields: ``bytes_per_asset`` is the Python heap a restored monitor holds after warm-up
 (tracemalloc over ``AssetMonitor.from_bytes`` of every asset), ``checkpoint_bytes`` the sum of
 all assets' :meth:`AssetMonitor.to_bytes` checkpoints.
@@ -66,6 +71,36 @@ def _monitor_rates(rows: list[Row], *fleets: dict[str, AssetMonitor]) -> list[fl
     return [len(rows) / s for s in spent]
 
 
+def _batch_rates(
+    rows: list[Row], per_asset: int, one: dict[str, AssetMonitor], runs: dict[str, AssetMonitor]
+) -> tuple[float, float]:
+    """Records/s of ``update`` record by record (fleet ``one``) and of ``update_run`` over each
+    batch's records grouped by asset (fleet ``runs``); batches of ``per_asset`` records per
+    asset, timed alternately by slices of 100 assets (assets are independent) so that both
+    meet the same load of a shared machine."""
+    spent = [0.0, 0.0]
+    size = len(one) * per_asset
+    for at in range(0, len(rows), size):
+        grouped: dict[str, list[Row]] = {}
+        for row in rows[at : at + size]:
+            grouped.setdefault(row[0], []).append(row)
+        assets = list(grouped)
+        for first in range(0, len(assets), 100):
+            part = [grouped[a] for a in assets[first : first + 100]]
+            in_order = sorted((r for run in part for r in run), key=lambda r: r[3])
+            start = time.perf_counter()
+            for asset, sensors, settings, ts in in_order:
+                one[asset].update(sensors, settings, ts)
+            spent[0] += time.perf_counter() - start
+            start = time.perf_counter()
+            for run in part:
+                runs[run[0][0]].update_run(
+                    [r[1] for r in run], [r[2] for r in run], [r[3] for r in run]
+                )
+            spent[1] += time.perf_counter() - start
+    return len(rows) / spent[0], len(rows) / spent[1]
+
+
 def _river_rate(warm: list[Row], rows: list[Row]) -> float:
     from river import anomaly, compose, preprocessing
 
@@ -86,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--warm-up", type=int, default=40, help="untimed records per asset")
     parser.add_argument("--records", type=int, default=20, help="timed records per asset")
+    parser.add_argument("--run", type=int, default=5, help="records per asset and batch")
     args, _ = parser.parse_known_args(argv)  # `python -m benchmarks` passes its args to all
     rows = _records(args.assets, args.warm_up + args.records)
     split = args.assets * args.warm_up
@@ -96,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     monitors = _warm_monitors(config, assets, warm)
     ours, old = _monitor_rates(timed, monitors, old_monitors)
     baseline = _river_rate(warm, timed)
+    one, batched = _batch_rates(
+        timed, args.run, _warm_monitors(config, assets, warm), _warm_monitors(config, assets, warm)
+    )
     blobs = [m.to_bytes() for m in monitors.values()]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -117,6 +156,16 @@ def main(argv: list[str] | None = None) -> int:
         bytes_per_asset=round(heap / args.assets),
         checkpoint_bytes=sum(map(len, blobs)),
         checkpoint_bytes_per_asset=round(sum(map(len, blobs)) / args.assets),
+    )
+    emit(
+        "anomaly_monitor_batch_records_per_s",
+        batched,
+        "records/s",
+        one,
+        baseline_name="AssetMonitor.update record by record, same batches, same run",
+        assets=args.assets,
+        records_per_asset_and_batch=args.run,
+        timed_records=len(timed),
     )
     return 0
 
