@@ -98,26 +98,9 @@ class SensorDriftDetector:
         self._adwin: dict[str, Any] = {}
         self._last_fired: dict[str, tuple[float, float]] = {}  # sensor -> (time, sign)
 
-    def _step_cusum(self, sensor: str, z: float) -> float | None:
-        st = self._cusum.get(sensor)
-        if st is None:
-            st = self._cusum[sensor] = [0.0, 0.0, 0.0, 0.0]
-        k = self.slack
-        st[0] = max(0.0, st[0] + z - k)
-        st[1] = st[1] + 1.0 if st[0] > 0.0 else 0.0
-        st[2] = max(0.0, st[2] - z - k)
-        st[3] = st[3] + 1.0 if st[2] > 0.0 else 0.0
-        shift = None
-        if st[0] > self.limit:
-            shift = k + st[0] / st[1]
-        elif st[2] > self.limit:
-            shift = -(k + st[2] / st[3])
-        if shift is not None:
-            st[:] = [0.0, 0.0, 0.0, 0.0]
-        return shift
-
     def _cusum_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
-        """:meth:`_step_cusum` of every sensor of ``z``, inline; the sensors that fired."""
+        """One two-sided CUSUM step of every sensor of ``z``: the sensors that fired, with their
+        estimated shift (their statistics start again)."""
         k, limit, table = self.slack, self.limit, self._cusum
         fired = []
         for sensor, value in z.items():
@@ -140,6 +123,15 @@ class SensorDriftDetector:
             fired.append((sensor, shift))
         return fired
 
+    def _adwin_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
+        """One ADWIN step of every sensor of ``z``: the sensors that fired, with their shift."""
+        fired = []
+        for sensor, value in z.items():
+            shift = self._step_adwin(sensor, value)
+            if shift is not None:
+                fired.append((sensor, shift))
+        return fired
+
     def _step_adwin(self, sensor: str, z: float) -> float | None:
         det = self._adwin.get(sensor)
         if det is None:
@@ -153,12 +145,10 @@ class SensorDriftDetector:
 
         Returns a :class:`DriftEvent` for newly changed sensors, ``None`` otherwise.
         """
-        step = self._step_cusum if self.method == "cusum" else self._step_adwin
         fired: list[tuple[str, float]] = []
-        shifts = self._cusum_shifts(z) if self.method == "cusum" else None
-        for sensor, value in z.items() if shifts is None else shifts:
-            shift = step(sensor, value) if shifts is None else value
-            if shift is None or abs(shift) < self.min_shift:
+        shifts = self._cusum_shifts(z) if self.method == "cusum" else self._adwin_shifts(z)
+        for sensor, shift in shifts:
+            if abs(shift) < self.min_shift:
                 continue
             sign = 1.0 if shift > 0 else -1.0
             last = self._last_fired.get(sensor)
