@@ -17,8 +17,8 @@ from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPredictor
 from streams.fleet import AssetState
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.rul_batcher import RulBatcher
 from streams.rul_models import ModelSource, ServingModels
+from streams.rul_service import RulService
 from streams.schema import Telemetry
 from tests.models.test_rul_registry import tiny_artifact
 
@@ -138,17 +138,18 @@ def test_typed_assets_get_their_model_or_none(tmp_path: Path) -> None:
     assert feed(pipeline, plain, 0, 6).rul_due == []
 
 
-def test_batcher_runs_one_forward_pass_per_model(tmp_path: Path) -> None:
+def test_service_runs_one_forward_pass_per_model(tmp_path: Path) -> None:
     va, vb = tiny_artifact(tmp_path / "a", 1), tiny_artifact(tmp_path / "b", 2)
     a, b = RulPredictor.load(tmp_path / "a", "cpu"), RulPredictor.load(tmp_path / "b", "cpu")
     windows = np.random.default_rng(0).random((6, 5, 2), dtype=np.float32)
 
     async def main() -> list[str]:
-        async with RulBatcher(None, max_batch=64, max_wait_ms=20) as batcher:
+        async with RulService() as service:
             forecasts = await asyncio.gather(
-                *(batcher.predict(str(i), w, a if i % 2 else b) for i, w in enumerate(windows))
+                service.predict_many(a, list(windows[:2])),
+                service.predict_many(b, list(windows[2:])),
             )
-            assert batcher.stats.batches == 2
-        return [f.model_version for f in forecasts]
+            assert service.stats.batches == 2 and service.stats.requests == 6
+        return [f.model_version for group in forecasts for f in group]
 
-    assert asyncio.run(main()) == [vb, va, vb, va, vb, va]
+    assert asyncio.run(main()) == [va, va, vb, vb, vb, vb]
