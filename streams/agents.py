@@ -261,7 +261,7 @@ class TelemetryAgent:
                     forecasts = await self.sinks.rul.predict_many(model, [d[2] for d in group])
                 except Exception as exc:  # those forecasts are lost, the stream goes on
                     log.warning(
-                        "RUL forecasts for %d assets (model %s) failed: %s",
+                        "%d RUL forecasts (model %s) failed: %s",
                         len(group), model.version, exc,
                     )  # fmt: skip
                     continue

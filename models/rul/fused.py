@@ -13,7 +13,8 @@ kernel that keeps the gate arithmetic in cache, and at a batch of a few dozen wi
 an LSTM step is compute-bound, so stacking members removes no arithmetic, only call overhead
 that is already small; the unrolled loop pays for its separate element-wise passes. The
 serving path (:class:`~models.rul.serve.RulPredictor`) therefore keeps the members' own
-forward; this module is its measured alternative for devices where launch overhead dominates.
+forward; this module is its tested and measured alternative (``RulPredictor`` takes either), to
+be measured on a GPU, where per-call overhead weighs more, before it serves there.
 """
 
 from __future__ import annotations
