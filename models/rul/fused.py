@@ -116,7 +116,6 @@ class FusedEnsemble(nn.Module):
         m, h = self.members, self.hidden
         proj = torch.addmm(self._buffer("b0"), x.reshape(b * t, f), self._buffer("w_ih0"))
         proj = proj.view(b, t, m, 4 * h).permute(1, 2, 0, 3).contiguous()  # (T, M, B, 4H)
-        gates = x.new_empty(m, b, 4 * h)
         tanh_c = x.new_empty(m, b, h)
         seq = x.new_empty(t, m, b, h)  # a layer's outputs, the next layer's inputs
         state = seq[0]
@@ -132,7 +131,7 @@ class FusedEnsemble(nn.Module):
             cell = x.new_zeros(m, b, h)
             last = layer == self.layers - 1
             for step in range(t):
-                torch.baddbmm(proj[step], state, w_hh, out=gates)
+                gates = proj[step].baddbmm_(state, w_hh)  # in place: no copy of the step
                 sig = gates[..., : 3 * h].sigmoid_()
                 cand = gates[..., 3 * h :].tanh_()
                 cell.mul_(sig[..., h : 2 * h]).addcmul_(sig[..., :h], cand)
