@@ -1,18 +1,22 @@
-"""RUL inference throughput: raw forward at batch 1 and 256, and the worker's batcher; one line.
+"""RUL inference throughput: the fused ensemble forward, and the worker's RUL service; two lines.
 
-    python -m benchmarks.rul [--model DIR] [--device auto|cpu|cuda] [--windows 4096] [--tasks 1024]
+    python -m benchmarks.rul [--model DIR] [--device cpu|auto|cuda] [--batch 1024] [--calls 8]
 
-The headline is the :class:`~streams.rul_batcher.RulBatcher` rate while ``--tasks`` concurrent
-asyncio tasks each await ``predict`` for their share of ``--windows`` windows (as the worker's
-agents do), against the raw ``RulPredictor.predict`` rate at ``--batch`` (the best the batcher
-could reach); the batch-1 rate (one forward pass per window) is an extra field. All three are
-measured in the same run on the same device, from interleaved samples (fastest of each kept),
-with every forward pass on the batcher's thread. ``--max-batch`` and ``--max-wait-ms`` default to
-the worker's ``PMAINT_RUL_BATCH_MAX`` and ``PMAINT_RUL_BATCH_WAIT_MS``. The batcher's asyncio
-cost per request (about 7 us on a 2-core CPU) is small next to a window's forward time through
-the default five-member ensemble, and its larger batches make up for it. Without ``--model`` a
-freshly initialised network of the default architecture (``TrainConfig()``) is used (speed does
-not depend on the weights).
+``rul_fused_windows_per_s``: :meth:`RulPredictor.predict` over batches of ``--batch`` windows
+with the ensemble's members stacked into one forward pass (:mod:`models.rul.fused`), against
+the same predictor running the members one after another (the baseline). ``--device`` defaults
+to ``cpu``, the issue's measurement; on a GPU run it with ``--device cuda``.
+
+``rul_service_windows_per_s``: the worker-facing :class:`~streams.rul_service.RulService` (one
+``predict_many`` call per batch of ``--batch`` windows, the forward pass on the service's
+thread, one ``RulForecast`` per window), against the predictor's ``predict`` on the same
+batches called directly (the best the service could reach). It replaces the former
+``rul_batcher_windows_per_s`` line: the micro-batcher it measured is gone.
+
+All rates come from the same run on the same device, from interleaved samples (fastest of each
+kept), with every forward pass on one thread. Without ``--model`` a freshly initialised network
+of the default architecture (``TrainConfig()``, five members) is used (speed does not depend on
+the weights).
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from benchmarks.common import emit
 from models.features import INFORMATIVE_SENSORS, Normalizer
 from models.rul.artifact import ArtifactMetadata
 from models.rul.device import DEVICES, resolve_device
+from models.rul.fused import FusedEnsemble
+from models.rul.network import QuantileEnsemble
 from models.rul.serve import RulPredictor
 from models.rul.train import TrainConfig
-from streams.rul_batcher import RulBatcher
-from streams.settings import Settings
+from streams.rul_service import RulService
 
 
 def _predictor(model_dir: str | None, device: str) -> RulPredictor:
@@ -68,114 +73,87 @@ def _timed(step: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-async def _batcher_round(batcher: RulBatcher, windows: NDArray[np.float32], tasks: int) -> None:
-    """``tasks`` concurrent callers, each awaiting ``predict`` for its share of ``windows``."""
-
-    async def caller(k: int) -> None:
-        for i in range(k, len(windows), tasks):
-            await batcher.predict(f"asset-{i}", windows[i])
-
-    await asyncio.gather(*(caller(k) for k in range(tasks)))
-
-
 async def _measure(
-    predictor: RulPredictor, windows: NDArray[np.float32], args: argparse.Namespace
+    members: RulPredictor, batches: list[NDArray[np.float32]], seconds: float
 ) -> dict[str, float]:
-    """Windows/s of the three ways, from interleaved samples over the same ``windows``.
-
-    Each sample serves all of ``windows`` (batch 1: ``--batch`` of them); samples of the three
-    alternate, and each rate is taken from its fastest sample, so a busy shared machine that
-    pauses one sample does not decide the comparison. Every forward pass runs on one thread, the
-    batcher's, as in the worker: on a CPU, passes from two threads would bring two OpenMP thread
-    teams that slow each other down and the comparison would measure that instead.
-    """
-    b = args.batch
-    chunks = [windows[i : i + b] for i in range(0, len(windows), b)]
-    singles = [windows[i : i + 1] for i in range(b)]
-    best = {"raw": float("inf"), "batch1": float("inf"), "batcher": float("inf")}
+    """Seconds of the fastest sample of each way over all of ``batches``, interleaved, so a
+    busy shared machine that pauses one sample does not decide the comparison."""
+    assert isinstance(members.model, QuantileEnsemble)
+    fused = RulPredictor(FusedEnsemble(members.model), members.metadata, members.device)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rul-forward")
 
-    def on_pool(step: Callable[[], Any]) -> Callable[[], Any]:
-        return lambda: pool.submit(step).result()
+    def on_pool(predictor: RulPredictor) -> Callable[[], Any]:
+        return lambda: pool.submit(lambda: [predictor.predict(b) for b in batches]).result()
 
-    raw = on_pool(lambda: [predictor.predict(c) for c in chunks])
-    single = on_pool(lambda: [predictor.predict(w) for w in singles])
-    async with RulBatcher(
-        predictor, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, executor=pool
-    ) as batcher:
-        await _batcher_round(batcher, windows, args.tasks)  # warm-up
-        _timed(raw)
-        deadline = time.perf_counter() + args.seconds
-        rounds = 0
+    ways: dict[str, Callable[[], Any]] = {"members": on_pool(members), "fused": on_pool(fused)}
+    best = dict.fromkeys([*ways, "service"], float("inf"))
+    rounds = 0
+    async with RulService(pool) as service:
+
+        async def serve() -> None:
+            for b in batches:
+                await service.predict_many(members, list(b))
+
+        await serve()  # warm-up
+        deadline = time.perf_counter() + seconds
         while rounds < 3 or time.perf_counter() < deadline:
-            best["raw"] = min(best["raw"], _timed(raw))
-            best["batch1"] = min(best["batch1"], _timed(single))
+            for name, step in ways.items():
+                best[name] = min(best[name], _timed(step))
             _sync()
             start = time.perf_counter()
-            await _batcher_round(batcher, windows, args.tasks)
+            await serve()
             _sync()
-            best["batcher"] = min(best["batcher"], time.perf_counter() - start)
+            best["service"] = min(best["service"], time.perf_counter() - start)
             rounds += 1
-        stats = batcher.stats
     pool.shutdown()
-    return {
-        "raw": len(windows) / best["raw"],
-        "batch1": b / best["batch1"],
-        "batcher": len(windows) / best["batcher"],
-        "mean_batch": stats.mean_batch,
-        "rounds": rounds,
-    }
+    return {**best, "rounds": rounds}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure and print the JSON line."""
+    """Measure and print the JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--model", help="artifact directory (default: untrained network)")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--batch", type=int, default=256, help="raw batched forward size")
-    parser.add_argument("--windows", type=int, default=4096, help="windows per batcher round")
-    parser.add_argument("--tasks", type=int, default=1024, help="concurrent predict callers")
-    fields = Settings.model_fields
-    parser.add_argument(
-        "--max-batch", type=int, default=fields["rul_batch_max"].default, help="batcher max_batch"
-    )
-    parser.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=fields["rul_batch_wait_ms"].default,
-        help="batcher max_wait_ms",
-    )
-    parser.add_argument("--seconds", type=float, default=15.0, help="sampling time in all")
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
+    parser.add_argument("--batch", type=int, default=1024, help="windows per forward pass")
+    parser.add_argument("--calls", type=int, default=4, help="batches per sample")
+    parser.add_argument("--seconds", type=float, default=20.0, help="sampling time in all")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     args, _ = parser.parse_known_args(argv)  # `python -m benchmarks` passes its args to all
     torch.set_num_threads(args.threads)
     predictor = _predictor(args.model, args.device)
-    windows = np.random.default_rng(0).random(
-        (args.windows, predictor.window, predictor.n_features), dtype=np.float32
-    )
-    r = asyncio.run(_measure(predictor, windows, args))
-    raw, single, served, mean_batch = r["raw"], r["batch1"], r["batcher"], r["mean_batch"]
+    shape = (args.calls, args.batch, predictor.window, predictor.n_features)
+    batches = list(np.random.default_rng(0).random(shape, dtype=np.float32))
+    r = asyncio.run(_measure(predictor, batches, args.seconds))
+    n = args.calls * args.batch
+    rate = {k: n / r[k] for k in ("members", "fused", "service")}
+    common = {
+        "batch": args.batch,
+        "calls": args.calls,
+        "rounds": int(r["rounds"]),
+        "members": predictor.metadata.architecture.members,
+        "window": predictor.window,
+        "features": predictor.n_features,
+        "device": str(predictor.device),
+        "threads": torch.get_num_threads(),
+        "model_version": predictor.version,
+        "torch": torch.__version__,
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
     emit(
-        "rul_batcher_windows_per_s",
-        served,
+        "rul_fused_windows_per_s",
+        rate["fused"],
         "windows/s",
-        raw,
-        baseline_name=f"raw forward, batch {args.batch}",
-        batch1_windows_per_s=round(single, 1),
-        batcher_vs_batch1=round(served / single, 2),
-        raw_vs_batch1=round(raw / single, 2),
-        rounds=int(r["rounds"]),
-        windows=args.windows,
-        tasks=args.tasks,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        mean_batch=round(mean_batch, 1),
-        window=predictor.window,
-        features=predictor.n_features,
-        device=str(predictor.device),
-        threads=torch.get_num_threads(),
-        model_version=predictor.version,
-        torch=torch.__version__,
+        rate["members"],
+        baseline_name=f"members one after another, batch {args.batch}",
+        **common,
+    )
+    emit(
+        "rul_service_windows_per_s",
+        rate["service"],
+        "windows/s",
+        rate["members"],
+        baseline_name=f"RulPredictor.predict called directly, batch {args.batch}",
+        **common,
     )
     return 0
 

@@ -39,7 +39,7 @@ from streams import inflate
 from streams.fleet import AssetState
 from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
-from streams.pipeline import ModelPipeline, Outputs
+from streams.pipeline import ModelPipeline, Outputs, RulDue
 from streams.processor import (
     BatchResult,
     Encoded,
@@ -50,7 +50,7 @@ from streams.processor import (
     join_frame,
     record_to_message,
 )
-from streams.rul_batcher import RulBatcher
+from streams.rul_service import RulService
 from streams.schema import DeadLetter, Telemetry
 from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher
@@ -89,14 +89,14 @@ async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int =
 
 @dataclass
 class Sinks:
-    """Where a worker's outputs go. ``influx`` and ``batcher`` are optional."""
+    """Where a worker's outputs go. ``influx`` and ``rul`` are optional."""
 
     telemetry: faust.TopicT
     dlq: faust.TopicT
     alerts: AlertPublisher
     checkpoints: MutableMapping[str, bytes]
     influx: InfluxSink | None = None
-    batcher: RulBatcher | None = None
+    rul: RulService | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -104,14 +104,14 @@ class Sinks:
             self.started = True
             if self.influx is not None:
                 await self.influx.start()
-            if self.batcher is not None:
-                await self.batcher.start()
+            if self.rul is not None:
+                await self.rul.start()
 
     async def stop(self) -> None:
         if self.started:
             self.started = False
-            if self.batcher is not None:
-                await self.batcher.stop()
+            if self.rul is not None:
+                await self.rul.stop()
             if self.influx is not None:
                 await self.influx.close()
 
@@ -252,18 +252,23 @@ class TelemetryAgent:
             runs.setdefault(record.asset_id, (state, []))[1].append(record)
         for state, records in runs.values():
             self.metrics.anomalies.inc(self.pipeline.observe_run(state, records, out))
-        if out.rul_due and self.sinks.batcher is not None:
-            batcher = self.sinks.batcher
-            forecasts = await asyncio.gather(
-                *(batcher.predict(s.asset_id, w, model) for s, _, w, model in out.rul_due),
-                return_exceptions=True,
-            )
-            for (state, record, _, _), forecast in zip(out.rul_due, forecasts, strict=True):
-                if isinstance(forecast, BaseException):
-                    log.warning("RUL forecast for %s failed: %s", state.asset_id, forecast)
-                else:
+        if out.rul_due and self.sinks.rul is not None:
+            by_model: dict[int, list[RulDue]] = {}  # one forward pass per model
+            for due in out.rul_due:
+                by_model.setdefault(id(due[3]), []).append(due)
+            for group in by_model.values():
+                model = group[0][3]
+                try:
+                    forecasts = await self.sinks.rul.predict_many(model, [d[2] for d in group])
+                except Exception as exc:  # those forecasts are lost, the stream goes on
+                    log.warning(
+                        "%d RUL forecasts (model %s) failed: %s",
+                        len(group), model.version, exc,
+                    )  # fmt: skip
+                    continue
+                for (state, record, _, _), forecast in zip(group, forecasts, strict=True):
                     self.pipeline.forecast(state, record, forecast, out)
-            self.metrics.forecasts.inc(len(out.rul_due))
+                self.metrics.forecasts.inc(len(group))
         now = time.monotonic()
         if result.records and now - self._ticked >= self.tick_every_s:
             self._ticked = now

@@ -24,8 +24,8 @@ from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import TelemetryProcessor
 from streams.redact import redact_text, redact_url
-from streams.rul_batcher import RulBatcher
 from streams.rul_models import ModelSource, ServingModels
+from streams.rul_service import RulService
 from streams.schema import Limits
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
@@ -217,11 +217,7 @@ def create_app(
         alerts=AlertPublisher(raw_topic(settings.topic_alerts)),
         checkpoints=cast(MutableMapping[str, bytes], checkpoints),
         influx=InfluxSink.from_settings(settings) if settings.influx_url else None,
-        batcher=(
-            RulBatcher(None, settings.rul_batch_max, settings.rul_batch_wait_ms)
-            if models or source is not None
-            else None
-        ),
+        rul=RulService() if models or source is not None else None,
     )
     if source is not None:
 

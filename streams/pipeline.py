@@ -4,7 +4,7 @@ Synchronous and free of IO. For each record of an asset the worker owns: the ass
 :class:`AssetMonitor` scores and learns it, its RUL window takes the normalised row (and says
 when a forecast is due), the fleet's :class:`AlertEngine` turns the signals into alert events,
 and InfluxDB points are collected. RUL forecasts come back through :meth:`forecast` once the
-batcher has run them. Model state is checkpointed every N records per asset (the worker also
+RUL service has run them. Model state is checkpointed every N records per asset (the worker also
 saves assets with changes older than T seconds, and assets it evicts).
 """
 
@@ -34,8 +34,8 @@ from streams.alerts import (
 )
 from streams.fleet import AssetState
 from streams.history import History
-from streams.rul_batcher import RulForecast
 from streams.rul_models import ServedModel, ServingModels, assets_of
+from streams.rul_service import RulForecast
 from streams.schema import Telemetry
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point

@@ -109,8 +109,6 @@ class Settings(BaseSettings):
     rul_required: bool = False
     rul_device: Literal["auto", "cpu", "cuda"] = "auto"
     rul_every: int = Field(1, ge=1)
-    rul_batch_max: int = Field(1024, ge=1)
-    rul_batch_wait_ms: float = Field(5.0, ge=0)
 
     # Alerts
     alert_debounce_records: int = Field(12, ge=1)

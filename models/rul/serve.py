@@ -2,8 +2,8 @@
 
 The worker keeps one :class:`AssetWindow` per asset (a small float32 ring buffer of already
 normalised rows, and the trend state of the models that use trend channels) and, once it is
-``ready``, sends its window to a batcher that stacks windows of many assets into one
-:meth:`RulPredictor.predict` call.
+``ready``, hands its window with those of the other assets of a batch to one
+:meth:`RulPredictor.predict` call (:mod:`streams.rul_service`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from models.metrics import interval_coverage, nasa_score, rmse
 from models.rul.artifact import ArtifactMetadata, load_artifact
 from models.rul.data import Run, final_windows
 from models.rul.device import resolve_device
+from models.rul.fused import FusedEnsemble
 from models.rul.network import QuantileEnsemble
 
 
@@ -53,6 +54,10 @@ class RulPrediction:
 class RulPredictor:
     """Synchronous batched inference with a trained artifact.
 
+    ``model`` is the ensemble as loaded (its members run one after another: on a CPU the
+    fastest, see :mod:`models.rul.fused`) or its :class:`FusedEnsemble`; both give the same
+    forecasts to float32 rounding.
+
     Examples
     --------
     >>> import tempfile
@@ -70,7 +75,7 @@ class RulPredictor:
 
     def __init__(
         self,
-        model: QuantileEnsemble,
+        model: QuantileEnsemble | FusedEnsemble,
         metadata: ArtifactMetadata,
         device: torch.device | str = "cpu",
         max_batch: int = 4096,

@@ -10,16 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from models.errors import ArtifactError
 from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
-from models.rul.serve import RulPredictor
-from streams.fleet import AssetState
+from models.rul.serve import RulPrediction, RulPredictor
+from streams.agents import Sinks, TelemetryAgent
+from streams.fleet import AssetState, Fleet
+from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.rul_batcher import RulBatcher
-from streams.rul_models import ModelSource, ServingModels
-from streams.schema import Telemetry
+from streams.processor import BatchResult, TelemetryProcessor
+from streams.rul_models import ModelSource, ServedModel, ServingModels
+from streams.rul_service import RulService
+from streams.schema import Limits, Telemetry
 from tests.models.test_rul_registry import tiny_artifact
 
 T0 = 1_767_225_600_000
@@ -138,17 +142,58 @@ def test_typed_assets_get_their_model_or_none(tmp_path: Path) -> None:
     assert feed(pipeline, plain, 0, 6).rul_due == []
 
 
-def test_batcher_runs_one_forward_pass_per_model(tmp_path: Path) -> None:
+def test_service_runs_one_forward_pass_per_model(tmp_path: Path) -> None:
     va, vb = tiny_artifact(tmp_path / "a", 1), tiny_artifact(tmp_path / "b", 2)
     a, b = RulPredictor.load(tmp_path / "a", "cpu"), RulPredictor.load(tmp_path / "b", "cpu")
     windows = np.random.default_rng(0).random((6, 5, 2), dtype=np.float32)
 
     async def main() -> list[str]:
-        async with RulBatcher(None, max_batch=64, max_wait_ms=20) as batcher:
+        async with RulService() as service:
             forecasts = await asyncio.gather(
-                *(batcher.predict(str(i), w, a if i % 2 else b) for i, w in enumerate(windows))
+                service.predict_many(a, list(windows[:2])),
+                service.predict_many(b, list(windows[2:])),
             )
-            assert batcher.stats.batches == 2
-        return [f.model_version for f in forecasts]
+            assert service.stats.batches == 2 and service.stats.requests == 6
+        return [f.model_version for group in forecasts for f in group]
 
-    assert asyncio.run(main()) == [vb, va, vb, va, vb, va]
+    assert asyncio.run(main()) == [va, va, vb, vb, vb, vb]
+
+
+class BrokenPredictor(RulPredictor):
+    def predict(self, windows: NDArray[np.float32]) -> RulPrediction:
+        raise RuntimeError("forward pass failed")
+
+
+def test_agent_forecasts_a_batch_in_one_pass_per_model_and_survives_a_failing_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    va, vb = tiny_artifact(tmp_path / "a", 1), tiny_artifact(tmp_path / "b", 2)
+    a, b = RulPredictor.load(tmp_path / "a", "cpu"), RulPredictor.load(tmp_path / "b", "cpu")
+    broken = BrokenPredictor(b.model, b.metadata)
+    models = ServingModels({"pump": ServedModel.of(a), "fan": ServedModel.of(broken)})
+    pipeline = ModelPipeline(PipelineConfig(), models)
+    processor = TelemetryProcessor(Limits(), 4, Fleet(forget=pipeline.forget), Metrics())
+    service = RulService()
+    sinks = Sinks(None, None, None, {}, rul=service)  # type: ignore[arg-type]  # no publishing
+    agent = TelemetryAgent(processor, pipeline, sinks, rewind=None)  # type: ignore[arg-type]
+    states = [AssetState(f"{kind}-{n}", 0, T0) for kind in ("pump", "fan") for n in (1, 2)]
+    result = BatchResult()
+    for state in states:
+        state.asset_type = state.asset_id.split("-")[0]
+        for i in range(7):  # window 5: three forecasts due per asset
+            rec = record(state.asset_id, i, state.asset_type)
+            state.observe(rec)
+            result.records.append((rec, state))
+
+    async def main() -> Outputs:
+        async with service:
+            return await agent.run_models(result)
+
+    with caplog.at_level(logging.WARNING, logger="pmaint.agents"):
+        out = asyncio.run(main())
+    assert len(out.rul_due) == 12
+    assert (service.stats.batches, service.stats.failed_batches) == (1, 1)  # one pass per model
+    assert service.stats.requests == 6  # the pumps' forecasts
+    assert [s.rul.model_version if s.rul else None for s in states] == [va, va, None, None]
+    assert len([p for p in out.points if p.measurement == "rul"]) == 6
+    assert f"6 RUL forecasts (model {vb}) failed: forward pass failed" in caplog.text
