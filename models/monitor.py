@@ -2,8 +2,9 @@
 
 Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks those that
 alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
-``deviation`` (the slow-deviation scorer below, over regime-aware scaling) and ``correlation``
-(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors). Their
+``deviation`` (the slow-deviation scorer below, over regime-aware scaling), ``correlation``
+(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors) and
+``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken). Their
 findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
 ``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
 since when.
@@ -140,6 +141,9 @@ class AssetMonitor:
     >>> AssetMonitor.from_bytes(m.to_bytes()).records_seen
     41
     """
+
+    # a checkpoint written before the seasonal detector existed restores without one
+    _seasonal: SeasonalDetector | None = None
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()

@@ -175,6 +175,9 @@ def test_monitor_reports_kind_since_and_sensors() -> None:
     assert r.top_sensors[0][0] == "a"
     # the new detectors' state is checkpointable by a generic attribute codec
     assert all(plain_state(d) for d in (m._novelty, m._correlation, m._alarm, m._seasonal))
+    del m.__dict__["_seasonal"]  # a checkpoint from before the seasonal detector restores
+    old = AssetMonitor.from_bytes(m.to_bytes())
+    assert old._seasonal is None and old.update({"a": 10.0, "b": 5.0}, None, 6e4).records_seen
 
 
 def test_lasting_fault_does_not_raise_the_threshold() -> None:
