@@ -6,7 +6,7 @@ keeps a daily profile (``bins`` phases of the UTC day, each an exponentially wei
 the phase's mean value on past days), the smoothed residual of each phase's mean against that
 profile, and the slowly forgetting range of that residual (as :mod:`models.detectors.novelty`
 does). A record only adds its values to its phase's sum; the profile, residual and range
-move once per phase (half an hour by default), so the detector costs little per record.
+move once per phase (an hour by default), so the detector costs little per record.
 
 The detector speaks only where the cycle is confidently present: after ``min_days`` days of
 records, and only while the profile explains at least ``min_explained`` of the sensor's
@@ -68,7 +68,7 @@ class SeasonalDetector:
         *,
         margin: float = 0.5,
         decay: float = 0.999,
-        bins: int = 48,
+        bins: int = 24,
         day_weight: float = 0.3,
         smooth_alpha: float = 0.3,
         slow_alpha: float = 0.03,
@@ -88,8 +88,8 @@ class SeasonalDetector:
         self._state: NDArray[np.float64] = np.zeros((0, 7))
         self._sum: NDArray[np.float64] = np.zeros(0)  # the running phase's sum of values ...
         self._count: NDArray[np.float64] = np.zeros(0)  # ... and their number, per sensor
-        self._profile: NDArray[np.float64] = np.zeros((0, bins))
-        self._seen: NDArray[np.bool_] = np.zeros((0, bins), dtype=bool)
+        # phase means, float32 (small checkpoints); NaN: the phase not seen yet
+        self._profile: NDArray[np.float32] = np.zeros((0, bins), dtype=np.float32)
         self._first = np.nan  # time of the first record
         self._phase = -1.0  # the running phase: its index since the epoch
 
@@ -130,14 +130,13 @@ class SeasonalDetector:
         if not (count > 0.0).all():
             return {}  # a sensor without values in this phase: the phase is skipped (rare)
         col = int(self._phase % self.bins)
-        seen = self._seen[:, col]
-        prof = self._profile[:, col]
+        prof = self._profile[:, col].astype(float)
+        seen = ~np.isnan(prof)
         resid = np.where(seen, v - prof, 0.0)
         smooth = st[:, _SMOOTH] + self.smooth_alpha * (resid - st[:, _SMOOTH])
         found = self._judge(smooth) if score else {}
         self._learn(v, resid, smooth, seen)
         self._profile[:, col] = np.where(seen, prof + self.day_weight * (v - prof), v)
-        seen[:] = True
         return found
 
     def _judge(self, smooth: NDArray[np.float64]) -> dict[str, tuple[float, tuple[str, ...]]]:
@@ -184,5 +183,5 @@ class SeasonalDetector:
             self._state = np.vstack((self._state, np.zeros((len(new), 7))))
             self._sum = np.concatenate((self._sum, np.zeros(len(new))))
             self._count = np.concatenate((self._count, np.zeros(len(new))))
-            self._profile = np.vstack((self._profile, np.zeros((len(new), self.bins))))
-            self._seen = np.vstack((self._seen, np.zeros((len(new), self.bins), dtype=bool)))
+            unseen = np.full((len(new), self.bins), np.nan, dtype=np.float32)
+            self._profile = np.vstack((self._profile, unseen))
