@@ -81,7 +81,7 @@ class MonitorConfig:
     novelty_warm_up: int = 300  # records the novelty ranges learn before they are scored
     shift_settle: int = 700  # until a sensor has this many records, a shift must be larger ...
     settle_boost: float = 2.0  # ... by up to 1 + this times (falling linearly to 1 by then)
-    seasonal_margin: float = 0.5  # daily-cycle residual novelty margin, in widths of its range
+    seasonal_margin: float = 1.0  # daily-cycle residual novelty margin, in widths of its range
     seasonal_explained: float = 0.5  # share of variance a daily profile must explain to score
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector

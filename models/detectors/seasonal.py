@@ -50,6 +50,9 @@ class SeasonalDetector:
         Share of a sensor's variance the profile must explain for the sensor to be scored.
     min_days
         Days of records before anything is scored (the residual range learns from day one on).
+    samples
+        Records a phase's mean takes at least; a denser stream contributes every n-th record
+        (n from the last phase's count), so a dense stream costs little more than a sparse one.
 
     Examples
     --------
@@ -66,7 +69,7 @@ class SeasonalDetector:
     def __init__(
         self,
         *,
-        margin: float = 0.5,
+        margin: float = 1.0,
         decay: float = 0.999,
         bins: int = 24,
         day_weight: float = 0.3,
@@ -74,6 +77,7 @@ class SeasonalDetector:
         slow_alpha: float = 0.03,
         min_explained: float = 0.5,
         min_days: float = 3.0,
+        samples: int = 8,
     ) -> None:
         self.margin = margin
         self.decay = decay
@@ -83,11 +87,14 @@ class SeasonalDetector:
         self.slow_alpha = slow_alpha
         self.min_explained = min_explained
         self.min_days = min_days
-        self._index: dict[str, int] = {}
+        self.samples = samples
         self._names: tuple[str, ...] = ()
         self._state: NDArray[np.float64] = np.zeros((0, 7))
         self._sum: NDArray[np.float64] = np.zeros(0)  # the running phase's sum of values ...
-        self._count: NDArray[np.float64] = np.zeros(0)  # ... and their number, per sensor
+        self._count: NDArray[np.float64] = np.zeros(0)  # ... their number, per sensor, ...
+        self._full = 0.0  # ... and the records in it with every sensor, in row order
+        self._ticks = 0  # records in the running phase
+        self._stride = 1  # take every stride-th record of a phase (about ``samples`` a phase)
         # phase means, float32 (small checkpoints); NaN: the phase not seen yet
         self._profile: NDArray[np.float32] = np.zeros((0, bins), dtype=np.float32)
         self._first = np.nan  # time of the first record
@@ -101,9 +108,6 @@ class SeasonalDetector:
         Returns ``{"seasonal": (excess, sensors)}`` when the ended phase broke the cycle
         (excess > 1), else ``{}``.
         """
-        keys = tuple(x)
-        if keys != self._names:
-            self._add(x)
         phase = float(now * self.bins // _DAY)
         found: dict[str, tuple[float, tuple[str, ...]]] = {}
         if phase != self._phase:
@@ -112,21 +116,27 @@ class SeasonalDetector:
             else:
                 self._first = now
             self._phase = phase
+            self._stride = max(1, int(self._ticks) // self.samples)
+            self._ticks = 0
+        self._ticks += 1
+        if (self._ticks - 1) % self._stride:
+            return found  # a dense stream: a phase's mean from every stride-th record
         v = np.fromiter(x.values(), float, len(x))
-        if keys == self._names:  # the usual record: every sensor, in row order
+        if tuple(x) == self._names:  # the usual record: every sensor, in row order
             self._sum += v
-            self._count += 1.0
+            self._full += 1.0
         else:
-            rows = [self._index[k] for k in x]
+            self._add(x)
+            rows = [self._names.index(k) for k in x]
             self._sum[rows] += v
             self._count[rows] += 1.0
         return found
 
     def _close(self, score: bool) -> dict[str, tuple[float, tuple[str, ...]]]:
         """Judge and learn the phase that ended (its sensors that had values)."""
-        st, count = self._state, self._count
+        st, count = self._state, self._count + self._full
         v = self._sum / np.maximum(count, 1.0)
-        self._sum, self._count = np.zeros_like(v), np.zeros_like(v)
+        self._sum, self._count, self._full = np.zeros_like(v), np.zeros_like(v), 0.0
         if not (count > 0.0).all():
             return {}  # a sensor without values in this phase: the phase is skipped (rare)
         col = int(self._phase % self.bins)
@@ -175,9 +185,7 @@ class SeasonalDetector:
             st[:, _HI] = centre + (hi - centre) * self.decay
 
     def _add(self, x: Mapping[str, float]) -> None:
-        new = [k for k in x if k not in self._index]
-        for k in new:
-            self._index[k] = len(self._index)
+        new = [k for k in x if k not in self._names]
         if new:
             self._names += tuple(new)
             self._state = np.vstack((self._state, np.zeros((len(new), 7))))
