@@ -52,7 +52,8 @@ class SeasonalDetector:
         Days of records before anything is scored (the residual range learns from day one on).
     samples
         Records a phase's mean takes at least; a denser stream contributes every n-th record
-        (n from the last phase's count), so a dense stream costs little more than a sparse one.
+        (n from the gap between a phase's first two records, at most the last phase's count),
+        so a dense stream costs little more than a sparse one.
 
     Examples
     --------
@@ -93,8 +94,10 @@ class SeasonalDetector:
         self._sum: NDArray[np.float64] = np.zeros(0)  # the running phase's sum of values ...
         self._count: NDArray[np.float64] = np.zeros(0)  # ... their number, per sensor, ...
         self._full = 0.0  # ... and the records in it with every sensor, in row order
-        self._ticks = 0  # records in the running phase
+        self._ticks = 0  # records in the running phase ...
+        self._counted = 0  # ... and in the last one
         self._stride = 1  # take every stride-th record of a phase (about ``samples`` a phase)
+        self._last = np.nan  # time of the last record
         # phase means, float32 (small checkpoints); NaN: the phase not seen yet
         self._profile: NDArray[np.float32] = np.zeros((0, bins), dtype=np.float32)
         self._first = np.nan  # time of the first record
@@ -116,8 +119,13 @@ class SeasonalDetector:
             else:
                 self._first = now
             self._phase = phase
-            self._stride = max(1, int(self._ticks) // self.samples)
-            self._ticks = 0
+            self._counted, self._ticks = self._ticks, 0
+        elif self._ticks == 1:  # the phase's second record: the stream's density
+            per_phase = _DAY / self.bins / max(now - self._last, 1.0)
+            if self._counted:  # never more than the last phase had (bursts)
+                per_phase = min(per_phase, self._counted)
+            self._stride = max(1, int(per_phase) // self.samples)
+        self._last = now
         self._ticks += 1
         if (self._ticks - 1) % self._stride:
             return found  # a dense stream: a phase's mean from every stride-th record
