@@ -33,9 +33,9 @@ from streams.anomaly_evaluation import nab_series
 from streams.pipeline import PipelineConfig
 
 GRID: dict[str, Sequence[Any]] = {
+    "shift_settle": (0, 700),
+    "seasonal_margin": (0.5, 1.0),
     "spike_margin": (0.2, 0.4),
-    "variance_margin": (0.1, 0.4),
-    "debounce": (12, 18),
 }
 Task = tuple[str, str, dict[str, Any], list[tuple[float, float]]]
 

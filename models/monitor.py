@@ -2,8 +2,9 @@
 
 Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks those that
 alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
-``deviation`` (the slow-deviation scorer below, over regime-aware scaling) and ``correlation``
-(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors). Their
+``deviation`` (the slow-deviation scorer below, over regime-aware scaling), ``correlation``
+(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors) and
+``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken). Their
 findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
 ``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
 since when.
@@ -34,10 +35,11 @@ from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, 
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
+from models.detectors.seasonal import SeasonalDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError, PmaintError
 
-DETECTORS = ("spike", "shift", "variance", "deviation", "correlation")
+DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
 _NOVELTY = frozenset(("spike", "shift", "variance"))
 
 
@@ -67,7 +69,7 @@ class MonitorConfig:
     top_k: int = 3
     seed: int = 0
     # detectors that alarm, and the policy by kind (see models.detectors)
-    detectors: tuple[str, ...] = ("spike", "shift", "variance", "deviation", "correlation")
+    detectors: tuple[str, ...] = DETECTORS
     debounce: int = 12  # records in a row a sustained deviation needs before it alarms
     threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
     deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
@@ -78,6 +80,10 @@ class MonitorConfig:
     correlation_margin: float = 0.1
     novelty_decay: float = 0.9999  # per-record contraction of the novelty ranges
     novelty_warm_up: int = 300  # records the novelty ranges learn before they are scored
+    shift_settle: int = 700  # until a sensor has this many records, a shift must be larger ...
+    settle_boost: float = 2.0  # ... by up to 1 + this times (falling linearly to 1 by then)
+    seasonal_margin: float = 1.0  # daily-cycle residual novelty margin, in widths of its range
+    seasonal_explained: float = 0.5  # share of variance a daily profile must explain to score
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -187,6 +193,9 @@ class AssetMonitor:
     41
     """
 
+    # a checkpoint written before the seasonal detector existed restores without one
+    _seasonal: SeasonalDetector | None = None
+
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()
         common = {"window": cfg.window, "min_count": cfg.min_count}
@@ -207,6 +216,8 @@ class AssetMonitor:
             forecast_alpha=cfg.forecast_alpha,
             spread_alpha=cfg.spread_alpha,
             min_count=max(cfg.min_count, cfg.novelty_warm_up),
+            shift_settle=cfg.shift_settle,
+            settle_boost=cfg.settle_boost,
         )
         self._correlation = (
             CorrelationDetector(
@@ -215,6 +226,15 @@ class AssetMonitor:
                 min_count=cfg.novelty_warm_up,
             )
             if "correlation" in cfg.detectors
+            else None
+        )
+        self._seasonal = (
+            SeasonalDetector(
+                margin=cfg.seasonal_margin,
+                decay=cfg.novelty_decay,
+                min_explained=cfg.seasonal_explained,
+            )
+            if "seasonal" in cfg.detectors
             else None
         )
         self._alarm = KindAlarm(debounce=cfg.debounce, hold=cfg.hold)
@@ -338,7 +358,7 @@ class AssetMonitor:
         # a lasting fault must not teach the threshold that it is normal: no score counts above
         # threshold_cap times the floor
         self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
-        findings = self._findings(raw, z, score, threshold, is_anomaly, warming_up)
+        findings = self._findings(raw, z, score, threshold, is_anomaly, warming_up, now)
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
         if event is not None and cfg.relearn_on_drift:
@@ -388,6 +408,7 @@ class AssetMonitor:
         threshold: float,
         is_anomaly: bool,
         warming_up: bool,
+        now: float,
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """What each enabled detector sees in this record (then learns it)."""
         wanted = self.config.detectors
@@ -396,6 +417,8 @@ class AssetMonitor:
             found = self._novelty.score_learn_one(sensors, score=not warming_up)
         if self._correlation is not None:
             found.update(self._correlation.score_learn_one(z, score=not warming_up))
+        if self._seasonal is not None:
+            found.update(self._seasonal.score_learn_one(sensors, now, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):

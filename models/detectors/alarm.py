@@ -1,8 +1,8 @@
 """When an asset is in alarm, and for which kind of abnormal: the policy by kind.
 
-* ``spike``, ``shift``, ``variance``, ``correlation`` (novelty detectors) alarm at the record
-  that shows them; a novelty detector takes the new value into its range at once, so a shift
-  alarms once per change, not for as long as it lasts;
+* ``spike``, ``shift``, ``variance``, ``correlation``, ``seasonal`` (novelty detectors) alarm
+  at the record that shows them; a novelty detector takes the new value into its range at
+  once, so a shift alarms once per change, not for as long as it lasts;
 * ``deviation`` (the slow-deviation scorer) alarms only after ``debounce`` records in a row
   above its threshold: a sustained deviation, not one noisy record.
 

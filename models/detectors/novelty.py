@@ -70,6 +70,8 @@ class NoveltyDetector:
         forecast_alpha: float = 0.5,
         spread_alpha: float = 0.1,
         min_count: int = 30,
+        shift_settle: int = 700,
+        settle_boost: float = 2.0,
     ) -> None:
         self.spike_margin = spike_margin
         self.shift_margin = shift_margin
@@ -78,6 +80,8 @@ class NoveltyDetector:
         self.forecast_alpha = forecast_alpha
         self.spread_alpha = spread_alpha
         self.min_count = min_count
+        self.shift_settle = shift_settle
+        self.settle_boost = settle_boost
         self._index: dict[str, int] = {}  # sensor -> row of the state
         self._names: tuple[str, ...] = ()  # the sensors in row order
         self._state: NDArray[np.float64] = np.zeros((0, 9))
@@ -125,6 +129,9 @@ class NoveltyDetector:
         width = hi - lo + 1e-4 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-9
         excess = outside / (width * self._margins())
         excess[young] = 0.0
+        if self.shift_settle > self.min_count:  # an unsettled range needs a larger shift
+            unsettled = (self.shift_settle - st[:, _N]) / (self.shift_settle - self.min_count)
+            excess[:, 0] /= 1.0 + self.settle_boost * np.clip(unsettled, 0.0, 1.0)
         if not (excess > 1.0).any():
             return {}
         out: dict[str, tuple[float, tuple[str, ...]]] = {}

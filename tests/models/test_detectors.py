@@ -13,6 +13,7 @@ import pytest
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
+from models.detectors.seasonal import SeasonalDetector
 from models.errors import ConfigError
 from models.intervals import label_runs, score_intervals
 from models.monitor import AssetMonitor, MonitorConfig
@@ -67,6 +68,38 @@ def test_novelty_detectors_each_see_their_kind() -> None:
         found += list(v2.score_one(x))
         v2.learn_one(x)
     assert "variance" in found
+
+
+def test_young_range_needs_a_larger_shift() -> None:
+    """Until ``shift_settle`` records, a shift must leave the range by more (up to 3x)."""
+    values = noisy(60)
+    width = max(values) - min(values)
+    jump = {"s": max(values) + 0.1 * width}  # twice the shift margin (0.05) above the range
+    settled, young = NoveltyDetector(min_count=50, shift_settle=0), NoveltyDetector(min_count=50)
+    for v in values:
+        settled.learn_one({"s": v})
+        young.learn_one({"s": v})
+    assert "shift" in settled.score_one(jump) and "shift" not in young.score_one(jump)
+    far = {"s": max(values) + 0.2 * width}  # four times: young ranges see it too
+    assert "shift" in young.score_one(far)
+
+
+def test_seasonal_detector_sees_a_broken_daily_cycle_only_where_one_exists() -> None:
+    rng = random.Random(7)
+    d = SeasonalDetector()
+    found: list[tuple[int, tuple[str, ...]]] = []
+    for i in range(10 * 288):  # ten days of 5-minute records
+        t = 300.0 * i
+        cycle = 10.0 + 5.0 * math.sin(2 * math.pi * t / 86400)
+        broken = i >= 9 * 288 and 100 <= i % 288 < 200  # day 10: the afternoon stays flat
+        x = {"daily": 10.0 if broken else cycle + rng.gauss(0, 0.2), "noise": rng.gauss(0, 1)}
+        if i % 500 == 0:
+            x = {"noise": x["noise"], "daily": x["daily"]}  # another order: same rows
+        found += [(i, f["seasonal"][1]) for f in [d.score_learn_one(x, t)] if f]
+    assert found and all(sensors == ("daily",) for _, sensors in found)
+    assert all(i >= 9 * 288 + 100 for i, _ in found)  # nothing before the break
+    assert found[0][0] < 9 * 288 + 150  # seen within its first half
+    assert plain_state(d)
 
 
 @pytest.mark.parametrize("sensors", [1, 6])
@@ -141,7 +174,10 @@ def test_monitor_reports_kind_since_and_sensors() -> None:
     assert r.alarm and r.kind in ("spike", "shift") and r.since == 60.0 * 400
     assert r.top_sensors[0][0] == "a"
     # the new detectors' state is checkpointable by a generic attribute codec
-    assert all(plain_state(d) for d in (m._novelty, m._correlation, m._alarm))
+    assert all(plain_state(d) for d in (m._novelty, m._correlation, m._alarm, m._seasonal))
+    del m.__dict__["_seasonal"]  # a checkpoint from before the seasonal detector restores
+    old = AssetMonitor.from_bytes(m.to_bytes())
+    assert old._seasonal is None and old.update({"a": 10.0, "b": 5.0}, None, 6e4).records_seen
 
 
 def test_lasting_fault_does_not_raise_the_threshold() -> None:
