@@ -125,9 +125,11 @@ class ModelPipeline:
     def _observe(self, state: AssetState, record: Telemetry, out: Outputs) -> None:
         cfg = self.config
         ts = record.ts_ms / 1000
+        if cfg.detectors is not None:  # the record's type, else the policy's [types] pattern
+            state.asset_type = cfg.detectors.type_of(record.asset_id, state.asset_type)
         if state.monitor is None:
             state.monitor = AssetMonitor(
-                cfg.detectors.config_for(record.asset_id, record.type)
+                cfg.detectors.config_for(record.asset_id, state.asset_type)
                 if cfg.detectors is not None
                 else cfg.monitor
             )
