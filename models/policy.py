@@ -108,9 +108,7 @@ class DetectorPolicy:
                 f"{origin}: unknown tables {sorted(unknown)} (use [types], [defaults], [[rule]])"
             )
         types = doc.get("types", {})
-        if not isinstance(types, dict) or not all(
-            isinstance(t, str) and t for t in types.values()
-        ):
+        if not isinstance(types, dict) or not all(isinstance(t, str) and t for t in types.values()):
             raise ConfigError(f'{origin} [types]: entries are "asset-id glob" = "type"')
         defaults = _settings(
             base or MonitorConfig(), doc.get("defaults", {}), f"{origin} [defaults]"

@@ -2,11 +2,12 @@
 
 The worker serves model A to ``turbofan`` assets from a registry (``CURRENT.turbofan``) and
 nothing to ``pump`` assets (``asset-001`` sends no ``type``: the policy file's ``[types]``
-pattern makes it a turbofan, while ``asset-002``'s own ``pump`` wins over it); B is promoted with ``pmaint models promote`` while it runs. Once
-``PMAINT_RUL_RELOAD_S`` has passed, the next batch's ``rul`` points in InfluxDB 1.x carry B's
-version; the worker process is the same and every record gave its outputs. A and B are trained
-on the same data, so B takes over the assets' windows as they are (same inputs). Then a broken
-version made current by hand is refused with one log line and B keeps serving.
+pattern makes it a turbofan, while ``asset-002``'s own ``pump`` wins over that pattern); B is
+promoted with ``pmaint models promote`` while it runs. Once ``PMAINT_RUL_RELOAD_S`` has passed,
+the next batch's ``rul`` points in InfluxDB 1.x carry B's version; the worker process is the
+same and every record gave its outputs. A and B are trained on the same data, so B takes over
+the assets' windows as they are (same inputs). Then a broken version made current by hand is
+refused with one log line and B keeps serving.
 """
 
 from __future__ import annotations
