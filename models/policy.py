@@ -2,9 +2,15 @@
 
 Assets differ: a pump is not a web server. A policy file holds optional ``[defaults]`` (applied
 to every asset) and ``[[rule]]`` tables, each matching assets by an ``assets`` glob on the
-asset id and/or a ``type`` (the optional ``type`` field of telemetry records); the first rule
-that matches an asset gives its settings on top of the defaults. Keys are the field names of
-:class:`models.monitor.MonitorConfig`; anything not named keeps its built-in default::
+asset id and/or a ``type``; the first rule that matches an asset gives its settings on top of
+the defaults. Keys are the field names of :class:`models.monitor.MonitorConfig`; anything not
+named keeps its built-in default. An asset's type is the ``type`` field of its records, else
+the first glob of the ``[types]`` table that matches its id; the same type picks its detector
+rule and its RUL model (:mod:`streams.rul_models`)::
+
+    [types]
+    "press-*" = "press"
+    "pump-*" = "pump"
 
     [defaults]
     hold = 12
@@ -60,6 +66,19 @@ class DetectorPolicy:
 
     defaults: MonitorConfig = field(default_factory=MonitorConfig)
     rules: tuple[Rule, ...] = ()
+    types: tuple[tuple[str, str], ...] = ()  # (asset-id glob, type), first match wins
+
+    def type_of(self, asset_id: str, record_type: str | None = None) -> str | None:
+        """The type of asset ``asset_id``: ``record_type`` (the record's own ``type``) when
+        given, else that of the first ``[types]`` glob matching the id, else ``None``.
+
+        >>> p = DetectorPolicy.from_toml('[types]\\n"press-*" = "press"\\n"*" = "other"\\n')
+        >>> p.type_of("press-4"), p.type_of("press-4", "pump"), p.type_of("fan-1")
+        ('press', 'pump', 'other')
+        """
+        if record_type:
+            return record_type
+        return next((t for glob, t in self.types if fnmatchcase(asset_id, glob)), None)
 
     def config_for(self, asset_id: str, asset_type: str | None) -> MonitorConfig:
         """The settings of asset ``asset_id`` (of type ``asset_type``, may be None)."""
@@ -83,11 +102,14 @@ class DetectorPolicy:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not TOML ({exc})") from None
-        unknown = set(doc) - {"defaults", "rule"}
+        unknown = set(doc) - {"defaults", "rule", "types"}
         if unknown:
             raise ConfigError(
-                f"{origin}: unknown tables {sorted(unknown)} (use [defaults], [[rule]])"
+                f"{origin}: unknown tables {sorted(unknown)} (use [types], [defaults], [[rule]])"
             )
+        types = doc.get("types", {})
+        if not isinstance(types, dict) or not all(isinstance(t, str) and t for t in types.values()):
+            raise ConfigError(f'{origin} [types]: entries are "asset-id glob" = "type"')
         defaults = _settings(
             base or MonitorConfig(), doc.get("defaults", {}), f"{origin} [defaults]"
         )
@@ -101,7 +123,7 @@ class DetectorPolicy:
             if not all(v is None or isinstance(v, str) for v in (assets, asset_type)):
                 raise ConfigError(f"{where}: 'assets' and 'type' must be strings")
             rules.append(Rule(assets, asset_type, _settings(defaults, table, where)))
-        return cls(defaults, tuple(rules))
+        return cls(defaults, tuple(rules), tuple(types.items()))
 
     @classmethod
     def load(cls, path: str | Path, base: MonitorConfig | None = None) -> DetectorPolicy:

@@ -45,6 +45,7 @@ class AssetState:
     line: str | None = None
     monitor: AssetMonitor | None = None
     asset_type: str | None = None  # the record's ``type``: which RUL model serves it
+    life: str | None = None  # the records' ``life``: a change starts a new life
     window: AssetWindow | None = None
     window_key: str = ""  # inputs of the model the window was built for
     last: MonitorResult | None = None
@@ -63,6 +64,10 @@ class AssetState:
         self.site = record.site or self.site
         self.line = record.line or self.line
         self.asset_type = record.type or self.asset_type
+        if record.life is not None:
+            if record.life != self.life and self.life is not None and self.window is not None:
+                self.window.clear()  # a replaced asset: its age and trend start afresh
+            self.life = record.life
 
     def add_sensors(self, names: Iterable[str]) -> None:
         if not self.sensors.issuperset(names):

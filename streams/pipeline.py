@@ -124,11 +124,12 @@ class ModelPipeline:
         that failed. Returns how many records were scored anomalous."""
         cfg = self.config
         anomalies = 0
+        if cfg.detectors is not None and records:  # the record's type, else a [types] pattern
+            state.asset_type = cfg.detectors.type_of(records[0].asset_id, state.asset_type)
         while records:
             if state.monitor is None:
-                first = records[0]
                 state.monitor = AssetMonitor(
-                    cfg.detectors.config_for(first.asset_id, first.type)
+                    cfg.detectors.config_for(records[0].asset_id, state.asset_type)
                     if cfg.detectors is not None
                     else cfg.monitor
                 )

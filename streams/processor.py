@@ -44,7 +44,7 @@ def record_to_message(record: Telemetry) -> dict[str, object]:
     """A validated record back in its wire shape."""
     out: dict[str, object] = {"asset_id": record.asset_id, "ts": record.ts_ms}
     out["sensors"] = record.sensors
-    for key in ("cycle", "settings", "site", "line", "type"):
+    for key in ("cycle", "settings", "site", "line", "type", "life"):
         value = getattr(record, key)
         if value is not None:
             out[key] = value

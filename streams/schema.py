@@ -46,6 +46,7 @@ class Telemetry:
     site: str | None = None
     line: str | None = None
     type: str | None = None  # asset type: picks its RUL model and its detector settings
+    life: str | None = None  # names the asset's current life: a change starts a new one
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,7 @@ def validate(record: object, limits: Limits, now_ms: int) -> Telemetry:
         settings = _numbers(settings, "settings", limits.max_sensors, "settings.")
     return Telemetry(
         asset_id, ts_ms, sensors, cycle, settings,
-        _tag(record, "site"), _tag(record, "line"), _tag(record, "type"),
+        _tag(record, "site"), _tag(record, "line"), _tag(record, "type"), _tag(record, "life"),
     )  # fmt: skip
 
 

@@ -15,10 +15,15 @@ in-domain measure (:mod:`models.rul.domain`). Seeds, a seeded shuffle and
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from queue import Empty
+from typing import TypeAlias
 
 import numpy as np
 import torch
@@ -217,12 +222,15 @@ def train_rul(
     progress: bool = False,
     data_source: str = "",
     rul_unit: str = "cycles",
+    jobs: int = 1,
 ) -> TrainResult:
     """Train an ensemble of :class:`QuantileLSTM` on ``runs`` (run to failure), one per fold.
 
     The scaling is fitted on all ``runs``; each member is early-stopped on its held-out fold, and
     the pooled held-out predictions give the validation metrics and the band calibration; their
-    distances from their folds' training windows calibrate the in-domain measure.
+    distances from their folds' training windows calibrate the in-domain measure. On the CPU,
+    ``jobs > 1`` trains that many members at once, each in its own single-threaded process
+    (members are independent, so the model is the same as with ``jobs=1``).
 
     Examples
     --------
@@ -234,33 +242,23 @@ def train_rul(
     >>> result.metadata.domain is not None, result.metadata.rul_unit
     (True, 'cycles')
     """
-    if config.epochs < 1 or config.batch_size < 1 or config.patience < 1:
-        raise ConfigError("epochs, batch size and patience must be at least 1")
+    if config.epochs < 1 or config.batch_size < 1 or config.patience < 1 or jobs < 1:
+        raise ConfigError("epochs, batch size, patience and jobs must be at least 1")
     if not (0.0 <= config.ema < 1.0 and 0.0 <= config.coverage < 1.0):
         raise ConfigError("ema and coverage must be in [0, 1)")
     device = resolve_device(config.device)
     spec = config.inputs(fit_normalizer(runs, config.sensors, config.settings))
     n_sensors = len(config.sensors)
     arch = config.architecture(len(spec.names))
-    members: list[QuantileLSTM] = []
-    history: list[dict[str, float]] = []
-    pooled: list[tuple[NDArray[np.float32], NDArray[np.float64]]] = []
-    distances: list[NDArray[np.float64]] = []
-    bests: list[dict[str, float]] = []
     pairs = split_folds(runs, config.folds, config.val_share, config.seed)
+    tasks = [_FoldTask(k, tr, val, spec, arch, config, device) for k, (tr, val) in enumerate(pairs)]
     with _progress(progress, len(pairs) * config.epochs) as bar:
-        for k, (train_runs, val_runs) in enumerate(pairs):
-            check = val_runs or train_runs
-            x, y = windows(train_runs, spec, config.cap)
-            xv, yv = windows(check, spec, config.cap)
-            xc, yc = cut_windows(check, spec, config.val_cuts, config.val_horizon, config.seed + k)
-            fold = _Fold(x, y, xv, yv, xc, yc)
-            model, rows, best = _train_member(arch, fold, config, config.seed + k, device, bar)
-            members.append(model)
-            history.extend({"member": float(k), **r} for r in rows)
-            bests.append(best)
-            pooled.append((predict_array(model, xc, device), yc))
-            distances.append(DomainModel.fit(x, n_sensors).distance(xc))
+        fits = _fit_all(tasks, jobs if device.type == "cpu" else 1, bar)
+    members = [f.model for f in fits]
+    history = [{"member": float(f.k), **r} for f in fits for r in f.history]
+    bests = [f.best for f in fits]
+    pooled = [(f.cut_pred, f.cut_true) for f in fits]
+    distances = [f.distances for f in fits]
     cut_pred = np.concatenate([p for p, _ in pooled])
     cut_true = np.concatenate([t for _, t in pooled])
     cols = [0, config.quantiles.index(0.5), len(config.quantiles) - 1]
@@ -309,11 +307,13 @@ def _train_member(
     config: TrainConfig,
     seed: int,
     device: torch.device,
-    bar: Progress | None,
+    on_epoch: _OnEpoch,
 ) -> tuple[QuantileLSTM, list[dict[str, float]], dict[str, float]]:
     """Train one member with early stopping on its fold.
 
-    Returns the averaged weights of its best epoch, the history and that epoch's row.
+    ``on_epoch(row, advance)`` hears of each epoch and how many of the planned ones it completes
+    (the rest at an early stop). Returns the averaged weights of the best epoch, the history and
+    that epoch's row.
     """
     qs = torch.tensor(config.quantiles, device=device)
     history: list[dict[str, float]] = []
@@ -363,13 +363,91 @@ def _train_member(
             else:
                 stale += 1
             last = stale >= config.patience
-            if bar is not None:
-                advance = config.epochs - epoch + 1 if last else 1
-                bar.update(bar.task_ids[0], advance=advance, info=_info(row))
+            on_epoch(row, config.epochs - epoch + 1 if last else 1)
             if last:
                 break
         model.load_state_dict(best_state)
     return model.eval(), history, best
+
+
+_OnEpoch = Callable[[dict[str, float], int], None]
+
+
+@dataclass(frozen=True)
+class _FoldTask:
+    """What one member is trained from (picklable: it may travel to a worker process)."""
+
+    k: int
+    train: list[Run]
+    val: list[Run]
+    spec: InputSpec
+    arch: Architecture
+    config: TrainConfig
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class _FoldFit:
+    """One trained member, its epochs, its best epoch and its held-out cut forecasts."""
+
+    k: int
+    model: QuantileLSTM
+    history: list[dict[str, float]]
+    best: dict[str, float]
+    cut_pred: NDArray[np.float32]
+    cut_true: NDArray[np.float64]
+    distances: NDArray[np.float64]
+
+
+def _fit_fold(task: _FoldTask, on_epoch: _OnEpoch) -> _FoldFit:
+    """Train member ``k`` on its fold; forecast its held-out cuts and measure their distances."""
+    config, spec, k = task.config, task.spec, task.k
+    check = task.val or task.train
+    x, y = windows(task.train, spec, config.cap)
+    xv, yv = windows(check, spec, config.cap)
+    xc, yc = cut_windows(check, spec, config.val_cuts, config.val_horizon, config.seed + k)
+    fold = _Fold(x, y, xv, yv, xc, yc)
+    model, rows, best = _train_member(
+        task.arch, fold, config, config.seed + k, task.device, on_epoch
+    )
+    distances = DomainModel.fit(x, len(config.sensors)).distance(xc)
+    return _FoldFit(k, model, rows, best, predict_array(model, xc, task.device), yc, distances)
+
+
+def _fit_all(tasks: Sequence[_FoldTask], jobs: int, bar: Progress | None) -> list[_FoldFit]:
+    """Fit every fold, ``jobs`` at a time in worker processes (in this one when ``jobs == 1``)."""
+
+    def show(row: dict[str, float], advance: int) -> None:
+        if bar is not None:
+            bar.update(bar.task_ids[0], advance=advance, info=_info(row))
+
+    if jobs == 1 or len(tasks) == 1:
+        return [_fit_fold(task, show) for task in tasks]
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    queue: _Epochs = context.Queue()
+    with ProcessPoolExecutor(
+        min(jobs, len(tasks)), context, initializer=_worker_init, initargs=(queue,)
+    ) as pool:
+        futures = [pool.submit(_fit_fold_in_worker, task) for task in tasks]
+        while not all(f.done() for f in futures):
+            with suppress(Empty):
+                show(*queue.get(timeout=0.2))
+        return [f.result() for f in futures]
+
+
+_Epochs: TypeAlias = "Queue[tuple[dict[str, float], int]]"  # workers' epoch rows, for the bar
+_worker_queue: dict[str, _Epochs] = {}  # the epoch queue of a training worker process
+
+
+def _worker_init(queue: _Epochs) -> None:
+    """A training worker: one torch thread (the processes share the cores) and the epoch queue."""
+    torch.set_num_threads(1)
+    _worker_queue["epochs"] = queue
+
+
+def _fit_fold_in_worker(task: _FoldTask) -> _FoldFit:
+    queue = _worker_queue["epochs"]  # set by _worker_init
+    return _fit_fold(task, lambda row, advance: queue.put((row, advance)))
 
 
 def _info(row: dict[str, float]) -> str:

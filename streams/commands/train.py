@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,7 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, kind, default, text in options:
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
     parser.add_argument("--device", choices=DEVICES, default=d.device, help=f"default {d.device}")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1,
+        help="ensemble members trained at once on the CPU, one single-threaded process each "
+        "(default: the number of cores)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = parser.add_argument_group("simulator (with --simulated)")
     sim.add_argument("--assets", type=int, default=40, help="simulated assets")
@@ -128,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
     """Train, score and save; prints the final metrics as JSON."""
     if (args.out / METADATA).exists() and not args.force:
         raise ConfigError(f"{args.out} already holds a model artifact (use --force to replace)")
-    if args.threads < 1:
-        raise ConfigError("--threads must be at least 1")
+    if args.threads < 1 or args.jobs < 1:
+        raise ConfigError("--threads and --jobs must be at least 1")
     if not args.cap > 0:
         raise ConfigError("--cap must be positive")
     if args.folds < 1:
@@ -159,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         )
     started = time.perf_counter()
     unit = lives.unit if lives is not None else "cycles"
-    result = train_rul(runs, config, progress=not args.quiet, data_source=source, rul_unit=unit)
+    result = train_rul(
+        runs, config, progress=not args.quiet, data_source=source, rul_unit=unit, jobs=args.jobs
+    )
     seconds = time.perf_counter() - started
     meta = dataclasses.replace(result.metadata, asset_type=args.asset_type)
     if lives is not None:

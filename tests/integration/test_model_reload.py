@@ -1,11 +1,13 @@
 """A running worker picks up a model promoted into its registry, without a restart.
 
 The worker serves model A to ``turbofan`` assets from a registry (``CURRENT.turbofan``) and
-nothing to ``pump`` assets; B is promoted with ``pmaint models promote`` while it runs. Once
-``PMAINT_RUL_RELOAD_S`` has passed, the next batch's ``rul`` points in InfluxDB 1.x carry B's
-version; the worker process is the same and every record gave its outputs. A and B are trained
-on the same data, so B takes over the assets' windows as they are (same inputs). Then a broken
-version made current by hand is refused with one log line and B keeps serving.
+nothing to ``pump`` assets (``asset-001`` sends no ``type``: the policy file's ``[types]``
+pattern makes it a turbofan, while ``asset-002``'s own ``pump`` wins over that pattern); B is
+promoted with ``pmaint models promote`` while it runs. Once ``PMAINT_RUL_RELOAD_S`` has passed,
+the next batch's ``rul`` points in InfluxDB 1.x carry B's version; the worker process is the
+same and every record gave its outputs. A and B are trained on the same data, so B takes over
+the assets' windows as they are (same inputs). Then a broken version made current by hand is
+refused with one log line and B keeps serving.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ pytestmark = pytest.mark.integration
 
 RELOAD_S = 1.0
 TYPES = {"asset-000": "turbofan", "asset-001": "turbofan", "asset-002": "pump"}  # no pump model
+UNTYPED = "asset-001"  # its records carry no type: the policy's [types] table gives it
+POLICY = '[types]\n"asset-*" = "turbofan"\n'
 BEFORE, AFTER, LAST = 40, 20, 10  # records per asset: before/after promoting B, after a bad one
 
 
@@ -59,11 +63,12 @@ def worker(
 ) -> Iterator[tuple[WorkerProcess, dict[str, str], Path]]:
     registry = tmp_path / "registry"
     promote(registry, models[0], asset_type="turbofan")
+    (tmp_path / "policy.toml").write_text(POLICY)
     env = worker_env(
         tansu.extra["bootstrap"], topic_prefix,
         influx_url=influxdb1.extra["url"], influx_api="v1", influx_database=topic_prefix,
         rul_model=str(registry), rul_reload_s=str(RELOAD_S), rul_required="true",
-        anomaly_warm_up="0",
+        anomaly_warm_up="0", policy_file=str(tmp_path / "policy.toml"),
     )  # fmt: skip
     proc = start_worker(env, tmp_path)
     yield proc, env, registry
@@ -71,10 +76,13 @@ def worker(
 
 
 def messages(start: int, n: int, start_ms: int) -> list[dict[str, object]]:
-    """Records ``start`` to ``start + n`` of each asset, with its ``type``."""
+    """Records ``start`` to ``start + n`` of each asset, with its ``type`` (but ``UNTYPED``)."""
     sim = FleetSimulator(assets=len(TYPES), seed=5, start_ms=start_ms)
     records = list(sim.records(len(TYPES) * (start + n)))[len(TYPES) * start :]
-    return [r.to_message() | {"type": TYPES[r.asset_id]} for r in records]
+    return [
+        r.to_message() | ({} if r.asset_id == UNTYPED else {"type": TYPES[r.asset_id]})
+        for r in records
+    ]
 
 
 def expected_forecasts(model: Path, records: list[dict[str, object]]) -> Counter[str]:

@@ -242,6 +242,7 @@ detectors = ["spike", "shift"]
         ("[[rule]]\nassets = 'x'\nnope = 1\n", "unknown settings"),
         ("[[rule]]\nhold = 1\n", "needs 'assets'"),
         ("[other]\n", "unknown tables"),
+        ("[types]\n'x-*' = 1\n", "entries are"),
         ("[[rule]]\nassets = 'x'\ndetectors = ['psychic']\n", "unknown detectors"),
         ("not toml = = 1", "not TOML"),
     ):

@@ -13,6 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from models.errors import ArtifactError
+from models.policy import DetectorPolicy
 from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPrediction, RulPredictor
@@ -140,6 +141,50 @@ def test_typed_assets_get_their_model_or_none(tmp_path: Path) -> None:
     assert len(feed(pipeline, pump, 0, 6).rul_due) == 2
     assert feed(pipeline, fan, 0, 6).rul_due == [] and fan.window is None
     assert feed(pipeline, plain, 0, 6).rul_due == []
+
+
+def test_policy_types_pick_the_model_and_the_detector_rule(tmp_path: Path) -> None:
+    """``[types]`` globs give untyped assets their type; a record's own ``type`` wins."""
+    tiny_artifact(tmp_path / "a", 1)
+    a = RulPredictor.load(tmp_path / "a", "cpu")
+    policy = DetectorPolicy.from_toml(
+        '[types]\n"press-*" = "press"\n\n[[rule]]\ntype = "press"\nhold = 3\n'
+    )
+    models = ServingModels({"press": ServingModels.single(a).by_type[None]})
+    pipeline = ModelPipeline(PipelineConfig(detectors=policy), models)
+    due: dict[str, int] = {}
+    for asset, kind in (("press-1", None), ("press-2", "pump"), ("fan-1", None)):
+        state, out = AssetState(asset, 0, T0), Outputs()
+        for i in range(6):
+            rec = record(asset, i, kind)
+            state.observe(rec)
+            pipeline.observe(state, rec, out)
+        assert not out.failed
+        due[asset] = len(out.rul_due)
+        assert state.monitor is not None
+        assert (state.asset_type, state.monitor.config.hold) == {
+            "press-1": ("press", 3), "press-2": ("pump", 12), "fan-1": (None, 12)
+        }[asset]  # fmt: skip
+    assert due == {"press-1": 2, "press-2": 0, "fan-1": 0}
+
+
+def test_a_new_life_without_cycle_restarts_the_window(tmp_path: Path) -> None:
+    """Without ``cycle``, a change of the records' ``life`` (a replacement) starts a new life:
+    the window refills and the age restarts, as when a cycle counter goes back."""
+    tiny_artifact(tmp_path / "a", 1)
+    pipeline = ModelPipeline(
+        PipelineConfig(), ServingModels.single(RulPredictor.load(tmp_path / "a", "cpu"))
+    )
+    state, due = AssetState("p1", 0, T0), []
+    for i, life in enumerate(["u1"] * 7 + [None] + ["u2"] * 6):
+        rec = Telemetry("p1", T0 + i * 1000, {"s2": 1.0, "s3": 2.0}, life=life)
+        state.observe(rec)
+        out = Outputs()
+        pipeline.observe(state, rec, out)
+        due.append(len(out.rul_due))
+        assert state.window is not None and state.life == (life or "u1")
+    # window 5: forecasts from the 5th record of each life; a record without life keeps it
+    assert due == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1]
 
 
 def test_service_runs_one_forward_pass_per_model(tmp_path: Path) -> None:

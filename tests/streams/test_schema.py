@@ -26,7 +26,7 @@ def test_accepts_rfc3339_and_optional_fields() -> None:
         orjson.dumps({
             "asset_id": "P-7", "ts": "2026-01-01T00:00:00.250+00:00", "sensors": {"s1": 3},
             "cycle": 4, "settings": {"setting1": 0.5}, "site": "plant a", "line": "L1",
-            "type": "pump",
+            "type": "pump", "life": "serial-0042",
         }),
         LIMITS, NOW,
     )  # fmt: skip
@@ -34,6 +34,7 @@ def test_accepts_rfc3339_and_optional_fields() -> None:
     assert (r.ts_ms, r.sensors, r.cycle, r.site) == (NOW + 250, {"s1": 3.0}, 4, "plant a")
     assert isinstance(r.sensors["s1"], float)
     assert r.type == "pump" and record_to_message(r)["type"] == "pump"  # kept when forwarded
+    assert r.life == "serial-0042" and record_to_message(r)["life"] == "serial-0042"
     assert decode(orjson.dumps(record_to_message(r)), LIMITS, NOW).records == [r]
 
 
@@ -44,6 +45,7 @@ def test_accepts_rfc3339_and_optional_fields() -> None:
         ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "cycle": True}, "bad_field:cycle"),
         ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "site": 5}, "bad_field:site"),
         ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "type": ["pump"]}, "bad_field:type"),
+        ({"asset_id": "a", "ts": NOW, "sensors": {"s1": 1}, "life": 2}, "bad_field:life"),
         ({"asset_id": "a\nb", "ts": NOW, "sensors": {"s1": 1}}, "bad_field:asset_id"),
         ({"asset_id": " a", "ts": NOW, "sensors": {"s1": 1}}, "bad_field:asset_id"),
         ({"asset_id": "a", "ts": True, "sensors": {"s1": 1}}, "bad_field:ts"),
