@@ -57,6 +57,7 @@ from streams.sinks.kafka import AlertPublisher
 
 log = logging.getLogger("pmaint.agents")
 
+STAGES = ("decode", "models", "publish", "save")  # of a batch part, timed in pmaint_stage_seconds
 Rewind = Callable[[int, int], Awaitable[None]]
 
 # the broker (or the producer's own check) refuses these for good: a retry cannot succeed
@@ -163,6 +164,7 @@ class TelemetryAgent:
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
+        self._handled = 0.0  # when the last batch was done
         self._publishing_since: float | None = None
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
@@ -180,6 +182,9 @@ class TelemetryAgent:
 
     async def handle(self, events: Sequence[EventT[bytes]]) -> None:
         started = time.perf_counter()
+        stage = self.metrics.stage_seconds
+        if self._handled:
+            stage.labels("wait").inc(started - self._handled)
         await self.sinks.start()
         batch = [
             Inbound(
@@ -194,12 +199,20 @@ class TelemetryAgent:
         ]
         self.pipeline.swap()  # new RUL models start with a batch, never within one
         for chunk in chunks(await self.admit(batch), self.chunk_bytes):
+            t0 = time.perf_counter()
             result = self.processor.process(chunk)
+            t1 = time.perf_counter()
             out = await self.run_models(result)
+            t2 = time.perf_counter()
             await self.publish(result, out)
+            t3 = time.perf_counter()
             self.save_states(out)
             self.processor.count(result)
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            t4 = time.perf_counter()
+            for name, s in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                stage.labels(name).inc(s)
+        self._handled = time.perf_counter()
+        self.metrics.batch_seconds.observe(self._handled - started)
 
     def save_states(self, out: Outputs) -> None:
         """Checkpoint the assets the pipeline asked for, those idle with changes older than the
