@@ -63,6 +63,9 @@ from streams.sinks.kafka import AlertPublisher
 
 log = logging.getLogger("pmaint.agents")
 
+# a part's publishing has a fixed cost (a Kafka round trip, an InfluxDB request): smaller parts
+# would spend more on it than on the records (measured: 40-record parts published at ~1 ms a record)
+MIN_PART_RECORDS = 200
 STAGES = ("decode", "models", "publish", "save")  # of a batch part, timed in pmaint_stage_seconds
 Rewind = Callable[[int, int], Awaitable[None]]
 
@@ -130,6 +133,11 @@ def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:
         yield part
 
 
+def _average(mean: float, value: float) -> float:
+    """An exponential moving average (the first value as it is)."""
+    return value if not mean else 0.8 * mean + 0.2 * value
+
+
 def split(result: BatchResult, size: int) -> Iterator[BatchResult]:
     """``result`` in parts of at most ``size`` records; the first part carries the dead letters
     and forwards.
@@ -176,6 +184,7 @@ class TelemetryAgent:
         self._ticked = 0.0
         self._handled = 0.0  # when the last batch was handed on
         self._cost_s = 0.0  # model seconds per record, a moving average
+        self._publish_s = 0.0  # seconds a part's outputs take to be acknowledged, likewise
         self._publishing_since: float | None = None
         self._sends: deque[asyncio.Task[None]] = deque()  # in order; each awaits the one before
         self._parts: set[asyncio.Task[None]] = set()  # those of them that publish a part
@@ -275,15 +284,17 @@ class TelemetryAgent:
     def part_records(self) -> int:
         """Records in the next part: as many as the budget's model work allows (per-record
         cost learned from parts without RUL forecasts), at most ``max_records`` (so the first
-        outputs of a large batch go out early)."""
+        outputs of a large batch go out early). A part's model work lasts at least as long as
+        a part's publishing takes: the next part is then ready when the outputs before it are
+        acknowledged, and publishing never becomes the bottleneck."""
         if self._cost_s <= 0:
             return self.max_records
-        return max(1, min(self.max_records, int(self.budget_s / self._cost_s)))
+        seconds = max(self.budget_s, self._publish_s)
+        return min(self.max_records, max(MIN_PART_RECORDS, int(seconds / self._cost_s)))
 
     def _learn_cost(self, records: int, seconds: float) -> None:
         if records:
-            cost = seconds / records
-            self._cost_s = cost if not self._cost_s else 0.8 * self._cost_s + 0.2 * cost
+            self._cost_s = _average(self._cost_s, seconds / records)
 
     def _then(self, send: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Run ``send`` once every send handed on before it is done (outputs and acks keep
@@ -302,7 +313,9 @@ class TelemetryAgent:
     async def _send(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
         started = time.perf_counter()
         await self.publish(part, out)
-        self.metrics.stage_seconds.labels("publish").inc(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._publish_s = _average(self._publish_s, seconds)
+        self.metrics.stage_seconds.labels("publish").inc(seconds)
         await self._write(checkpoints)  # now that what they saw is published
         self.processor.count(part)
 
