@@ -276,6 +276,9 @@ class TelemetryAgent:
                 taken, self._taken = self._taken, {}
                 parts = self._parts
                 parts.add(self._then(partial(self._send, part, out, taken)))
+                # let the part's sends go out (and earlier acks come in) before the next part's
+                # model work holds the event loop
+                await asyncio.sleep(0)
                 parts.difference_update([t for t in parts if t.done()])
                 while len(parts) > self.in_flight:  # backpressure: parts in flight are bounded
                     parts.discard(oldest := self._sends.popleft())
