@@ -88,7 +88,7 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
     from streams.schema import Limits
 
     pipeline = ModelPipeline(PipelineConfig())
-    fleet = Fleet(forget=pipeline.forget, budget=budget)
+    fleet = Fleet(budget=budget)
     processor = TelemetryProcessor(Limits(), 4, fleet, Metrics())
     options = RocksDBOptions(**TABLE_STORE_OPTIONS, use_rocksdict=True)  # as the worker's table
     store = options.open(Path(tempfile.mkdtemp(prefix="pmaint-bench-")))
@@ -104,6 +104,8 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
                 raise RuntimeError(f"dead letters: {result.dead[0][0].reason}")
             out = await agent.run_models(result)
             agent.save_states(out)
+            agent.hand_on_checkpoints()
+            await agent.drain()
 
     asyncio.run(feed(2_000, "warm-"))
     gc.collect()

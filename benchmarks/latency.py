@@ -209,6 +209,26 @@ async def measure(
     return run
 
 
+STAGES = ("wait", "decode", "models", "publish", "save")
+
+
+def stage_totals(worker: WorkerProcess) -> dict[str, float]:
+    """The worker's seconds per stage of its loop so far, with its batch and record counts."""
+    totals = {s: worker.metric("pmaint_stage_seconds_total", stage=s) for s in STAGES}
+    totals["batches"] = worker.metric("pmaint_batch_processing_seconds_count")
+    totals["records"] = worker.metric("pmaint_records_total")
+    return totals
+
+
+def per_batch(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds per batch in each stage between two :func:`stage_totals`, and the
+    mean records per batch: where a reading waits."""
+    batches = max(after["batches"] - before["batches"], 1.0)
+    out = {f"{s}_ms": round((after[s] - before[s]) / batches * 1000, 1) for s in STAGES}
+    out["records_per_batch"] = round((after["records"] - before["records"]) / batches, 1)
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values) * 1000, q)) if values else float("nan")
 
@@ -237,7 +257,10 @@ def main() -> int:
             stream = FleetSimulator(assets=ASSETS, seed=3).records(10**9)
             preload(broker.bootstrap, settings.topic_telemetry, stream)
             top = max_rate(worker)
+            before = stage_totals(worker)  # the preload's batches, at the maximum rate
             run = asyncio.run(measure(settings, influx.url, db, top / 2, stream))
+            stages = per_batch(stage_totals(worker), before)
+            preload_stages = per_batch(before, dict.fromkeys(before, 0.0))
         finally:
             if worker is not None:
                 worker.kill()
@@ -248,6 +271,7 @@ def main() -> int:
     common = {
         "baseline_name": "raw Kafka produce→consume, same load",
         "rate": round(top / 2, 1), "max_rate": round(top, 1), "duration_s": DURATION,
+        "per_batch": stages, "per_batch_preload": preload_stages,
     }  # fmt: skip
     for q in (50, 99):
         emit(

@@ -59,7 +59,7 @@ def child(variant: str, traced: bool) -> dict[str, float]:
 
     full = variant == "full"
     pipeline = ModelPipeline(PipelineConfig(), ServingModels.single(predictor())) if full else None
-    fleet = Fleet(forget=pipeline.forget if pipeline else None)
+    fleet = Fleet()
     site, line = "site-1", "line-1"
 
     def feed(sim: FleetSimulator, n: int, prefix: str) -> None:

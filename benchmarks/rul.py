@@ -47,6 +47,12 @@ from streams.rul_service import RulService
 def _predictor(model_dir: str | None, device: str) -> RulPredictor:
     if model_dir:
         return RulPredictor.load(model_dir, device)
+    return untrained_predictor(device)
+
+
+def untrained_predictor(device: str) -> RulPredictor:
+    """A freshly initialised network of the default architecture and ensemble (inference speed
+    does not depend on the weights)."""
     torch.manual_seed(0)
     f = len(INFORMATIVE_SENSORS)
     norm = Normalizer.fit(np.vstack([np.zeros(f), np.ones(f)]), np.zeros((2, 3)))

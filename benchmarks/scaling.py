@@ -7,13 +7,19 @@ encoded beforehand, so the producer costs little CPU during the run. The rate is
 the workers' summed ``pmaint_records_total{outcome="ok"}`` between the first poll that sees
 progress and the poll that sees all records, so starts and group joins do not count.
 
-``value``: 2 workers; baseline: 1 worker, same broker, same records, same run. On a machine
-with 2 cores (broker, producer and workers share them) the ratio stays well under 2.
+``value``: 2 workers; baseline: 1 worker, same broker, same pre-encoded frames on 4 partitions,
+same producer, same run. The two set-ups alternate (1, 2, 1, 2) and each figure is the median of
+its runs, so load from outside drifting over the run does not favour one of them. The JSON line
+states the cores (``os.cpu_count()``, the affinity mask) and what shares them (the broker, the
+workers; the producer sends before the timed span mostly), with the CPU seconds the workers and
+the broker used while timed: on ``cores`` cores the ratio cannot honestly exceed ``cores``.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -61,7 +67,19 @@ def owned(worker: WorkerProcess, topic: str) -> int:
     return len(re.findall(rf'^pmaint_consumer_lag\{{[^}}]*topic="{re.escape(topic)}"', text, re.M))
 
 
-def run(bootstrap: str, workers: int, frames: list[tuple[int, bytes, bytes]], work: Path) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+Run = tuple[float, float, float]  # records/s, workers' CPU s, broker's CPU s while timed
+
+
+def run(
+    broker: EmbeddedBroker, workers: int, frames: list[tuple[int, bytes, bytes]], work: Path
+) -> Run:
+    bootstrap = broker.bootstrap
     prefix = fresh(f"scale{workers}")
     settings = load_settings(
         kafka_bootstrap=bootstrap,
@@ -92,15 +110,21 @@ def run(bootstrap: str, workers: int, frames: list[tuple[int, bytes, bytes]], wo
             producer.send(settings.topic_telemetry, key=key, value=value, partition=part)
         producer.flush()
         producer.close()
-        first: tuple[float, float] | None = None
+        first: tuple[float, float, float, float] | None = None
+
+        def cpu() -> tuple[float, float]:
+            return sum(cpu_seconds(p.proc.pid) for p in procs), cpu_seconds(broker.proc.pid)
+
         deadline = time.monotonic() + 240
         while True:
             done = sum(p.metric("pmaint_records_total", outcome="ok") for p in procs)
             now = time.perf_counter()
             if first is None and done > 0:
-                first = (now, done)
+                first = (now, done, *cpu())
             if done >= RECORDS and first is not None:
-                return (done - first[1]) / max(now - first[0], 1e-9)
+                worker_cpu, broker_cpu = cpu()
+                rate = (done - first[1]) / max(now - first[0], 1e-9)
+                return rate, worker_cpu - first[2], broker_cpu - first[3]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers processed {done}/{RECORDS} records")
             time.sleep(0.1)
@@ -111,18 +135,29 @@ def run(bootstrap: str, workers: int, frames: list[tuple[int, bytes, bytes]], wo
 
 def main() -> int:
     frames = encode_frames(RECORDS)
+    runs: dict[int, list[Run]] = {1: [], 2: []}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pmaint-scaling-") as tmp:
         work = Path(tmp)
         broker = EmbeddedBroker(work / "broker.log")
         try:
-            one = run(broker.bootstrap, 1, frames, work)
-            two = run(broker.bootstrap, 2, frames, work)
+            for workers in (1, 2, 1, 2):
+                runs[workers].append(run(broker, workers, frames, work))
         finally:
             broker.stop()
+    one, two = (statistics.median(r[0] for r in runs[n]) for n in (1, 2))
     emit(
         "scaling_2_workers", two, "records/s", one, baseline_name="1 worker process",
         partitions=PARTITIONS, records=RECORDS, assets=ASSETS, frame=FRAME,
         stage="full pipeline, no RUL model, no InfluxDB", workers=2,
+        cores=os.cpu_count(), affinity_cores=len(os.sched_getaffinity(0)),
+        sharing="broker (Tansu) + workers; producer before/at the start of the timed span",
+        runs_1=[round(r[0]) for r in runs[1]], runs_2=[round(r[0]) for r in runs[2]],
+        worker_cpu_s_1=[round(r[1], 2) for r in runs[1]],
+        worker_cpu_s_2=[round(r[1], 2) for r in runs[2]],
+        broker_cpu_s_1=[round(r[2], 2) for r in runs[1]],
+        broker_cpu_s_2=[round(r[2], 2) for r in runs[2]],
+        load1_before=round(load_before, 2), load1_after=round(os.getloadavg()[0], 2),
     )  # fmt: skip
     return 0
 

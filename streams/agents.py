@@ -8,8 +8,12 @@ window, alert lifecycle) → RUL forecasts batched across assets → outputs: de
 ``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
 memory budget are checkpointed and dropped, and restored from it on their next record).
 
-Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets
-are acked, so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
+A batch is scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's
+model work takes about ``PMAINT_BATCH_BUDGET_MS``); each part's outputs are handed on to be
+published while the next part is scored (at most two parts in flight). Every output of a batch is
+acknowledged (by the broker, by InfluxDB) before the batch's offsets are acked, batches in the
+order they came, and an asset's checkpoint reaches the table only after the outputs of the records
+it has seen; so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
 message never raises out of the loop; a failing send is retried with backoff until it goes
 through, which slows the stream (backpressure) instead of dropping data. A send the broker refuses
 for good (too large) is not retried: a forwarded frame is halved until its parts go through, and
@@ -23,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -50,13 +54,19 @@ from streams.processor import (
     join_frame,
     record_to_message,
 )
+from streams.retry import retry
 from streams.rul_service import RulService
 from streams.schema import DeadLetter, Telemetry
+from streams.settings import default
 from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher
 
 log = logging.getLogger("pmaint.agents")
 
+# a part's publishing has a fixed cost (a Kafka round trip, an InfluxDB request): smaller parts
+# would spend more on it than on the records (measured: 40-record parts published at ~1 ms a record)
+MIN_PART_RECORDS = 200
+STAGES = ("decode", "models", "publish", "save")  # of a batch part, timed in pmaint_stage_seconds
 Rewind = Callable[[int, int], Awaitable[None]]
 
 # the broker (or the producer's own check) refuses these for good: a retry cannot succeed
@@ -70,26 +80,17 @@ async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int =
     what at-least-once needs: the batch is not acked until its outputs are. A permanent error
     (:data:`PERMANENT_SEND_ERRORS`) is raised at once.
     """
-    delay, tries = 0.1, 0
-    while True:
-        tries += 1
-        try:
-            fut = await send()
-            await fut
-            return
-        except (asyncio.CancelledError, *PERMANENT_SEND_ERRORS):
-            raise
-        except Exception as exc:
-            if attempts and tries >= attempts:
-                raise
-            log.warning("send to %s failed (%s); retrying in %.1f s", what, exc, delay)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
+
+    async def once() -> None:
+        await (await send())
+
+    await retry(once, f"send to {what}", give_up=PERMANENT_SEND_ERRORS, attempts=attempts)
 
 
 @dataclass
 class Sinks:
-    """Where a worker's outputs go. ``influx`` and ``rul`` are optional."""
+    """Where a worker's outputs go; ``influx`` and ``rul`` are optional. Started and
+    stopped once, with the app (:class:`SinkService`)."""
 
     telemetry: faust.TopicT
     dlq: faust.TopicT
@@ -97,23 +98,19 @@ class Sinks:
     checkpoints: MutableMapping[str, bytes]
     influx: InfluxSink | None = None
     rul: RulService | None = None
-    started: bool = False
 
     async def start(self) -> None:
-        if not self.started:
-            self.started = True
-            if self.influx is not None:
-                await self.influx.start()
-            if self.rul is not None:
-                await self.rul.start()
+        if self.influx is not None:
+            await self.influx.start()
+        if self.rul is not None:
+            await self.rul.start()
 
     async def stop(self) -> None:
-        if self.started:
-            self.started = False
-            if self.rul is not None:
-                await self.rul.stop()
-            if self.influx is not None:
-                await self.influx.close()
+        if self.rul is not None:
+            await self.rul.stop()
+        await self.alerts.stop()
+        if self.influx is not None:
+            await self.influx.stop()
 
 
 def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:
@@ -136,8 +133,28 @@ def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:
         yield part
 
 
+def _average(mean: float, value: float) -> float:
+    """An exponential moving average (the first value as it is)."""
+    return value if not mean else 0.8 * mean + 0.2 * value
+
+
+def split(result: BatchResult, size: int) -> Iterator[BatchResult]:
+    """``result`` in parts of at most ``size`` records; the first part carries the dead letters
+    and forwards.
+
+    >>> r = BatchResult(records=[(i, None) for i in range(5)], dead=[("d", None)])  # type: ignore
+    >>> [(len(p.records), len(p.dead)) for p in split(r, 2)]
+    [(2, 1), (2, 0), (1, 0)]
+    """
+    records = result.records
+    yield BatchResult(records[:size], result.forward, result.dead)
+    for start in range(size, len(records), size):
+        yield BatchResult(records[start : start + size])
+
+
 class TelemetryAgent:
-    """Consumes telemetry in batches and publishes every output of a batch before acking it."""
+    """Consumes telemetry in bounded parts and publishes every output of a batch before acking
+    it; the next part's models run while the previous part's outputs await their acks."""
 
     def __init__(
         self,
@@ -146,24 +163,36 @@ class TelemetryAgent:
         sinks: Sinks,
         rewind: Rewind,
         batch_max: int = 500,
-        batch_within_s: float = 0.05,
+        budget_s: float = default("batch_budget_ms") / 1000,
+        max_records: int = default("batch_max_records"),
         tick_every_s: float = 1.0,
-        save_max: int = 1000,
         chunk_bytes: int = 262_144,
+        in_flight: int = 2,
     ) -> None:
         self.processor = processor
         self.pipeline = pipeline
         self.sinks = sinks
         self.metrics = processor.metrics
-        self.batch_max = batch_max
-        self.batch_within_s = batch_within_s
+        self.batch_max = batch_max  # messages a batch takes at most
+        self.budget_s = budget_s  # longest a batch fills, and a part's model work takes
+        self.max_records = max_records  # records a part holds at most
         self.tick_every_s = tick_every_s
-        self.save_max = save_max  # idle assets checkpointed per batch
-        self.chunk_bytes = chunk_bytes  # a batch is handled in parts of about this many bytes
+        self.chunk_bytes = chunk_bytes  # a batch is decoded in parts of about this many bytes
+        self.in_flight = in_flight  # parts whose outputs may await their acks at once
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
         self._ticked = 0.0
+        self._handled = 0.0  # when the last batch was handed on
+        self._cost_s = 0.0  # model seconds per record, a moving average
+        self._publish_s = 0.0  # seconds a part's outputs take to be acknowledged, likewise
         self._publishing_since: float | None = None
+        self._sends: deque[asyncio.Task[None]] = deque()  # in order; each awaits the one before
+        self._parts: set[asyncio.Task[None]] = set()  # those of them that publish a part
+        # checkpoints not yet in the table (outputs of what they saw not acked yet), latest per
+        # asset; and those taken since the last part was handed on
+        self.unwritten: dict[str, bytes] = {}
+        self._taken: dict[str, bytes] = {}
+        self.busy = False  # within feed()
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
     def unacknowledged_s(self) -> float:
@@ -173,14 +202,41 @@ class TelemetryAgent:
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events(
-            self.batch_max, within=self.batch_within_s
+            self.batch_max, within=self.budget_s
         )
-        async for events in batches:
-            await self.handle(events)
+        try:
+            async for events in batches:
+                await self.take(events)
+        except BaseException:
+            for task in self._sends:  # unacked: read again after a restart or rebalance
+                task.cancel()
+            raise
+        await self.drain()
+
+    async def take(self, events: Sequence[EventT[bytes]]) -> None:
+        """Process a batch; its events are acked once its outputs are acknowledged, after the
+        batches before it (faust acks them when this returns: a reference held until then)."""
+        for event in events:
+            event.message.incref()
+        await self.feed(events)
+        self._then(partial(self._ack, events))
 
     async def handle(self, events: Sequence[EventT[bytes]]) -> None:
+        """Process ``events`` and wait until all their outputs are acknowledged."""
+        await self.feed(events)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every output handed on so far is acknowledged."""
+        while self._sends:
+            await self._sends.popleft()
+
+    async def feed(self, events: Sequence[EventT[bytes]]) -> None:
+        """Process ``events`` in parts, handing each part's outputs on to be published (in
+        order) while the next part is processed."""
         started = time.perf_counter()
-        await self.sinks.start()
+        if self._handled:
+            self.metrics.stage_seconds.labels("wait").inc(started - self._handled)
         batch = [
             Inbound(
                 e.message.topic,
@@ -193,13 +249,82 @@ class TelemetryAgent:
             for e in events
         ]
         self.pipeline.swap()  # new RUL models start with a batch, never within one
+        self.busy = True
+        try:
+            await self._feed(batch)
+        finally:
+            self.busy = False
+        self._handled = time.perf_counter()
+        self.metrics.batch_seconds.observe(self._handled - started)
+
+    async def _feed(self, batch: list[Inbound]) -> None:
+        stage = self.metrics.stage_seconds
         for chunk in chunks(await self.admit(batch), self.chunk_bytes):
+            t0 = time.perf_counter()
             result = self.processor.process(chunk)
-            out = await self.run_models(result)
-            await self.publish(result, out)
-            self.save_states(out)
-            self.processor.count(result)
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            stage.labels("decode").inc(time.perf_counter() - t0)
+            for part in split(result, self.part_records()):
+                t1 = time.perf_counter()
+                out = await self.run_models(part)
+                t2 = time.perf_counter()
+                self.save_states(out)
+                t3 = time.perf_counter()
+                if not out.rul_due:  # a forecast's batch costs the same for 1 record or 1000
+                    self._learn_cost(len(part.records), t2 - t1)
+                stage.labels("models").inc(t2 - t1)
+                stage.labels("save").inc(t3 - t2)
+                taken, self._taken = self._taken, {}
+                parts = self._parts
+                parts.add(self._then(partial(self._send, part, out, taken)))
+                # let the part's sends go out (and earlier acks come in) before the next part's
+                # model work holds the event loop
+                await asyncio.sleep(0)
+                parts.difference_update([t for t in parts if t.done()])
+                while len(parts) > self.in_flight:  # backpressure: parts in flight are bounded
+                    parts.discard(oldest := self._sends.popleft())
+                    await oldest
+
+    def part_records(self) -> int:
+        """Records in the next part: as many as the budget's model work allows (per-record
+        cost learned from parts without RUL forecasts), at most ``max_records`` (so the first
+        outputs of a large batch go out early). A part's model work lasts at least as long as
+        a part's publishing takes: the next part is then ready when the outputs before it are
+        acknowledged, and publishing never becomes the bottleneck."""
+        if self._cost_s <= 0:
+            return self.max_records
+        seconds = max(self.budget_s, self._publish_s)
+        return min(self.max_records, max(MIN_PART_RECORDS, int(seconds / self._cost_s)))
+
+    def _learn_cost(self, records: int, seconds: float) -> None:
+        if records:
+            self._cost_s = _average(self._cost_s, seconds / records)
+
+    def _then(self, send: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run ``send`` once every send handed on before it is done (outputs and acks keep
+        their order)."""
+        previous = self._sends[-1] if self._sends else None
+
+        async def after() -> None:
+            if previous is not None:
+                await previous
+            await send()
+
+        task = asyncio.create_task(after(), name="pmaint.send")
+        self._sends.append(task)
+        return task
+
+    async def _send(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
+        started = time.perf_counter()
+        await self.publish(part, out)
+        seconds = time.perf_counter() - started
+        self._publish_s = _average(self._publish_s, seconds)
+        self.metrics.stage_seconds.labels("publish").inc(seconds)
+        await self._write(checkpoints)  # now that what they saw is published
+        self.processor.count(part)
+
+    async def _ack(self, events: Sequence[EventT[bytes]]) -> None:
+        for event in events:
+            event.ack()
 
     def save_states(self, out: Outputs) -> None:
         """Checkpoint the assets the pipeline asked for, those idle with changes older than the
@@ -216,21 +341,50 @@ class TelemetryAgent:
         self.metrics.assets.set(len(fleet))
 
     def save_idle(self) -> None:
-        """Checkpoint up to ``save_max`` assets whose changes are older than the checkpoint
-        interval (also run by a timer, so a worker without traffic saves its assets too)."""
+        """Checkpoint assets whose changes are older than the checkpoint interval, oldest first,
+        for at most the batch budget (also run by a timer, so a worker without traffic saves its
+        assets too): a fleet whose checkpoints fall due together is saved over several parts
+        instead of stalling one."""
+        started = time.perf_counter()
         before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        for state in self.processor.fleet.unsaved_since(before, self.save_max):
-            self.save(state)
+        while time.perf_counter() - started < self.budget_s:
+            due = self.processor.fleet.unsaved_since(before, 16)
+            for state in due:
+                self.save(state)
+            if not due:
+                break
 
     def save(self, state: AssetState) -> None:
+        """Checkpoint ``state`` now; it goes into the table once the outputs of the records it
+        has seen are acknowledged (:attr:`unwritten` until then)."""
         raw = self.pipeline.checkpoint(state)
         state.since_checkpoint = 0
         self.processor.fleet.saved(state.asset_id)
         if raw is None:
             self.metrics.checkpoints_too_large.inc()
             return
-        self.sinks.checkpoints[state.asset_id] = raw
+        self.unwritten[state.asset_id] = raw
         self.metrics.checkpoints.inc()
+
+        self._taken[state.asset_id] = raw
+
+    def checkpoint_of(self, asset_id: str) -> bytes | None:
+        """The asset's latest checkpoint: taken and not yet written, or from the table."""
+        raw = self.unwritten.get(asset_id)
+        return raw if raw is not None else self.sinks.checkpoints.get(asset_id)
+
+    def hand_on_checkpoints(self) -> None:
+        """Write the checkpoints taken since the last part once everything handed on before
+        them is acknowledged (the timer's idle saves)."""
+        if self._taken:
+            taken, self._taken = self._taken, {}
+            self._then(partial(self._write, taken))
+
+    async def _write(self, checkpoints: dict[str, bytes]) -> None:
+        for asset_id, raw in checkpoints.items():
+            self.sinks.checkpoints[asset_id] = raw
+            if self.unwritten.get(asset_id) is raw:
+                del self.unwritten[asset_id]
 
     async def admit(self, batch: list[Inbound]) -> list[Inbound]:
         """The messages that follow on from what was processed; a partition whose messages
@@ -303,9 +457,11 @@ class TelemetryAgent:
                 self.metrics.dead_letters.labels("too_large").inc()
         sends = [self._dead_letter(letter, source, now) for letter, source in dead] + forwards
         if out.alerts:
-            sends.append(self._publish_alerts(out))
+            await self.sinks.alerts.add(out.alerts)
+            sends.append(self.sinks.alerts.flush())
         if out.points and self.sinks.influx is not None:
-            sends.append(self._write_points(out))
+            await self.sinks.influx.add(out.points)
+            sends.append(self._flush_points(len(out.points)))
         if sends:
             await asyncio.gather(*sends)
 
@@ -342,20 +498,7 @@ class TelemetryAgent:
                 letter = DeadLetter(reason, frame[0][1], frame[0][0].asset_id)
                 await self._dead_letter(letter, Inbound(topic, -1, -1, b""), now)
 
-    async def _publish_alerts(self, out: Outputs) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self.sinks.alerts.publish(out.alerts)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # idempotent: a resend repeats the same alert ids
-                log.warning("publishing alerts failed (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def _write_points(self, out: Outputs) -> None:
+    async def _flush_points(self, count: int) -> None:
         assert self.sinks.influx is not None
-        await self.sinks.influx.write(out.points)
-        self.metrics.points.inc(len(out.points))
+        await self.sinks.influx.flush()
+        self.metrics.points.inc(count)

@@ -2,8 +2,9 @@
 
 What flows through: the worker turns each scored record into small typed signals
 (:class:`AnomalySignal`, :class:`RulSignal`, :class:`DriftSignal`, :class:`ReadingSignal`) and
-hands them to one fleet-wide :class:`AlertEngine`. For every (asset, alert kind) the engine runs
-the same small state machine::
+hands them to the :class:`AlertEngine` with the asset's :class:`AlertState` (which the asset's
+:class:`~streams.fleet.AssetState` owns and checkpoints). For every (asset, alert kind) the engine
+runs the same small state machine::
 
     idle ──condition holds K records or T s (debounce)──▶ open
     open ──severity changes, or every N min of event time──▶ update
@@ -15,8 +16,9 @@ quiet period; ``data_quality`` opens at once when an asset stops reporting (foun
 passed in, never the clock, so replaying a stream yields the same events with the same
 ``alert_id`` (a hash of asset, kind and opened-at time): downstream writes are idempotent.
 
-The per-asset state is a few slotted numbers (see :meth:`AlertEngine.export_asset`) so the
-worker can hold a large fleet and checkpoint it.
+The per-asset state is a few slotted numbers (see :meth:`AlertState.to_data`) so the worker can
+hold a large fleet and checkpoint it; :class:`~streams.alert_book.AlertBook` keeps a fleet's
+states by asset for tools and tests that feed signals without a worker.
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from __future__ import annotations
 import hashlib
 import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import ConfigError
 from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, message
 from streams.interning import Interner
+from streams.settings import default
 
 __all__ = [
-    "KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertPolicy", "AnomalySignal",
-    "DriftSignal", "ReadingSignal", "RulSignal", "Signal", "alert_id",
+    "KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertPolicy", "AlertState",
+    "AnomalySignal", "DriftSignal", "ReadingSignal", "RulSignal", "Signal", "alert_id",
 ]  # fmt: skip
 
 TopSensors = Sequence[tuple[str, float]]
@@ -102,19 +105,23 @@ Signal = AnomalySignal | RulSignal | DriftSignal | ReadingSignal
 class AlertPolicy:
     """Thresholds and timings of the alert lifecycle (times in seconds of event time)."""
 
-    debounce_records: int = 12
-    debounce_s: float = 3600.0
-    cooldown_s: float = 900.0
-    update_every_s: float = 3600.0
+    debounce_records: int = default("alert_debounce_records")
+    debounce_s: float = default("alert_debounce_s")
+    cooldown_s: float = default("alert_cooldown_s")
+    update_every_s: float = default("alert_update_every_s")
     # score/threshold ratios for info, warning, critical; resolve under anomaly_exit_ratio
     anomaly_levels: tuple[float, float, float] = (1.0, 1.5, 2.0)
     anomaly_exit_ratio: float = 0.8
     # P10 (cycles) under these → info, warning, critical (None: level unused)
-    rul_levels: tuple[float | None, float | None, float | None] = (None, 50.0, 25.0)
+    rul_levels: tuple[float | None, float | None, float | None] = (
+        None,
+        default("alert_rul_warning"),
+        default("alert_rul_critical"),
+    )
     rul_exit_margin: float = 10.0
     drift_warning_sensors: int = 3
     drift_quiet_s: float = 3600.0
-    stale_after_s: float = 600.0
+    stale_after_s: float = default("alert_stale_after_s")
     stale_critical_s: float = 3600.0
     stuck_records: int = 30
     stuck_ignore: frozenset[str] = field(default_factory=frozenset)
@@ -176,8 +183,9 @@ class _Track:
                 resolved, self.last, self.cause]  # fmt: skip
 
 
-class _Asset:
-    """Everything the engine remembers about one asset."""
+class AlertState:
+    """The alert state of one asset (its tracks per kind, its stuck-sensor counts): owned by the
+    asset's :class:`~streams.fleet.AssetState`, acted on by :class:`AlertEngine`."""
 
     __slots__ = ("names", "runs", "seen", "tracks", "values", "varied")
 
@@ -189,6 +197,36 @@ class _Asset:
         self.runs = array("I")
         self.varied = array("B")  # 1 once a sensor changed: constant-by-design is not stuck
 
+    def open_alerts(self) -> dict[str, str]:
+        """The open alerts: kind -> severity."""
+        return {k: SEVERITIES[t.severity] for k, t in self.tracks.items() if t.phase == _OPEN}
+
+    def to_data(self) -> dict[str, Any]:
+        """As plain JSON-able data (see :meth:`from_data`)."""
+        tracks = {k: t.to_list() for k, t in self.tracks.items()}
+        data: dict[str, Any] = {"seen": self.seen, "tracks": tracks}
+        if self.names:
+            data["stuck"] = [
+                list(self.names), self.values.tolist(), self.runs.tolist(), self.varied.tolist()
+            ]  # fmt: skip
+        return data
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> AlertState:
+        """Restore from :meth:`to_data` output (ValueError/KeyError/TypeError if malformed)."""
+        a = cls()
+        a.seen = float(data["seen"])
+        a.tracks = {KINDS[KINDS.index(k)]: _Track(v) for k, v in data["tracks"].items()}
+        if "stuck" in data:
+            names, values, runs, varied = data["stuck"]
+            a.names = _NAMES.shared(tuple(names))
+            a.values, a.runs = array("d", values), array("I", runs)
+            a.varied = array("B", varied)
+        return a
+
+
+_NAMES = Interner[tuple[str, ...]]()  # bounded: a sensor-churning asset cannot grow it
+
 
 @dataclass
 class _Evidence:
@@ -198,30 +236,26 @@ class _Evidence:
 
 
 class AlertEngine:
-    """Fleet-wide alert lifecycle: ``observe`` signals, ``tick`` the event-time clock.
+    """The alert lifecycle: ``observe`` a signal on an asset's :class:`AlertState`, ``tick``
+    the event-time clock over the fleet's. Holds no asset's state itself.
 
-    >>> engine = AlertEngine(AlertPolicy(debounce_records=2))
-    >>> engine.observe(AnomalySignal("a1", 0.0, 0.9, 0.5))
+    >>> engine, state = AlertEngine(AlertPolicy(debounce_records=2)), AlertState()
+    >>> engine.observe(state, AnomalySignal("a1", 0.0, 0.9, 0.5))
     []
-    >>> [(e.state, e.severity) for e in engine.observe(AnomalySignal("a1", 1.0, 0.9, 0.5))]
+    >>> [(e.state, e.severity) for e in engine.observe(state, AnomalySignal("a1", 1.0, 0.9, 0.5))]
     [('open', 'warning')]
-    >>> [e.state for e in engine.observe(AnomalySignal("a1", 2.0, 0.1, 0.5))]
+    >>> state.open_alerts()
+    {'anomaly': 'warning'}
+    >>> [e.state for e in engine.observe(state, AnomalySignal("a1", 2.0, 0.1, 0.5))]
     ['resolved']
     """
 
     def __init__(self, policy: AlertPolicy | None = None) -> None:
         self.policy = policy or AlertPolicy()
-        self._assets: dict[str, _Asset] = {}
-        self._names = Interner[tuple[str, ...]]()  # bounded: a sensor-churning asset cannot grow it
 
-    def __len__(self) -> int:
-        return len(self._assets)
-
-    def observe(self, signal: Signal) -> list[AlertEvent]:
-        """Feed one signal; return the alert events it causes (often none)."""
-        asset = self._assets.get(signal.asset_id)
-        if asset is None:
-            asset = self._assets[signal.asset_id] = _Asset()
+    def observe(self, asset: AlertState, signal: Signal) -> list[AlertEvent]:
+        """Feed one signal of the asset whose state is ``asset``; return the alert events it
+        causes (often none)."""
         now = signal.ts
         out: list[AlertEvent] = []
         asset.seen = max(asset.seen, now)
@@ -237,13 +271,12 @@ class AlertEngine:
         self._quality(signal.asset_id, asset, now, stale_for=0.0, out=out)
         return out
 
-    def tick(self, now: float) -> list[AlertEvent]:
-        """Advance event time for the whole fleet: stale assets, quiet drift alerts.
-
-        ``now`` is the stream's event-time watermark (e.g. the newest record time seen).
+    def tick(self, now: float, assets: Iterable[tuple[str, AlertState]]) -> list[AlertEvent]:
+        """Advance event time for the fleet's ``(asset_id, state)``: stale assets, quiet drift
+        alerts. ``now`` is the stream's event-time watermark (e.g. the newest record time seen).
         """
         out: list[AlertEvent] = []
-        for asset_id, asset in self._assets.items():
+        for asset_id, asset in assets:
             self._quiet_drift(asset_id, asset, now, out)
             stale_for = now - asset.seen
             if stale_for >= self.policy.stale_after_s or "data_quality" in asset.tracks:
@@ -252,7 +285,7 @@ class AlertEngine:
 
     # -- kinds ---------------------------------------------------------------------------
 
-    def _anomaly(self, asset: _Asset, s: AnomalySignal, out: list[AlertEvent]) -> None:
+    def _anomaly(self, asset: AlertState, s: AnomalySignal, out: list[AlertEvent]) -> None:
         p = self.policy
         if s.threshold > 0:
             ratio = s.score / s.threshold
@@ -271,7 +304,7 @@ class AlertEngine:
         })  # fmt: skip
         self._step(asset, ev, s.ts, level, clear=clear, debounce=debounce, out=out)
 
-    def _rul(self, asset: _Asset, s: RulSignal, out: list[AlertEvent]) -> None:
+    def _rul(self, asset: AlertState, s: RulSignal, out: list[AlertEvent]) -> None:
         p = self.policy
         levels = [(i, lv) for i, lv in enumerate(p.rul_levels) if lv is not None]
         level = max((i for i, lv in levels if s.rul_p10 < lv), default=None)
@@ -283,7 +316,7 @@ class AlertEngine:
         })  # fmt: skip
         self._step(asset, ev, s.ts, level, clear=clear, debounce=p.debounce_records, out=out)
 
-    def _drift(self, asset: _Asset, s: DriftSignal, out: list[AlertEvent]) -> None:
+    def _drift(self, asset: AlertState, s: DriftSignal, out: list[AlertEvent]) -> None:
         level = 1 if len(s.sensors) >= self.policy.drift_warning_sensors else 0
         sign = -1.0 if s.direction == "down" else 1.0
         ev = _Evidence(s.asset_id, "drift", {
@@ -295,18 +328,20 @@ class AlertEngine:
         if track is not None and track.phase == _OPEN:
             track.last = max(track.last, s.ts)
 
-    def _quiet_drift(self, asset_id: str, asset: _Asset, now: float, out: list[AlertEvent]) -> None:
+    def _quiet_drift(
+        self, asset_id: str, asset: AlertState, now: float, out: list[AlertEvent]
+    ) -> None:
         track = asset.tracks.get("drift")
         quiet = self.policy.drift_quiet_s
         if track is not None and track.phase == _OPEN and now - track.last >= quiet:
             ev = _Evidence(asset_id, "drift", {"quiet_s": now - track.last})
             self._step(asset, ev, now, None, clear=True, debounce=1, out=out)
 
-    def _stuck(self, asset: _Asset, s: ReadingSignal) -> None:
+    def _stuck(self, asset: AlertState, s: ReadingSignal) -> None:
         names = tuple(sorted(k for k in s.sensors if k not in self.policy.stuck_ignore))
         values = [float(s.sensors[k]) for k in names]
         if names != asset.names:  # sensor set changed: start counting again
-            asset.names = self._names.shared(names)
+            asset.names = _NAMES.shared(names)
             asset.values, asset.runs = array("d", values), array("I", [1] * len(names))
             asset.varied = array("B", [0] * len(names))
             return
@@ -318,7 +353,7 @@ class AlertEngine:
             asset.values[i] = v
 
     def _quality(
-        self, asset_id: str, asset: _Asset, now: float, stale_for: float, out: list[AlertEvent]
+        self, asset_id: str, asset: AlertState, now: float, stale_for: float, out: list[AlertEvent]
     ) -> None:
         p = self.policy
         stuck = [
@@ -350,7 +385,7 @@ class AlertEngine:
 
     def _step(
         self,
-        asset: _Asset,
+        asset: AlertState,
         ev: _Evidence,
         now: float,
         level: int | None,
@@ -414,43 +449,3 @@ class AlertEngine:
             since=x.get("since"),
             message=message(ev.asset_id, ev.kind, state, SEVERITIES[track.severity], x),
         )
-
-    # -- checkpointing -------------------------------------------------------------------
-
-    def export_asset(self, asset_id: str) -> dict[str, Any] | None:
-        """The state of one asset as plain JSON-able data (None if unknown)."""
-        a = self._assets.get(asset_id)
-        if a is None:
-            return None
-        tracks = {k: t.to_list() for k, t in a.tracks.items()}
-        data: dict[str, Any] = {"seen": a.seen, "tracks": tracks}
-        if a.names:
-            data["stuck"] = [list(a.names), a.values.tolist(), a.runs.tolist(), a.varied.tolist()]
-        return data
-
-    def import_asset(self, asset_id: str, data: Mapping[str, Any]) -> None:
-        """Restore one asset from :meth:`export_asset` output."""
-        a = self._assets[asset_id] = _Asset()
-        a.seen = float(data["seen"])
-        a.tracks = {KINDS[KINDS.index(k)]: _Track(v) for k, v in data["tracks"].items()}
-        if "stuck" in data:
-            names, values, runs, varied = data["stuck"]
-            a.names = self._names.shared(tuple(names))
-            a.values, a.runs = array("d", values), array("I", runs)
-            a.varied = array("B", varied)
-
-    def forget(self, asset_id: str) -> None:
-        """Drop an asset (its partition moved to another worker)."""
-        self._assets.pop(asset_id, None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The whole fleet's state (see :meth:`from_dict`)."""
-        return {"version": 1, "assets": {k: self.export_asset(k) for k in self._assets}}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], policy: AlertPolicy | None = None) -> AlertEngine:
-        """An engine restored from :meth:`to_dict`."""
-        engine = cls(policy)
-        for asset_id, state in data["assets"].items():
-            engine.import_asset(asset_id, state)
-        return engine

@@ -2,8 +2,9 @@
 
 ``pmaint evaluate anomaly`` judges exactly what a worker would publish: each labelled series or
 file is one fresh asset, fed record by record through :class:`streams.pipeline.ModelPipeline`
-(the monitor with its detectors and policy by kind, then the fleet's :class:`AlertEngine`), and
-the ``anomaly`` alert events it emits are collected. No IO and no RUL model are involved.
+(the monitor with its detectors and policy by kind, then the :class:`AlertEngine` on the asset's
+alert state), and the ``anomaly`` alert events it emits are collected. No IO and no RUL model
+are involved.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP
+from mode import Service
 
 from models.errors import ArtifactError, PmaintError
 from models.monitor import MonitorConfig
@@ -44,6 +45,20 @@ TABLE_STORE_OPTIONS = {
     "max_write_buffer_number": 2,
     "target_file_size_base": 16 * 1024**2,
 }
+
+
+class SinkService(Service):
+    """The worker's sinks as a service of the app: started and stopped once, with it."""
+
+    def __init__(self, sinks: Sinks) -> None:
+        super().__init__()
+        self.sinks = sinks
+
+    async def on_start(self) -> None:
+        await self.sinks.start()
+
+    async def on_stop(self) -> None:
+        await self.sinks.stop()
 
 
 @dataclass
@@ -152,6 +167,7 @@ def create_app(
     app = WorkerApp(
         settings.app_id,
         web_idle_timeout_s=settings.web_idle_timeout_s,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.kafka_url(),
         broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir),
@@ -219,6 +235,9 @@ def create_app(
         influx=InfluxSink.from_settings(settings) if settings.influx_url else None,
         rul=RulService() if models or source is not None else None,
     )
+    # started before the app's own services (the agent sends through them from its first
+    # batch) and stopped after them (the agent's last outputs are flushed first)
+    app.add_dependency(SinkService(sinks))
     if source is not None:
 
         async def reload_models() -> None:
@@ -229,14 +248,13 @@ def create_app(
         app.timer(settings.rul_reload_s, name="pmaint.rul_reload")(reload_models)
 
     def restore(state: AssetState) -> None:
-        raw = checkpoints.get(state.asset_id)
+        raw = agent.checkpoint_of(state.asset_id)
         if raw and not pipeline.restore(state, raw):
             metrics.checkpoints_refused.inc()
 
     metrics = Metrics()
     fleet = Fleet(
         restore=restore,
-        forget=pipeline.forget,
         max_sensors=settings.max_sensors_per_asset,
         budget=settings.asset_budget,
     )
@@ -248,7 +266,14 @@ def create_app(
         # faust counted the skipped offsets as a gap to commit over; they are not done yet
         cast(Any, app.consumer)._gap.pop(tp, None)
 
-    agent = TelemetryAgent(processor, pipeline, sinks, rewind)
+    agent = TelemetryAgent(
+        processor,
+        pipeline,
+        sinks,
+        rewind,
+        budget_s=settings.batch_budget_ms / 1000,
+        max_records=settings.batch_max_records,
+    )
     runtime = Runtime(settings, partitions, fleet, metrics, pipeline, sinks, agent)
     app.agent(telemetry, name="pmaint.telemetry")(agent.__call__)
 
@@ -261,14 +286,11 @@ def create_app(
         runtime.assigned_once = True
 
     async def _save_idle() -> None:  # so a worker without traffic saves its assets too
-        if runtime.assigned_once and not app.rebalancing:
+        if runtime.assigned_once and not app.rebalancing and not agent.busy:
             agent.save_idle()
+            agent.hand_on_checkpoints()
 
     app.timer(interval=1.0)(_save_idle)
-
-    @app.on_before_shutdown.connect
-    async def _shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await sinks.stop()
 
     def lag() -> Iterable[tuple[str, int, int]]:
         consumer = app.consumer

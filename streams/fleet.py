@@ -13,8 +13,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from models import state_codec
+from models.errors import ArtifactError
+from streams.alerts import AlertState
 from streams.interning import Interner
 from streams.schema import Telemetry
 
@@ -54,7 +57,12 @@ class AssetState:
     since_checkpoint: int = 0  # records since the last checkpoint
     since_rul: int = 0
     restored: bool = False
-    alerts: dict[str, str] = field(default_factory=dict)  # open alerts: kind -> severity
+    alert: AlertState = field(default_factory=AlertState)  # its alert lifecycle
+
+    @property
+    def alerts(self) -> dict[str, str]:
+        """The asset's open alerts: kind -> severity."""
+        return self.alert.open_alerts()
 
     def observe(self, record: Telemetry) -> None:
         """Take one record into account (records may arrive out of order)."""
@@ -81,6 +89,38 @@ class AssetState:
             else len(record.sensors.keys() - self.sensors)
         )
 
+    def encode(self) -> bytes:
+        """The asset's checkpoint: its models, alert state and bookkeeping as bytes of
+        :mod:`models.state_codec` (reading them back runs no code)."""
+        return state_codec.encode(
+            {
+                "v": CHECKPOINT_VERSION,
+                "monitor": self.monitor,
+                "alerts": self.alert.to_data(),
+                "records": self.records,
+                "first_seen_ms": self.first_seen_ms,
+                "last_seen_ms": self.last_seen_ms,
+                "sensors": sorted(self.sensors),
+            }
+        )
+
+    def restore(self, raw: bytes) -> None:
+        """Resume from :meth:`encode` bytes (of this version or version 2, whose open alerts
+        were a copy of what the alert state holds); ArtifactError, with nothing changed, when
+        they are not a checkpoint of an asset."""
+        data = _checked(state_codec.decode(raw))
+        try:
+            alert = AlertState.from_data(data["alerts"]) if data["alerts"] else AlertState()
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ArtifactError(f"checkpoint alert state malformed ({exc!r})") from None
+        self.monitor = data["monitor"]
+        self.alert = alert
+        self.records = data["records"]
+        self.first_seen_ms = data["first_seen_ms"]
+        self.last_seen_ms = data["last_seen_ms"]
+        self.add_sensors(data["sensors"])
+        self.restored = True
+
     def summary(self, history: bool = False) -> dict[str, object]:
         """A JSON-ready view for ``/assets`` (with the recent history if asked)."""
         out: dict[str, object] = {
@@ -93,7 +133,7 @@ class AssetState:
             "line": self.line,
             "type": self.asset_type,
             "restored": self.restored,
-            "open_alerts": dict(self.alerts),
+            "open_alerts": self.alerts,
         }
         if self.last is not None:
             out |= {
@@ -113,6 +153,34 @@ class AssetState:
         if history:
             out["history"] = self.history.points() if self.history is not None else []
         return out
+
+
+CHECKPOINT_VERSION = 3  # 1: pickle, refused since (a pickle runs code when read); 2: + open alerts
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "v": int, "monitor": object, "alerts": (dict, type(None)), "records": int,
+    "first_seen_ms": int, "last_seen_ms": int, "sensors": list,
+}  # fmt: skip
+
+
+def _checked(data: Any) -> dict[str, Any]:
+    """``data`` as a checkpoint of this version (one of version 2 converted), else
+    ArtifactError."""
+    from models.monitor import AssetMonitor  # (river: imported once a checkpoint is read)
+
+    if isinstance(data, dict) and data.get("v") == 2 and "open_alerts" in data:
+        data = {k: v for k, v in data.items() if k != "open_alerts"} | {"v": CHECKPOINT_VERSION}
+    if not isinstance(data, dict) or data.keys() != _FIELDS.keys():
+        raise ArtifactError("not a checkpoint of an asset")
+    if data["v"] != CHECKPOINT_VERSION:
+        raise ArtifactError(f"checkpoint version {data['v']!r} (expected {CHECKPOINT_VERSION})")
+    for key, kind in _FIELDS.items():
+        if not isinstance(data[key], kind):
+            raise ArtifactError(f"checkpoint field {key} is not {kind}")
+    if not isinstance(data["monitor"], (AssetMonitor, type(None))):
+        raise ArtifactError("checkpoint field monitor is not an AssetMonitor")
+    if not all(type(s) is str for s in data["sensors"]):
+        raise ArtifactError("checkpoint field sensors is not a list of str")
+    return data
 
 
 class Fleet:

@@ -57,6 +57,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.stage_seconds = Counter(
+            "pmaint_stage_seconds",
+            "Seconds spent per stage of the batch loop (wait: for the next batch to fill; "
+            "decode, models, publish: outputs until acknowledged, save: checkpoints)",
+            ["stage"],
+            registry=r,
+        )
         self.event_lag = Histogram(
             "pmaint_event_lag_seconds",
             "Time from a message's Kafka timestamp to its processing",

@@ -11,14 +11,11 @@ saves assets with changes older than T seconds, and assets it evicts).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from models import state_codec
 from models.errors import ArtifactError, DataError
 from models.monitor import AssetMonitor, MonitorConfig, MonitorRun, RunFailedError
 from models.policy import DetectorPolicy
@@ -37,11 +34,11 @@ from streams.history import History
 from streams.rul_models import ServedModel, ServingModels, assets_of
 from streams.rul_service import RulForecast
 from streams.schema import Telemetry
+from streams.settings import default
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
 
 log = logging.getLogger("pmaint.pipeline")
-CHECKPOINT_VERSION = 2  # 1: pickle, refused since (a pickle runs code when read)
 
 
 @dataclass(frozen=True)
@@ -51,10 +48,10 @@ class PipelineConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     detectors: DetectorPolicy | None = None  # per-asset monitor settings (else ``monitor``)
-    anomaly_every: int = 1  # write every n-th anomaly point (anomalous ones always)
-    rul_every: int = 1  # forecast every n-th record once the window is full
-    checkpoint_every: int = 100  # records between checkpoints of one asset ...
-    checkpoint_interval_s: float = 30.0  # ... or seconds with unsaved changes, what comes first
+    anomaly_every: int = default("anomaly_every")  # every n-th anomaly point (anomalous: all)
+    rul_every: int = default("rul_every")  # forecast every n-th record once the window is full
+    checkpoint_every: int = default("checkpoint_every")  # records between checkpoints ...
+    checkpoint_interval_s: float = default("checkpoint_interval_s")  # ... or s unsaved
     checkpoint_max_bytes: int = 1_048_576 - 16_384  # the producer's request limit, less headroom
 
 
@@ -72,13 +69,9 @@ class Outputs:
     failed: list[tuple[Telemetry, str]] = field(default_factory=list)
 
     def add_alerts(self, events: list[AlertEvent], state: AssetState) -> None:
+        """The alert events and their points (the events changed ``state.alert`` already)."""
         self.alerts += events
         self.points += [alert_point(e, state.site, state.line) for e in events]
-        for e in events:
-            if e.state == "resolved":
-                state.alerts.pop(e.kind, None)
-            else:
-                state.alerts[e.kind] = e.severity
 
 
 class ModelPipeline:
@@ -180,10 +173,9 @@ class ModelPipeline:
         if not result.warming_up:
             if result.is_anomaly or state.records % cfg.anomaly_every == 0:
                 out.points.append(anomaly_point(signal, state.site, state.line))
-            out.add_alerts(self.engine.observe(signal), state)
-        out.add_alerts(
-            self.engine.observe(ReadingSignal(record.asset_id, ts, record.sensors)), state
-        )
+            out.add_alerts(self.engine.observe(state.alert, signal), state)
+        reading = ReadingSignal(record.asset_id, ts, record.sensors)
+        out.add_alerts(self.engine.observe(state.alert, reading), state)
         state.last = result
         if state.history is None:
             state.history = History()
@@ -197,7 +189,7 @@ class ModelPipeline:
                 directions.pop() if len(directions) == 1 else "",
             )
             out.points.append(drift_point(drift, state.site, state.line))
-            out.add_alerts(self.engine.observe(drift), state)
+            out.add_alerts(self.engine.observe(state.alert, drift), state)
         served = self.models.for_type(state.asset_type)
         if served is not None:
             self._window(state, record, served, out)
@@ -245,34 +237,18 @@ class ModelPipeline:
         if state.history is not None:
             state.history.set_rul(signal.ts, signal.rul, signal.rul_p10, signal.rul_p90)
         out.points.append(rul_point(signal, state.site, state.line))
-        out.add_alerts(self.engine.observe(signal), state)
+        out.add_alerts(self.engine.observe(state.alert, signal), state)
 
     def tick(self, now: float, fleet: dict[str, AssetState], out: Outputs) -> None:
         """Data-quality checks at event time ``now`` (assets that stopped reporting)."""
-        for event in self.engine.tick(now):
-            state = fleet.get(event.asset_id)
-            if state is not None:
-                out.add_alerts([event], state)
-
-    def forget(self, asset_id: str) -> None:
-        self.engine.forget(asset_id)
+        for event in self.engine.tick(now, ((k, s.alert) for k, s in fleet.items())):
+            out.add_alerts([event], fleet[event.asset_id])
 
     def checkpoint(self, state: AssetState) -> bytes | None:
-        """The asset's model and alert state as bytes for the changelog table
-        (:mod:`models.state_codec`: reading them back runs no code); ``None``, with a warning,
-        when they exceed ``checkpoint_max_bytes`` (the broker would refuse them): the asset's
-        previous checkpoint stays."""
-        data: dict[str, Any] = {
-            "v": CHECKPOINT_VERSION,
-            "monitor": state.monitor,
-            "alerts": self.engine.export_asset(state.asset_id),
-            "records": state.records,
-            "first_seen_ms": state.first_seen_ms,
-            "last_seen_ms": state.last_seen_ms,
-            "open_alerts": state.alerts,
-            "sensors": sorted(state.sensors),
-        }
-        raw = state_codec.encode(data)
+        """The asset's checkpoint for the changelog table (:meth:`AssetState.encode`); ``None``,
+        with a warning, when it exceeds ``checkpoint_max_bytes`` (the broker would refuse it):
+        the asset's previous checkpoint stays."""
+        raw = state.encode()
         if len(raw) > self.config.checkpoint_max_bytes:
             log.warning(
                 "checkpoint of %r is %d bytes, over the limit of %d; not saved (lower "
@@ -287,41 +263,8 @@ class ModelPipeline:
         another version, a foreign class, garbage) is refused with a warning and the asset
         starts afresh; returns whether it was restored."""
         try:
-            data = _checked(state_codec.decode(raw))
-            if data["alerts"] is not None:
-                self.engine.import_asset(state.asset_id, data["alerts"])
-        except Exception as exc:  # ArtifactError, or alert state of the wrong shape
-            self.engine.forget(state.asset_id)
+            state.restore(raw)
+        except ArtifactError as exc:
             log.warning("checkpoint of %r refused (%s); starting it afresh", state.asset_id, exc)
             return False
-        state.monitor = data["monitor"]
-        state.records = data["records"]
-        state.first_seen_ms = data["first_seen_ms"]
-        state.last_seen_ms = data["last_seen_ms"]
-        state.alerts = dict(data["open_alerts"])
-        state.add_sensors(data["sensors"])
-        state.restored = True
         return True
-
-
-_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "v": int, "monitor": (AssetMonitor, type(None)), "alerts": (dict, type(None)),
-    "records": int, "first_seen_ms": int, "last_seen_ms": int, "open_alerts": dict,
-    "sensors": list,
-}  # fmt: skip
-
-
-def _checked(data: Any) -> Mapping[str, Any]:
-    """``data`` if it has the shape of a checkpoint of this version, else ArtifactError."""
-    if not isinstance(data, dict) or data.keys() != _CHECKPOINT_FIELDS.keys():
-        raise ArtifactError("not a checkpoint of an asset")
-    if data["v"] != CHECKPOINT_VERSION:
-        raise ArtifactError(f"checkpoint version {data['v']!r} (expected {CHECKPOINT_VERSION})")
-    for key, kind in _CHECKPOINT_FIELDS.items():
-        if not isinstance(data[key], kind):
-            raise ArtifactError(f"checkpoint field {key} is not {kind}")
-    if not all(type(k) is str and type(v) is str for k, v in data["open_alerts"].items()):
-        raise ArtifactError("checkpoint field open_alerts is not str -> str")
-    if not all(type(s) is str for s in data["sensors"]):
-        raise ArtifactError("checkpoint field sensors is not a list of str")
-    return data

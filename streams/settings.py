@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".pmaint")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     ready_send_failure_s: float = Field(30.0, gt=0)
+    fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)
+    batch_max_records: int = Field(1000, ge=1)
+    batch_budget_ms: float = Field(20.0, gt=0)
 
     # InfluxDB (v2: token/org/bucket; v1: database/username/password)
     influx_url: str | None = None
@@ -157,6 +160,16 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Bootstrap servers as ``host:port`` strings for kafka-python and aiokafka."""
         return [h.split("://")[-1] for h in self.kafka_url().split(";")]
+
+
+def default(name: str) -> Any:
+    """The default of setting ``name``: the config dataclasses of the worker take theirs from
+    here, so each default is written once.
+
+    >>> default("checkpoint_every")
+    100
+    """
+    return Settings.model_fields[name].default
 
 
 def _secret_files() -> dict[str, str]:

@@ -20,12 +20,11 @@ import base64
 import gzip
 import json
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,7 +33,9 @@ from urllib.parse import urlencode
 import aiohttp
 
 from models.errors import ConfigError, PmaintError
+from streams.linger import linger
 from streams.redact import redact_text, split_credentials
+from streams.retry import Backoff
 from streams.settings import Settings
 from streams.sinks.line_protocol import Point, encode
 
@@ -210,6 +211,9 @@ class InfluxSink:
             await self._create_database()
         self._task = asyncio.create_task(self._run(), name="influx-sink")
 
+    async def stop(self) -> None:
+        await self.close()
+
     async def close(self) -> None:
         """Flush what is buffered (waiting for the server as long as it takes), then stop."""
         await self.flush()
@@ -227,6 +231,16 @@ class InfluxSink:
     async def write(self, points: Iterable[Point]) -> None:
         """Queue ``points`` and return once the server accepted all of them (or dead-lettered
         the ones it rejected as invalid). Waits while the buffer is full."""
+        done = await self._queue_points(points)
+        if done is not None:
+            await asyncio.shield(done)
+
+    async def add(self, points: Sequence[Point]) -> None:
+        """Queue ``points`` to be written (waits while the buffer is full); :meth:`flush` waits
+        for their acknowledgement."""
+        await self._queue_points(points)
+
+    async def _queue_points(self, points: Iterable[Point]) -> asyncio.Future[None] | None:
         if self._task is None:
             raise PmaintError("InfluxSink.write() before start()")
         lines: list[bytes] = []
@@ -236,7 +250,7 @@ class InfluxSink:
             except (ValueError, TypeError) as exc:
                 self._dead_letter(f"not encodable: {exc}", [repr(point).encode()], None)
         if not lines:
-            return
+            return None
         async with self._space:
             await self._space.wait_for(
                 lambda: self.buffered == 0 or self.buffered + len(lines) <= self.max_buffer
@@ -247,23 +261,13 @@ class InfluxSink:
         self._unacked.add(pending.done)
         pending.done.add_done_callback(self._unacked.discard)
         self._wake.set()
-        await asyncio.shield(pending.done)
+        return pending.done
 
     # -- background ----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            while not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            deadline = loop.time() + self.linger_s
-            while self._unsent() < self.batch_size and (rest := deadline - loop.time()) > 0:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), rest)
-                except TimeoutError:
-                    break
+            await linger(self._wake, self._unsent, self.batch_size, self.linger_s)
             batch, owners = self._take()
             await self._deliver(batch)
             for pending, n in owners:
@@ -292,7 +296,7 @@ class InfluxSink:
 
     async def _deliver(self, lines: list[bytes]) -> None:
         body = gzip.compress(b"\n".join(lines), self.gzip_level)
-        attempt = 0
+        backoff = Backoff(self.backoff_s, self.backoff_max_s)
         while True:
             status, reason, retry_after = await self._post(body)
             if status is not None and 200 <= status < 300:
@@ -308,12 +312,10 @@ class InfluxSink:
                 return
             self.stats.retries += 1
             self.stats.last_error = reason
-            delay = min(self.backoff_max_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1)
-            delay = max(delay, min(retry_after or 0.0, 300.0))
+            delay = backoff.next(at_least=min(retry_after or 0.0, 300.0))
             log_at = logging.ERROR if status in (401, 403, 404) else logging.WARNING
             log.log(log_at, "InfluxDB write failed (%s), retry in %.1f s", reason, delay)
             await asyncio.sleep(delay)
-            attempt = min(attempt + 1, 30)
 
     async def _post(self, body: bytes) -> tuple[int | None, str, float | None]:
         assert self._session is not None

@@ -8,10 +8,11 @@ timestamp is the alert's event time, and the payload is :meth:`AlertEvent.to_jso
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from streams.alert_event import AlertEvent
+from streams.retry import retry
 
 
 class AlertPublisher:
@@ -27,6 +28,24 @@ class AlertPublisher:
         self._sender = sender
         self.topic = topic or str(getattr(sender, "get_topic_name", lambda: "")())
         self.published = 0
+        self._added: list[AlertEvent] = []
+
+    async def start(self) -> None:
+        """Nothing to open: the producer is the app's."""
+
+    async def stop(self) -> None:
+        await self.flush()
+
+    async def add(self, items: Sequence[AlertEvent]) -> None:
+        """Take events to publish with the next :meth:`flush`."""
+        self._added += items
+
+    async def flush(self) -> None:
+        """Publish the events added so far and wait for their acks, retrying until they go
+        through (idempotent: a resend repeats the same alert ids)."""
+        if self._added:
+            events, self._added = self._added, []
+            await retry(lambda: self.publish(events), f"publishing alerts to {self.topic}")
 
     async def _send(self, event: AlertEvent) -> Awaitable[Any]:
         key, value = event.asset_id.encode(), event.to_json()

@@ -10,7 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from models.errors import ConfigError
-from streams.alerts import AlertEngine, AlertEvent, AlertPolicy, AnomalySignal, RulSignal
+from streams.alert_book import AlertBook
+from streams.alerts import AlertEvent, AlertPolicy, AnomalySignal, RulSignal
 from streams.commands import alerts as cmd
 from streams.harness import Server
 from streams.kafka_clients import ensure_topics
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def make_events() -> list[AlertEvent]:
-    engine = AlertEngine(AlertPolicy(debounce_records=1))
+    engine = AlertBook(AlertPolicy(debounce_records=1))
     events = engine.observe(AnomalySignal("asset-003", 100, 0.93, 0.62, [("s4", 1.0)], "v1"))
     events += engine.observe(RulSignal("asset-007", 101, 23, 14, 31, [("s11", 0.4)], "m3"))
     events += engine.observe(AnomalySignal("asset-003", 102, 0.1, 0.62))

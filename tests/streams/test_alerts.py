@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.errors import ConfigError, DataError
+from streams.alert_book import AlertBook
 from streams.alerts import (
-    AlertEngine,
     AlertEvent,
     AlertPolicy,
     AnomalySignal,
@@ -33,7 +33,7 @@ def anomaly(ts: float, score: float, asset: str = "a1") -> AnomalySignal:
     return AnomalySignal(asset, ts, score, 1.0, [("s4", 0.6), ("s9", -0.3)], "v1")
 
 
-def feed(engine: AlertEngine, signals: list[Signal]) -> list[AlertEvent]:
+def feed(engine: AlertBook, signals: list[Signal]) -> list[AlertEvent]:
     return [e for s in signals for e in engine.observe(s)]
 
 
@@ -42,7 +42,7 @@ def states(events: list[AlertEvent]) -> list[tuple[str, str]]:
 
 
 def test_debounce_needs_k_consecutive_records() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     assert feed(engine, [anomaly(0, 1.2), anomaly(10, 1.2), anomaly(20, 0.9)]) == []
     events = feed(engine, [anomaly(30, 1.2), anomaly(40, 1.2), anomaly(50, 1.2)])
     assert states(events) == [("open", "info")]
@@ -50,13 +50,13 @@ def test_debounce_needs_k_consecutive_records() -> None:
 
 
 def test_debounce_by_time_opens_a_slow_stream() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     assert feed(engine, [anomaly(0, 1.6)]) == []
     assert states(feed(engine, [anomaly(300, 1.6)])) == [("open", "warning")]
 
 
 def test_hysteresis_keeps_alert_open_between_exit_and_enter() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     feed(engine, [anomaly(t, 1.2) for t in (0, 1, 2)])
     assert feed(engine, [anomaly(3, 0.9), anomaly(4, 0.85)]) == []  # in the band: still open
     events = feed(engine, [anomaly(5, 0.5)])
@@ -65,7 +65,7 @@ def test_hysteresis_keeps_alert_open_between_exit_and_enter() -> None:
 
 
 def test_severity_change_is_an_update_and_periodic_updates() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     feed(engine, [anomaly(t, 1.2) for t in (0, 1, 2)])
     assert states(feed(engine, [anomaly(3, 2.5)])) == [("update", "critical")]
     assert feed(engine, [anomaly(100, 2.5)]) == []
@@ -74,7 +74,7 @@ def test_severity_change_is_an_update_and_periodic_updates() -> None:
 
 
 def test_cooldown_before_reopening_and_new_id() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     first = feed(engine, [anomaly(t, 1.2) for t in (0, 1, 2)])
     feed(engine, [anomaly(10, 0.1)])
     assert feed(engine, [anomaly(t, 1.2) for t in range(20, 600, 10)]) == []
@@ -84,7 +84,7 @@ def test_cooldown_before_reopening_and_new_id() -> None:
 
 
 def test_rul_levels_and_message() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     sig = [
         RulSignal("asset-007", t, 23, 14, 31, [("s11", 0.4), ("s7", 0.2)], "m3") for t in (0, 1, 2)
     ]
@@ -98,7 +98,7 @@ def test_rul_levels_and_message() -> None:
 
 
 def test_rul_message_out_of_domain_in_hours() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     sig = [
         RulSignal("pump-2", t, 20, 9, 44, (), "m4", in_domain=False, unit="hours",
                   data_source="C-MAPSS FD001") for t in (0, 1, 2)
@@ -111,7 +111,7 @@ def test_rul_message_out_of_domain_in_hours() -> None:
 
 
 def test_anomaly_message() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     signals = [
         AnomalySignal("asset-003", t, 0.93, 0.62, [("s4", 1.0), ("s9", -0.5)]) for t in (0, 1, 2)
     ]
@@ -122,7 +122,7 @@ def test_anomaly_message() -> None:
 
 
 def test_drift_opens_at_once_and_resolves_after_quiet_period() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     (opened,) = engine.observe(DriftSignal("a1", 0, ["s3"], "up"))
     assert (opened.state, opened.severity, opened.kind) == ("open", "info", "drift")
     assert states(engine.observe(DriftSignal("a1", 100, ["s3", "s4", "s7"]))) == [
@@ -134,7 +134,7 @@ def test_drift_opens_at_once_and_resolves_after_quiet_period() -> None:
 
 
 def test_stale_asset_found_by_tick_and_resolved_by_data() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     engine.observe(ReadingSignal("a1", 0, {"s1": 1.0}))
     engine.observe(ReadingSignal("a2", 0, {"s1": 1.0}))
     engine.observe(ReadingSignal("a2", 250, {"s1": 2.0}))
@@ -153,7 +153,7 @@ def test_stale_asset_found_by_tick_and_resolved_by_data() -> None:
 
 
 def test_stuck_sensor_after_m_identical_values() -> None:
-    engine = AlertEngine(POLICY)
+    engine = AlertBook(POLICY)
     warm = [ReadingSignal("a1", -2, {"s1": 4.0, "s2": 0.0})]  # s1 has varied before
     events = feed(
         engine, warm + [ReadingSignal("a1", t, {"s1": 5.0, "s2": float(t)}) for t in range(5)]
@@ -167,19 +167,19 @@ def test_stuck_sensor_after_m_identical_values() -> None:
 
 
 def test_constant_by_design_is_not_stuck() -> None:
-    engine = AlertEngine(AlertPolicy(stuck_records=3))
+    engine = AlertBook(AlertPolicy(stuck_records=3))
     assert feed(engine, [ReadingSignal("a1", t, {"s1": 5.0, "s2": t}) for t in range(10)]) == []
 
 
 def test_stuck_ignore_list() -> None:
-    engine = AlertEngine(AlertPolicy(stuck_records=3, stuck_ignore=frozenset({"s1"})))
+    engine = AlertBook(AlertPolicy(stuck_records=3, stuck_ignore=frozenset({"s1"})))
     assert feed(engine, [ReadingSignal("a1", t, {"s1": 5.0}) for t in range(10)]) == []
 
 
 def test_replay_gives_identical_events_and_ids() -> None:
     signals: list[Signal] = [anomaly(t, 1.5 if 10 <= t < 40 else 0.2) for t in range(60)]
     signals += [RulSignal("a1", 60 + t, 20, 20 - t / 10, 40) for t in range(10)]
-    first, second = feed(AlertEngine(POLICY), signals), feed(AlertEngine(POLICY), signals)
+    first, second = feed(AlertBook(POLICY), signals), feed(AlertBook(POLICY), signals)
     assert first == second and first
     assert first[0].alert_id == alert_id("a1", "anomaly", first[0].opened_at)
 
@@ -190,17 +190,17 @@ def test_state_round_trip_continues_identically() -> None:
     signals += [DriftSignal("a2", 3, ["s1"])]
     rest: list[Signal] = [anomaly(t, 0.1) for t in range(8, 10)]
     rest += [ReadingSignal("a1", t, {"s1": 1.0, "s2": 2.0}) for t in range(10, 14)]
-    a = AlertEngine(POLICY)
+    a = AlertBook(POLICY)
     feed(a, signals)
     blob = orjson.dumps(a.to_dict())
-    b = AlertEngine.from_dict(orjson.loads(blob), POLICY)
+    b = AlertBook.from_dict(orjson.loads(blob), POLICY)
     assert b.to_dict() == a.to_dict()
     assert feed(b, rest) + b.tick(5000) == feed(a, rest) + a.tick(5000)
     assert pickle.loads(pickle.dumps(a.to_dict())) == a.to_dict()
 
 
 def test_event_json_round_trip_and_contract() -> None:
-    (event,) = feed(AlertEngine(POLICY), [anomaly(1700000000.123 + t, 1.7) for t in range(3)])
+    (event,) = feed(AlertBook(POLICY), [anomaly(1700000000.123 + t, 1.7) for t in range(3)])
     data = orjson.loads(event.to_json())
     assert data["opened_at"] == "2023-11-14T22:13:22.123Z"
     assert data["top_sensors"] == [["s4", 0.6], ["s9", -0.3]]
@@ -222,7 +222,7 @@ def test_state_per_asset_is_small() -> None:
     """10,000 assets with anomaly, RUL and 14-sensor reading state fit in a few MB."""
     import tracemalloc
 
-    engine = AlertEngine()
+    engine = AlertBook()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i in range(10_000):
@@ -261,7 +261,7 @@ def test_any_sequence_gives_valid_lifecycles(items: list[Signal | float], ordere
     )  # fmt: skip
     if ordered:
         items = sorted(items, key=lambda x: x if isinstance(x, float) else x.ts)
-    engine = AlertEngine(policy)
+    engine = AlertBook(policy)
     events = [
         e for x in items for e in (engine.tick(x) if isinstance(x, float) else engine.observe(x))
     ]
@@ -287,7 +287,7 @@ def test_any_sequence_gives_valid_lifecycles(items: list[Signal | float], ordere
 def test_anomaly_alert_by_kind_opens_with_the_monitor_and_says_kind_and_since() -> None:
     """When the monitor decides (its policy by kind), the engine opens and resolves with it:
     no second debounce; severity by magnitude; the event names the kind and since when."""
-    engine = AlertEngine(AlertPolicy(debounce_records=12))
+    engine = AlertBook(AlertPolicy(debounce_records=12))
 
     def signal(t: float, alarm: bool, magnitude: float = 0.0) -> AnomalySignal:
         kind = "spike" if alarm else ""

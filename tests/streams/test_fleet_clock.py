@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from streams.alerts import AlertEngine, AlertPolicy, ReadingSignal
+from streams.alert_book import AlertBook
+from streams.alerts import AlertPolicy, ReadingSignal
 from streams.fleet_clock import FleetClock
 
 
@@ -51,7 +52,7 @@ def test_assets_that_stop_do_not_hold_it_back() -> None:
 
 
 def test_staleness_with_the_fleet_clock_only_flags_silent_assets() -> None:
-    engine = AlertEngine(AlertPolicy(stale_after_s=600))
+    engine = AlertBook(AlertPolicy(stale_after_s=600))
     clock = FleetClock()
     events = []
     for t in range(0, 3600, 60):

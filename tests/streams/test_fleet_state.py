@@ -9,6 +9,7 @@ import tracemalloc
 import orjson
 import pytest
 
+from models import state_codec
 from streams.fleet import SENSOR_SETS, AssetState, Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
@@ -55,7 +56,7 @@ def test_processor_dead_letters_the_whole_record_with_its_reason() -> None:
 def test_sensor_churn_memory_is_linear_and_small() -> None:
     """D4: 300 records of 1,000 new names each held 20 M cached names before the cap."""
     pipeline = ModelPipeline(PipelineConfig())
-    fleet = Fleet(max_sensors=1000, forget=pipeline.forget)
+    fleet = Fleet(max_sensors=1000)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i in range(300):
@@ -145,7 +146,17 @@ def test_a_checkpoint_over_the_request_limit_is_not_sent(
     pipeline, state = trained_state()
     size = len(pipeline.checkpoint(state) or b"")
     small = ModelPipeline(PipelineConfig(checkpoint_max_bytes=size - 1))
-    small.engine = pipeline.engine
     with caplog.at_level(logging.WARNING, logger="pmaint.pipeline"):
         assert small.checkpoint(state) is None
     assert f"is {size} bytes, over the limit of {size - 1}" in caplog.text
+
+
+def test_a_version_2_checkpoint_is_converted() -> None:
+    """Version 2 also held the open alerts, a copy of what the alert state says."""
+    pipeline, state = trained_state()
+    data = state_codec.decode(state.encode())
+    old = data | {"v": 2, "open_alerts": {"anomaly": "warning"}}
+    back = AssetState("a", 0, NOW_MS)
+    assert pipeline.restore(back, state_codec.encode(old))
+    assert back.records == state.records and back.alerts == state.alerts
+    assert back.alert.to_data() == state.alert.to_data()
