@@ -217,7 +217,7 @@ def test_agent_forecasts_a_batch_in_one_pass_per_model_and_survives_a_failing_on
     broken = BrokenPredictor(b.model, b.metadata)
     models = ServingModels({"pump": ServedModel.of(a), "fan": ServedModel.of(broken)})
     pipeline = ModelPipeline(PipelineConfig(), models)
-    processor = TelemetryProcessor(Limits(), 4, Fleet(forget=pipeline.forget), Metrics())
+    processor = TelemetryProcessor(Limits(), 4, Fleet(), Metrics())
     service = RulService()
     sinks = Sinks(None, None, None, {}, rul=service)  # type: ignore[arg-type]  # no publishing
     agent = TelemetryAgent(processor, pipeline, sinks, rewind=None)  # type: ignore[arg-type]
