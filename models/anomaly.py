@@ -327,7 +327,27 @@ def top_contributors(z: Mapping[str, float], k: int = 3) -> tuple[tuple[str, flo
     return tuple((s, round(z[s], 3)) for _, s in ranked)
 
 
-class DeviationScorer(RegimeScaler):
+class Scorer(RegimeScaler):
+    """A :class:`RegimeScaler` that scores records from their deviations (River anomaly
+    interface); subclasses say how, in :meth:`score_located`."""
+
+    def score_located(
+        self, sensors: Features, regime: int | None
+    ) -> tuple[float, dict[str, float]]:
+        """The score of a record already split and located, and its deviations."""
+        raise NotImplementedError
+
+    def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
+        """``(score_one(x), contributions(x))`` computed once."""
+        sensors, _, regime = self._locate(x)
+        return self.score_located(sensors, regime)
+
+    def score_one(self, x: Features) -> float:
+        """Score ``x`` (higher is more anomalous); 0 before anything was learned."""
+        return self.score_and_explain(x)[0]
+
+
+class DeviationScorer(Scorer):
     """Anomaly score from per-sensor standardised deviations (River anomaly interface).
 
     Parameters
@@ -352,15 +372,6 @@ class DeviationScorer(RegimeScaler):
             raise ValueError(f"how must be one of {_AGGREGATES}, not {how!r}")
         self.how = how
 
-    def score_one(self, x: Features) -> float:
-        """Score ``x`` (higher is more anomalous); 0 before anything was learned."""
-        return aggregate(self.contributions(x), self.how)
-
-    def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
-        """``(score_one(x), contributions(x))`` computed once."""
-        sensors, _, regime = self._locate(x)
-        return self.score_located(sensors, regime)
-
     def score_located(
         self, sensors: Features, regime: int | None
     ) -> tuple[float, dict[str, float]]:
@@ -369,7 +380,7 @@ class DeviationScorer(RegimeScaler):
         return aggregate(z, self.how), z
 
 
-class HalfSpaceScorer(RegimeScaler):
+class HalfSpaceScorer(Scorer):
     """River's ``HalfSpaceTrees`` over regime-standardised, squashed sensor values.
 
     Deviations are mapped into ``[0, 1]`` by ``0.5 + z / (2 * span)`` (clipped), the input
@@ -428,16 +439,6 @@ class HalfSpaceScorer(RegimeScaler):
         super().learn_located(sensors, settings, regime)
         if z:
             self._hst.learn_one(self._squash(z))
-
-    def score_one(self, x: Features) -> float:
-        """Score ``x`` in ``[0, 1]`` (higher is more anomalous)."""
-        z = self.contributions(x)
-        return float(self._hst.score_one(self._squash(z))) if z else 0.0
-
-    def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
-        """``(score_one(x), contributions(x))`` computed once."""
-        sensors, _, regime = self._locate(x)
-        return self.score_located(sensors, regime)
 
     def score_located(
         self, sensors: Features, regime: int | None
