@@ -40,6 +40,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, R
 from faust.types import EventT, StreamT
 
 from streams import inflate
+from streams.alert_event import AlertEvent
 from streams.fleet import AssetState
 from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
@@ -58,8 +59,8 @@ from streams.retry import retry
 from streams.rul_service import RulService
 from streams.schema import DeadLetter, Telemetry
 from streams.settings import default
-from streams.sinks.influx import InfluxSink
-from streams.sinks.kafka import AlertPublisher
+from streams.sinks.base import Sink
+from streams.sinks.line_protocol import Point
 
 log = logging.getLogger("pmaint.agents")
 
@@ -94,9 +95,9 @@ class Sinks:
 
     telemetry: faust.TopicT
     dlq: faust.TopicT
-    alerts: AlertPublisher
+    alerts: Sink[AlertEvent]
     checkpoints: MutableMapping[str, bytes]
-    influx: InfluxSink | None = None
+    influx: Sink[Point] | None = None
     rul: RulService | None = None
 
     async def start(self) -> None:
