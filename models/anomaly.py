@@ -56,14 +56,32 @@ class OperatingRegimes:
         self.max_regimes = max_regimes
         self._centres: list[dict[str, float]] = []
 
+    # each centre's tolerance per setting, made once (a cache: never checkpointed)
+    _scales: list[list[tuple[str, float, float]]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_scales", None)
+        return state
+
+    def _scaled(self) -> list[list[tuple[str, float, float]]]:
+        """Per centre: (setting, centre value, tolerance * max(1, |value|))."""
+        scales = self._scales
+        if scales is None:
+            scales = self._scales = []
+        tolerance = self.tolerance
+        for centre in self._centres[len(scales) :]:  # centres are only ever added
+            scales.append([(k, c, tolerance * max(1.0, abs(c))) for k, c in centre.items()])
+        return scales
+
     def _nearest(self, settings: Features) -> tuple[int | None, float]:
         best, best_d = None, math.inf
-        tolerance = self.tolerance
+        scales = self._scaled()
         for i, centre in enumerate(self._centres):
             if centre.keys() == settings.keys():  # the usual case: the same settings
                 d = 0.0
-                for k, c in centre.items():
-                    d = max(d, abs(settings[k] - c) / (tolerance * max(1.0, abs(c))))
+                for k, c, scale in scales[i]:
+                    d = max(d, abs(settings[k] - c) / scale)
                 if d < best_d:
                     best, best_d = i, d
                 continue
@@ -251,17 +269,17 @@ class RegimeScaler:
         if regime is None:
             regime = self._regimes.learn_one(settings)
         table = self._stats.setdefault(regime, {})
-        least = 1.0 / self.window
+        least, get = 1.0 / self.window, table.get
         for k, v in sensors.items():
-            st = table.get(k)
+            st = get(k)
             if st is None:
                 table[k] = [1.0, v, 0.0]
                 continue
-            st[0] += 1.0
-            a = max(1.0 / st[0], least)
-            d = v - st[1]
-            st[1] += a * d
-            st[2] = (1.0 - a) * (st[2] + a * d * d)
+            st[0] = n = st[0] + 1.0  # (counted before a bad value raises, as always)
+            a = max(1.0 / n, least)
+            mean = st[1]
+            d = v - mean
+            st[1], st[2] = mean + a * d, (1.0 - a) * (st[2] + a * d * d)
 
     def contributions(self, x: Features) -> dict[str, float]:
         """Signed standardised deviation of each scored sensor of ``x`` (learns nothing)."""
@@ -275,14 +293,18 @@ class RegimeScaler:
             return {}
         out: dict[str, float] = {}
         clip, resolution, min_count, sqrt = self.clip, self.resolution, self.min_count, math.sqrt
+        low, get = -clip, table.get
         for k, v in sensors.items():
-            st = table.get(k)
-            if st is None or st[0] < min_count:
+            st = get(k)
+            if st is None:
                 continue
-            sd = sqrt(st[2]) + resolution * abs(st[1]) + 1e-9
-            q = (v - st[1]) / sd
+            n, mean, var = st
+            if n < min_count:
+                continue
+            sd = sqrt(var) + resolution * abs(mean) + 1e-9
+            q = (v - mean) / sd
             q = q if q < clip else clip  # max(-clip, min(clip, q)), NaN included
-            out[k] = q if q > -clip else -clip
+            out[k] = q if q > low else low
         return out
 
     def forget(self, sensors: Features | list[str], x: Features | None = None) -> None:
@@ -304,6 +326,9 @@ def aggregate(z: Mapping[str, float], how: str = "mean") -> float:
     """
     if not z:
         return 0.0
+    if how == "top2":  # the two largest magnitudes (the deviation scorer's default)
+        top = sorted(map(abs, z.values()))
+        return (top[-1] + top[-2]) / 2 if len(top) > 1 else top[0]
     mags = [abs(v) for v in z.values()]
     if how == "mean":
         return sum(mags) / len(mags)
@@ -311,9 +336,6 @@ def aggregate(z: Mapping[str, float], how: str = "mean") -> float:
         return math.sqrt(sum(m * m for m in mags) / len(mags))
     if how == "max":
         return max(mags)
-    if how == "top2":
-        top = sorted(mags, reverse=True)[:2]
-        return sum(top) / len(top)
     raise ValueError(f"aggregate must be one of {_AGGREGATES}, not {how!r}")
 
 
@@ -323,7 +345,11 @@ def top_contributors(z: Mapping[str, float], k: int = 3) -> tuple[tuple[str, flo
     >>> top_contributors({"s7": 2.5, "s11": -4.0, "s2": 0.1}, k=2)
     (('s11', -4.0), ('s7', 2.5))
     """
-    ranked = sorted([(-abs(v), s) for s, v in z.items()])[:k]  # the same keys as tuples
+    if len(z) > k > 0:  # only magnitudes up to the k-th largest can rank (``z`` has no NaN)
+        least = sorted(map(abs, z.values()))[-k]
+        ranked = sorted([(-m, s) for s, v in z.items() if (m := abs(v)) >= least])[:k]
+    else:
+        ranked = sorted([(-abs(v), s) for s, v in z.items()])[:k]
     return tuple((s, round(z[s], 3)) for _, s in ranked)
 
 

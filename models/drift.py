@@ -102,11 +102,14 @@ class SensorDriftDetector:
         """One two-sided CUSUM step of every sensor of ``z``: the sensors that fired, with their
         estimated shift (their statistics start again)."""
         k, limit, table = self.slack, self.limit, self._cusum
+        low, get = -k, table.get
         fired = []
         for sensor, value in z.items():
-            st = table.get(sensor)
+            st = get(sensor)
             if st is None:
                 st = table[sensor] = [0.0, 0.0, 0.0, 0.0]
+            elif st[0] == 0.0 and st[2] == 0.0 and low <= value <= k:
+                continue  # both sums at 0 (so their counts too) and staying there: no change
             up = st[0] + value - k
             st[0] = up = up if up > 0.0 else 0.0  # max(0.0, up), NaN included
             st[1] = st[1] + 1.0 if up > 0.0 else 0.0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from models import state_codec
 from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
@@ -253,14 +254,14 @@ class AssetMonitor:
         """The scorer's ``(sensors, settings)`` of a record: settings named with the regime
         prefix; a sensor whose name starts with it counts as a setting."""
         prefix = self._scorer.regime_prefix
-        if any(k.startswith(prefix) for k in sensors):
+        if any(map(str.startswith, sensors, repeat(prefix))):
             x = dict(sensors)
             for k, v in (settings or {}).items():
                 x[k if k.startswith(prefix) else prefix + k] = v
             return self._scorer.split(x)
         if not settings:
             return sensors, {}
-        if all(k.startswith(prefix) for k in settings):
+        if all(map(str.startswith, settings, repeat(prefix))):
             return sensors, settings
         return sensors, {k if k.startswith(prefix) else prefix + k: v for k, v in settings.items()}
 
@@ -358,7 +359,8 @@ class AssetMonitor:
         # a lasting fault must not teach the threshold that it is normal: no score counts above
         # threshold_cap times the floor
         self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
-        findings = self._findings(raw, z, score, threshold, is_anomaly, warming_up, now)
+        top = top_contributors(z, cfg.top_k)
+        findings = self._findings(raw, z, top, score, threshold, is_anomaly, warming_up, now)
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
         if event is not None and cfg.relearn_on_drift:
@@ -371,7 +373,7 @@ class AssetMonitor:
             if self._skipped >= cfg.max_skipped:
                 self._accepting = learn = True
                 if cfg.relearn_on_cap:
-                    changed = [s for s, _ in top_contributors(z, cfg.top_k)]
+                    changed = [s for s, _ in top]
                     self._scorer.forget(changed)
                     self._drift.reset(changed)
         if not above:
@@ -383,7 +385,7 @@ class AssetMonitor:
         run.threshold.append(threshold)
         run.is_anomaly.append(is_anomaly)
         run.warming_up.append(warming_up)
-        run.top_sensors.append(self._top_sensors(z, alarm))
+        run.top_sensors.append(self._top_sensors(z, top) if alarm else top)
         run.drift.append(event)
         run.learned.append(learn)
         run.alarm.append(alarm)
@@ -391,11 +393,11 @@ class AssetMonitor:
         run.since.append(self._alarm.since)
         run.magnitude.append(self._alarm.magnitude)
 
-    def _top_sensors(self, z: Mapping[str, float], alarm: bool) -> tuple[tuple[str, float], ...]:
-        """The alarm's sensors first (with their deviations), then the largest deviations."""
-        top = top_contributors(z, self.config.top_k)
-        if not alarm:
-            return top
+    def _top_sensors(
+        self, z: Mapping[str, float], top: tuple[tuple[str, float], ...]
+    ) -> tuple[tuple[str, float], ...]:
+        """In alarm: the alarm's sensors first (with their deviations), then the largest
+        deviations (``top``)."""
         named = tuple((s, round(z.get(s, 0.0), 3)) for s in self._alarm.sensors)
         rest = tuple(t for t in top if t[0] not in self._alarm.sensors)
         return (named + rest)[: self.config.top_k]
@@ -404,13 +406,15 @@ class AssetMonitor:
         self,
         sensors: Mapping[str, float],
         z: Mapping[str, float],
+        top: tuple[tuple[str, float], ...],
         score: float,
         threshold: float,
         is_anomaly: bool,
         warming_up: bool,
         now: float,
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """What each enabled detector sees in this record (then learns it)."""
+        """What each enabled detector sees in this record (then learns it); ``top``: the
+        largest deviations of ``z``."""
         wanted = self.config.detectors
         found = {}
         if not _NOVELTY.isdisjoint(wanted):
@@ -422,8 +426,9 @@ class AssetMonitor:
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):
-            top = tuple(s for s, _ in top_contributors(z, self.config.top_k))
-            found["deviation"] = (ratio, top)
+            found["deviation"] = (ratio, tuple(s for s, _ in top))
+        if not found:
+            return found
         return {k: v for k, v in found.items() if k in wanted}
 
     def to_bytes(self) -> bytes:

@@ -187,12 +187,13 @@ class AlertState:
     """The alert state of one asset (its tracks per kind, its stuck-sensor counts): owned by the
     asset's :class:`~streams.fleet.AssetState`, acted on by :class:`AlertEngine`."""
 
-    __slots__ = ("names", "runs", "seen", "tracks", "values", "varied")
+    __slots__ = ("keys", "names", "runs", "seen", "tracks", "values", "varied")
 
     def __init__(self) -> None:
         self.seen = -math.inf
         self.tracks: dict[str, _Track] = {}
         self.names: tuple[str, ...] = ()
+        self.keys: tuple[str, ...] | None = None  # the last reading's sensors, in its order
         self.values = array("d")
         self.runs = array("I")
         self.varied = array("B")  # 1 once a sensor changed: constant-by-design is not stuck
@@ -291,12 +292,13 @@ class AlertEngine:
             ratio = s.score / s.threshold
         else:
             ratio = math.inf if s.score > s.threshold else 0.0
-        level = max((i for i, lv in enumerate(p.anomaly_levels) if ratio >= lv), default=None)
-        clear, debounce = ratio < p.anomaly_exit_ratio, p.debounce_records
         if s.alarm is not None:  # the monitor debounced by kind: open and resolve with it
             magnitude = max(s.magnitude, p.anomaly_levels[0])
-            level = max(i for i, lv in enumerate(p.anomaly_levels) if magnitude >= lv)
+            level: int | None = max(i for i, lv in enumerate(p.anomaly_levels) if magnitude >= lv)
             level, clear, debounce = (level if s.alarm else None), not s.alarm, 1
+        else:
+            level = max((i for i, lv in enumerate(p.anomaly_levels) if ratio >= lv), default=None)
+            clear, debounce = ratio < p.anomaly_exit_ratio, p.debounce_records
         ev = _Evidence(s.asset_id, "anomaly", {
             "score": s.score, "threshold": s.threshold, "ratio": ratio,
             "top_sensors": s.top_sensors, "model_version": s.model_version,
@@ -338,28 +340,40 @@ class AlertEngine:
             self._step(asset, ev, now, None, clear=True, debounce=1, out=out)
 
     def _stuck(self, asset: AlertState, s: ReadingSignal) -> None:
-        names = tuple(sorted(k for k in s.sensors if k not in self.policy.stuck_ignore))
-        values = [float(s.sensors[k]) for k in names]
+        sensors = s.sensors
+        keys = tuple(sensors)
+        if keys == asset.keys:  # the last record's sensors in its order: the same names
+            names = asset.names
+        else:
+            names = tuple(sorted(k for k in sensors if k not in self.policy.stuck_ignore))
+        values = [float(sensors[k]) for k in names]
+        if keys != asset.keys:
+            asset.keys = _NAMES.shared(keys)  # (shared: one tuple for a fleet's assets)
         if names != asset.names:  # sensor set changed: start counting again
             asset.names = _NAMES.shared(names)
             asset.values, asset.runs = array("d", values), array("I", [1] * len(names))
             asset.varied = array("B", [0] * len(names))
             return
+        last, runs, varied = asset.values, asset.runs, asset.varied
         for i, v in enumerate(values):
-            if v == asset.values[i]:
-                asset.runs[i] += 1
+            if v == last[i]:
+                runs[i] += 1
             else:
-                asset.runs[i], asset.varied[i] = 1, 1
-            asset.values[i] = v
+                runs[i] = varied[i] = 1
+        asset.values = array("d", values)
 
     def _quality(
         self, asset_id: str, asset: AlertState, now: float, stale_for: float, out: list[AlertEvent]
     ) -> None:
         p = self.policy
+        runs = asset.runs
+        may_stick = bool(runs) and max(runs) >= p.stuck_records
+        if not may_stick and stale_for < p.stale_after_s and "data_quality" not in asset.tracks:
+            return  # nothing to judge (most records)
         stuck = [
-            (name, float(asset.runs[i]), asset.values[i])
+            (name, float(runs[i]), asset.values[i])
             for i, name in enumerate(asset.names)
-            if asset.runs[i] >= p.stuck_records and asset.varied[i]
+            if runs[i] >= p.stuck_records and asset.varied[i]
         ]
         level, cause = None, 0
         if stale_for >= p.stale_after_s:

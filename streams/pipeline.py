@@ -36,7 +36,7 @@ from streams.rul_service import RulForecast
 from streams.schema import Telemetry
 from streams.settings import default
 from streams.sinks.line_protocol import Point
-from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
+from streams.sinks.points import alert_point, anomaly_point, drift_point, point_tags, rul_point
 
 log = logging.getLogger("pmaint.pipeline")
 
@@ -136,11 +136,18 @@ class ModelPipeline:
             except RunFailedError as exc:
                 run, failed = exc.done, exc
             anomalies += sum(run.is_anomaly)
+            tags = point_tags(state.asset_id, state.site, state.line, "")  # its anomaly points
+            served = self.models.for_type(state.asset_type)
+            last = -1  # the last record whose result the asset keeps (``state.last``)
             for i in range(len(run)):
                 try:
-                    self._observe(state, records[i], run, i, out)
+                    self._signal(state, records[i], run, i, tags, out)
+                    last = i
+                    self._bookkeep(state, records[i], run, i, served, out)
                 except Exception as exc:  # a model bug must not stop the stream
                     self._failed(records[i], exc, out)
+            if last >= 0:
+                state.last = run.result(last)
             if failed is None:
                 break
             self._failed(records[failed.index], failed.__cause__ or failed, out)
@@ -152,51 +159,69 @@ class ModelPipeline:
         log.error("model error on %s", record.asset_id, exc_info=exc)
         out.failed.append((record, f"processing_error:{type(exc).__name__}"))
 
-    def _observe(
-        self, state: AssetState, record: Telemetry, run: MonitorRun, i: int, out: Outputs
+    def _signal(
+        self,
+        state: AssetState,
+        record: Telemetry,
+        run: MonitorRun,
+        i: int,
+        tags: dict[str, str],
+        out: Outputs,
     ) -> None:
-        """The outputs of the run's ``i``-th record (``record``), scored in ``run``."""
-        cfg = self.config
+        """The anomaly point and alert events of the run's ``i``-th record (``record``), read
+        from the run's columns; ``tags``: the asset's point tags."""
         ts = record.ts_ms / 1000
-        result = run.result(i)
-        signal = AnomalySignal(
-            record.asset_id,
-            ts,
-            result.score,
-            result.threshold,
-            result.top_sensors,
-            alarm=result.alarm,
-            detector=result.kind or "",
-            since=result.since,
-            magnitude=result.magnitude,
-        )
-        if not result.warming_up:
-            if result.is_anomaly or state.records % cfg.anomaly_every == 0:
-                out.points.append(anomaly_point(signal, state.site, state.line))
-            out.add_alerts(self.engine.observe(state.alert, signal), state)
-        reading = ReadingSignal(record.asset_id, ts, record.sensors)
-        out.add_alerts(self.engine.observe(state.alert, reading), state)
-        state.last = result
+        engine, alert = self.engine, state.alert
+        if not run.warming_up[i]:
+            signal = AnomalySignal(
+                record.asset_id,
+                ts,
+                run.score[i],
+                run.threshold[i],
+                run.top_sensors[i],
+                alarm=run.alarm[i],
+                detector=run.kind[i] or "",
+                since=run.since[i],
+                magnitude=run.magnitude[i],
+            )
+            if run.is_anomaly[i] or state.records % self.config.anomaly_every == 0:
+                out.points.append(anomaly_point(signal, tags=tags))
+            if events := engine.observe(alert, signal):
+                out.add_alerts(events, state)
+        if events := engine.observe(alert, ReadingSignal(record.asset_id, ts, record.sensors)):
+            out.add_alerts(events, state)
+
+    def _bookkeep(
+        self,
+        state: AssetState,
+        record: Telemetry,
+        run: MonitorRun,
+        i: int,
+        served: ServedModel | None,
+        out: Outputs,
+    ) -> None:
+        """History, drift, RUL window and checkpoint of the run's ``i``-th record."""
+        ts = record.ts_ms / 1000
         if state.history is None:
             state.history = History()
-        state.history.add(ts, result.score, result.threshold)
-        if result.drift is not None:
-            directions = {d for _, d in result.drift.directions}
+        state.history.add(ts, run.score[i], run.threshold[i])
+        event = run.drift[i]
+        if event is not None:
+            directions = {d for _, d in event.directions}
             drift = DriftSignal(
                 record.asset_id,
                 ts,
-                [s for s, _ in result.drift.sensors],
+                [s for s, _ in event.sensors],
                 directions.pop() if len(directions) == 1 else "",
             )
             out.points.append(drift_point(drift, state.site, state.line))
             out.add_alerts(self.engine.observe(state.alert, drift), state)
-        served = self.models.for_type(state.asset_type)
         if served is not None:
             self._window(state, record, served, out)
         else:
             state.window = None  # no model for this asset (type): anomaly detection only
         state.since_checkpoint += 1
-        if state.since_checkpoint >= cfg.checkpoint_every:
+        if state.since_checkpoint >= self.config.checkpoint_every:
             state.since_checkpoint = 0
             out.checkpoints.append(state)  # (the worker also saves assets idle with changes)
 

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-_Parts = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+# a record's residual off the components and its per-sensor T² contributions, with their SPE
+# (squared residual) and T² (sum)
+_Parts = tuple[NDArray[np.float64], NDArray[np.float64], float, float]
 
 
 class CorrelationDetector:
@@ -102,12 +104,14 @@ class CorrelationDetector:
         return np.fromiter(z.values(), float, len(z))[self._order]
 
     def _split(self, v: NDArray[np.float64]) -> _Parts | None:
-        """Centred record, its residual off the components and its per-sensor T² contribution."""
+        """The record's residual off the components and per-sensor T² contributions, with their
+        SPE and T² (computed once for judging and learning)."""
         if self._basis is None or self._inverse_variance is None:
             return None
         c = v - self._mean
         p = self._basis.T @ c
-        return c, c - self._basis @ p, c * (self._basis @ (p * self._inverse_variance))
+        res, t2_parts = c - self._basis @ p, c * (self._basis @ (p * self._inverse_variance))
+        return res, t2_parts, float(res @ res), float(t2_parts.sum())
 
     def score_one(self, z: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
         """``{"correlation": (excess, sensors)}`` when the SPE or T² is novel, else ``{}``."""
@@ -135,13 +139,10 @@ class CorrelationDetector:
     def _judge(self, parts: _Parts | None) -> dict[str, tuple[float, tuple[str, ...]]]:
         if parts is None or self._n < self.min_count:
             return {}
-        _, res, t2_parts = parts
+        res, t2_parts, spe, t2 = parts
         best = (1.0, res)
-        for stat, top, by in (
-            (res @ res, self._max, res),
-            (t2_parts.sum(), self._t2_max, t2_parts),
-        ):
-            if top > 0.0 and (excess := (float(stat) - top) / (self.margin * top)) > best[0]:
+        for stat, top, by in ((spe, self._max, res), (t2, self._t2_max, t2_parts)):
+            if top > 0.0 and (excess := (stat - top) / (self.margin * top)) > best[0]:
                 best = (excess, by)
         if best[0] <= 1.0:
             return {}
@@ -150,14 +151,18 @@ class CorrelationDetector:
 
     def _learn(self, v: NDArray[np.float64], parts: _Parts | None) -> None:
         if parts is not None:
-            _, res, t2_parts = parts
-            self._max = max(float(res @ res), self._max * self.decay)
-            self._t2_max = max(float(t2_parts.sum()), self._t2_max * self.decay)
+            _, _, spe, t2 = parts
+            self._max = max(spe, self._max * self.decay)
+            self._t2_max = max(t2, self._t2_max * self.decay)
         self._n += 1
         a = max(1.0 / self._n, self.alpha)
         d = v - self._mean
         self._mean += a * d
-        self._cov = (1.0 - a) * (self._cov + a * np.outer(d, d))
+        cov = d[:, None] * d  # (1 - a) * (cov + a * outer(d, d)), the same products in place
+        cov *= a
+        cov += self._cov
+        cov *= 1.0 - a
+        self._cov = cov
         if self._n % self.refresh == 0:
             self._decompose()
 

@@ -120,7 +120,8 @@ class NoveltyDetector:
         self, st: NDArray[np.float64], f: NDArray[np.float64], names: Sequence[str]
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """Novel kinds among the features ``f`` of the state rows ``st`` (sensors ``names``)."""
-        young = st[:, _N] < self.min_count
+        count = st[:, _N]
+        young = count < self.min_count
         if young.all():
             return {}
         lo, hi = st[:, _LO], st[:, _HI]
@@ -129,9 +130,12 @@ class NoveltyDetector:
         width = hi - lo + 1e-4 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-9
         excess = outside / (width * self._margins())
         excess[young] = 0.0
-        if self.shift_settle > self.min_count:  # an unsettled range needs a larger shift
-            unsettled = (self.shift_settle - st[:, _N]) / (self.shift_settle - self.min_count)
-            excess[:, 0] /= 1.0 + self.settle_boost * np.clip(unsettled, 0.0, 1.0)
+        settle = self.shift_settle
+        # an unsettled range needs a larger shift (a settled one divides by 1: skipped)
+        if settle > self.min_count and count.min() < settle:
+            unsettled = (settle - count) / (settle - self.min_count)
+            unsettled = np.minimum(np.maximum(unsettled, 0.0), 1.0)  # np.clip, cheaper
+            excess[:, 0] /= 1.0 + self.settle_boost * unsettled
         if not (excess > 1.0).any():
             return {}
         out: dict[str, tuple[float, tuple[str, ...]]] = {}
@@ -142,9 +146,20 @@ class NoveltyDetector:
                 out[kind] = (float(excess[order[0], col]), tuple(names[i] for i in order[:3]))
         return out
 
+    # the margins as an array, made once (a cache: not part of the state, never checkpointed)
+    _margin_row: NDArray[np.float64] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state.pop("_margin_row", None)
+        return state
+
     def _margins(self) -> NDArray[np.float64]:
         """Margins in the state's column order: value (shift), residual (spike), spread."""
-        return np.array((self.shift_margin, self.spike_margin, self.variance_margin))
+        if self._margin_row is None:
+            margins = (self.shift_margin, self.spike_margin, self.variance_margin)
+            self._margin_row = np.array(margins)
+        return self._margin_row
 
     def score_learn_one(
         self, x: Mapping[str, float], score: bool = True

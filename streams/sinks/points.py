@@ -13,7 +13,10 @@ from streams.alerts import AnomalySignal, DriftSignal, RulSignal
 from streams.sinks.line_protocol import FieldValue, Point
 
 
-def _tags(asset_id: str, site: str | None, line: str | None, version: str | None) -> dict[str, str]:
+def point_tags(
+    asset_id: str, site: str | None, line: str | None, version: str | None
+) -> dict[str, str]:
+    """A point's tags (the empty ones left out)."""
     tags = {"asset_id": asset_id, "site": site, "line": line, "model_version": version}
     return {k: v for k, v in tags.items() if v}
 
@@ -22,8 +25,16 @@ def _ms(ts: float) -> int:
     return round(ts * 1000)
 
 
-def anomaly_point(s: AnomalySignal, site: str | None = None, line: str | None = None) -> Point:
-    """Score, threshold, and the top sensors' contributions as ``c_<sensor>`` fields.
+def anomaly_point(
+    s: AnomalySignal,
+    site: str | None = None,
+    line: str | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+) -> Point:
+    """Score, threshold, and the top sensors' contributions as ``c_<sensor>`` fields; ``tags``:
+    the point's tags when already made (:func:`point_tags` of the signal's asset, ``site``,
+    ``line`` and version).
 
     >>> from streams.sinks.line_protocol import encode
     >>> encode(anomaly_point(AnomalySignal("a1", 1.5, 0.9, 0.6, [("s4", 0.5)]), site="A"))
@@ -34,8 +45,11 @@ def anomaly_point(s: AnomalySignal, site: str | None = None, line: str | None = 
         "threshold": float(s.threshold),
         "is_anomaly": s.score > s.threshold,
     }
-    fields |= {f"c_{name}": float(c) for name, c in s.top_sensors}
-    return Point("anomaly", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
+    for name, c in s.top_sensors:
+        fields[f"c_{name}"] = float(c)
+    if tags is None:
+        tags = point_tags(s.asset_id, site, line, s.model_version)
+    return Point("anomaly", tags, fields, _ms(s.ts))
 
 
 def rul_point(s: RulSignal, site: str | None = None, line: str | None = None) -> Point:
@@ -52,7 +66,7 @@ def rul_point(s: RulSignal, site: str | None = None, line: str | None = None) ->
         "in_domain": s.in_domain,
         "unit": s.unit,
     }
-    return Point("rul", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
+    return Point("rul", point_tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
 
 
 def drift_point(s: DriftSignal, site: str | None = None, line: str | None = None) -> Point:
@@ -62,12 +76,12 @@ def drift_point(s: DriftSignal, site: str | None = None, line: str | None = None
         "sensors": ",".join(s.sensors),
         "direction": s.direction,
     }
-    return Point("drift", _tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
+    return Point("drift", point_tags(s.asset_id, site, line, s.model_version), fields, _ms(s.ts))
 
 
 def alert_point(e: AlertEvent, site: str | None = None, line: str | None = None) -> Point:
     """An alert event; numeric ``level`` (0 info, 1 warning, 2 critical) for graphs."""
-    tags = _tags(e.asset_id, site, line, e.model_version)
+    tags = point_tags(e.asset_id, site, line, e.model_version)
     tags |= {"kind": e.kind, "severity": e.severity, "state": e.state}
     fields: dict[str, FieldValue] = {
         "alert_id": e.alert_id,
