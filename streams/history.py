@@ -32,8 +32,9 @@ class History:
         """Append one scored record (its RUL comes with :meth:`set_rul`)."""
         size = len(self._ts)
         self._ts[self._pos] = ts
-        base = self._pos * len(FIELDS)
-        self._values[base : base + len(FIELDS)] = array("f", [score, threshold] + [math.nan] * 3)
+        base, values = self._pos * len(FIELDS), self._values
+        values[base], values[base + 1] = score, threshold
+        values[base + 2] = values[base + 3] = values[base + 4] = math.nan  # its RUL: not yet
         self._pos = (self._pos + 1) % size
         self._n = min(self._n + 1, size)
 
