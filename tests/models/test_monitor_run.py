@@ -163,3 +163,22 @@ def test_a_failing_record_stops_the_run_there_with_the_results_before_it() -> No
 def test_runs_of_unequal_columns_are_refused() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         AssetMonitor(BASE).update_run([{"s1": 1.0}], [None, None], [0.0])
+
+
+def test_caches_are_not_state_a_restored_monitor_goes_on_exactly_alike() -> None:
+    """The arrays and tables the detectors make once to go faster (novelty margins, regime
+    tolerances) stay out of the checkpoint: it has the bytes of a monitor that never made them,
+    and a monitor restored from it goes on exactly as the one that kept running."""
+    own = [r for r in fleet_rows() if r[0] == "asset-000"]
+    m = AssetMonitor(BASE)
+    for _, sensors, settings, ts in own[:200]:
+        m.update(sensors, settings, ts)
+    assert m._novelty._margin_row is not None and m._scorer._regimes._scales
+    saved = m.to_bytes()
+    restored = AssetMonitor.from_bytes(saved)
+    assert "_margin_row" not in vars(restored._novelty)
+    assert "_scales" not in vars(restored._scorer._regimes)
+    assert restored.to_bytes() == saved
+    for _, sensors, settings, ts in own[200:]:
+        assert repr(m.update(sensors, settings, ts)) == repr(restored.update(sensors, settings, ts))
+    assert m.to_bytes() == restored.to_bytes()
