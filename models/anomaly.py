@@ -350,7 +350,7 @@ def top_contributors(z: Mapping[str, float], k: int = 3) -> tuple[tuple[str, flo
         ranked = sorted([(-m, s) for s, v in z.items() if (m := abs(v)) >= least])[:k]
     else:
         ranked = sorted([(-abs(v), s) for s, v in z.items()])[:k]
-    return tuple((s, round(z[s], 3)) for _, s in ranked)
+    return tuple([(s, round(z[s], 3)) for _, s in ranked])
 
 
 class Scorer(RegimeScaler):
