@@ -111,7 +111,8 @@ class CorrelationDetector:
         c = v - self._mean
         p = self._basis.T @ c
         res, t2_parts = c - self._basis @ p, c * (self._basis @ (p * self._inverse_variance))
-        return res, t2_parts, float(res @ res), float(t2_parts.sum())
+        # (add.reduce is what ndarray.sum runs, without its Python-level wrapper)
+        return res, t2_parts, float(res @ res), float(np.add.reduce(t2_parts, axis=None))
 
     def score_one(self, z: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
         """``{"correlation": (excess, sensors)}`` when the SPE or T² is novel, else ``{}``."""

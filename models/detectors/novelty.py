@@ -113,37 +113,40 @@ class NoveltyDetector:
             rows, v, names = [rows[i] for i in keep], v[keep], [names[i] for i in keep]
         if not rows:
             return {}
-        st = self._view(rows)
-        return self._found(st, _features(st, v), names)
+        w = self._view(rows).T.copy()
+        return self._found(w, _features(w, v), names)
 
     def _found(
-        self, st: NDArray[np.float64], f: NDArray[np.float64], names: Sequence[str]
+        self, w: NDArray[np.float64], f: NDArray[np.float64], names: Sequence[str]
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """Novel kinds among the features ``f`` of the state rows ``st`` (sensors ``names``)."""
-        count = st[:, _N]
+        """Novel kinds among the features ``f`` of the state rows (sensors ``names``), both
+        transposed: a row per state column or feature, a column per sensor (contiguous rows:
+        numpy's operations on them cost a fraction of those on a strided block)."""
+        count = w[_N]
         young = count < self.min_count
-        if young.all():
+        if np.count_nonzero(young) == len(young):  # young.all(), cheaper
             return {}
-        lo, hi = st[:, _LO], st[:, _HI]
+        lo, hi = w[_LO], w[_HI]
         outside = np.maximum(f - hi, lo - f)
-        outside[:, 2] = f[:, 2] - hi[:, 2]  # spread: only growing noise counts
+        outside[2] = f[2] - hi[2]  # spread: only growing noise counts
         width = hi - lo + 1e-4 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-9
         excess = outside / (width * self._margins())
-        excess[young] = 0.0
+        excess[:, young] = 0.0
         settle = self.shift_settle
         # an unsettled range needs a larger shift (a settled one divides by 1: skipped)
-        if settle > self.min_count and count.min() < settle:
+        if settle > self.min_count and np.count_nonzero(count < settle):
             unsettled = (settle - count) / (settle - self.min_count)
             unsettled = np.minimum(np.maximum(unsettled, 0.0), 1.0)  # np.clip, cheaper
-            excess[:, 0] /= 1.0 + self.settle_boost * unsettled
-        if not (excess > 1.0).any():
+            excess[0] /= 1.0 + self.settle_boost * unsettled
+        if not np.count_nonzero(excess > 1.0):
             return {}
         out: dict[str, tuple[float, tuple[str, ...]]] = {}
         for col, kind in ((1, "spike"), (0, "shift"), (2, "variance")):
-            hits = np.flatnonzero(excess[:, col] > 1.0)
+            row = excess[col]
+            hits = np.flatnonzero(row > 1.0)
             if hits.size:
-                order = hits[np.argsort(-excess[hits, col], kind="stable")]
-                out[kind] = (float(excess[order[0], col]), tuple(names[i] for i in order[:3]))
+                order = hits[np.argsort(-row[hits], kind="stable")]
+                out[kind] = (float(row[order[0]]), tuple(names[i] for i in order[:3]))
         return out
 
     # the margins as an array, made once (a cache: not part of the state, never checkpointed)
@@ -155,10 +158,11 @@ class NoveltyDetector:
         return state
 
     def _margins(self) -> NDArray[np.float64]:
-        """Margins in the state's column order: value (shift), residual (spike), spread."""
+        """Margins in the features' order, as a column: value (shift), residual (spike),
+        spread."""
         if self._margin_row is None:
             margins = (self.shift_margin, self.spike_margin, self.variance_margin)
-            self._margin_row = np.array(margins)
+            self._margin_row = np.array(margins)[:, None]
         return self._margin_row
 
     def score_learn_one(
@@ -174,13 +178,14 @@ class NoveltyDetector:
             self.learn_one(x)
             return found
         st = self._state
-        f = _features(st, np.fromiter(x.values(), float, len(x)))
-        hi = st[:, _HI]
+        w = st.T.copy()  # transposed: contiguous rows (see _found)
+        f = _features(w, np.fromiter(x.values(), float, len(x)))
         found = {}
         # only a feature outside its range can be novel: most records skip the full excess
-        if score and ((f > hi).any() or (f[:, :2] < st[:, 3:5]).any()):
-            found = self._found(st, f, self._names)
-        self._learn_rows(st, f)
+        if score and (np.count_nonzero(f > w[_HI]) or np.count_nonzero(f[:2] < w[3:5])):
+            found = self._found(w, f, self._names)
+        self._learn_rows(w, f)
+        st[...] = w.T
         return found
 
     def learn_one(self, x: Mapping[str, float]) -> None:
@@ -211,22 +216,25 @@ class NoveltyDetector:
             rows, v = [r for r, k in zip(rows, keep, strict=True) if k], v[keep]
             st = self._state[rows]
         self._unset = bool((self._state[:, _N] == 0.0).any()) if self._unset else False
-        self._learn_rows(st, _features(st, v))
+        w = st.T.copy()
+        self._learn_rows(w, _features(w, v))
+        st[...] = w.T
         if st is not self._state:
             self._state[rows] = st
 
-    def _learn_rows(self, st: NDArray[np.float64], f: NDArray[np.float64]) -> None:
-        """Update the state rows ``st`` in place with their features ``f``."""
+    def _learn_rows(self, w: NDArray[np.float64], f: NDArray[np.float64]) -> None:
+        """Update the state rows in place with their features ``f``, both transposed (``w``: a
+        row per state column, see :meth:`_found`)."""
         a, b, keep_share = self.forecast_alpha, self.spread_alpha, self.decay
-        r = f[:, 1]
-        st[:, _N] += 1.0
-        st[:, _VAR] += b * (r * r - st[:, _VAR])
-        st[:, _LEVEL] += a * r
-        lo = np.minimum(st[:, _LO], f)
-        hi = np.maximum(st[:, _HI], f)
+        r = f[1]
+        w[_N] += 1.0
+        w[_VAR] += b * (r * r - w[_VAR])
+        w[_LEVEL] += a * r
+        lo = np.minimum(w[_LO], f)
+        hi = np.maximum(w[_HI], f)
         centre = 0.5 * (lo + hi)
-        st[:, _LO] = centre + (lo - centre) * keep_share
-        st[:, _HI] = centre + (hi - centre) * keep_share
+        w[_LO] = centre + (lo - centre) * keep_share
+        w[_HI] = centre + (hi - centre) * keep_share
 
     def forget(self, sensors: list[str]) -> None:
         """Drop what was learned about ``sensors`` (they start again at their next value)."""
@@ -237,8 +245,9 @@ class NoveltyDetector:
                 self._unset = True
 
 
-def _features(st: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per sensor: the value, its forecast residual and the recent residual spread."""
-    f = np.empty((len(v), 3))
-    f[:, 0], f[:, 1], f[:, 2] = v, v - st[:, _LEVEL], np.sqrt(st[:, _VAR])
+def _features(w: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per sensor (a column each): the value, its forecast residual and the recent residual
+    spread, from the transposed state rows ``w``."""
+    f = np.empty((3, len(v)))
+    f[0], f[1], f[2] = v, v - w[_LEVEL], np.sqrt(w[_VAR])
     return f
