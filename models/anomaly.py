@@ -340,7 +340,8 @@ def aggregate(z: Mapping[str, float], how: str = "mean") -> float:
 
 
 def top_contributors(z: Mapping[str, float], k: int = 3) -> tuple[tuple[str, float], ...]:
-    """The ``k`` sensors with the largest absolute deviation, with sign.
+    """The ``k`` sensors with the largest absolute deviation, with sign (``z`` as
+    :meth:`RegimeScaler.deviations` gives it: clipped, never NaN).
 
     >>> top_contributors({"s7": 2.5, "s11": -4.0, "s2": 0.1}, k=2)
     (('s11', -4.0), ('s7', 2.5))
