@@ -3,8 +3,9 @@
 One ``pmaint worker`` process (full pipeline, InfluxDB 1.x configured, v1, its own database,
 ``PMAINT_ANOMALY_WARM_UP=30``, ``PMAINT_ALERT_DEBOUNCE_RECORDS=1``) on 4 partitions. First a
 burst of ``PRELOAD`` records warms every asset up and measures the worker's maximum rate (growth
-of ``pmaint_records_total`` while it drains the burst). Then frames are produced at half that
-rate for ``DURATION`` s, each record's event time being its produce time. Every ``PROBE_S``:
+of ``pmaint_records_total`` while it drains the burst, once every asset is past its warm-up). Then frames are produced at half that
+rate for ``DURATION`` s, each record's event time being its produce time. Every ``PROBE_S``
+after the first ``SETTLE_S``:
 
 * ``influx``: one record of the load is a probe; its anomaly point (asset, event time) is polled
   for in InfluxDB every 10 ms; latency = produce → point visible to a query.
@@ -12,6 +13,10 @@ rate for ``DURATION`` s, each record's event time being its produce time. Every 
   = produce → its ``open`` anomaly event read from the alert topic (aiokafka consumer).
 * baseline: a small message on a plain topic, read by an aiokafka consumer in the same loop: the
   raw Kafka round trip under the same load, same run.
+
+Both consumers fetch as the worker does (its ``fetch_max_wait_ms``). Each line's JSON gives the
+three slowest probes (seconds into the load, ms) and the worker's mean stage times per batch;
+``--trace`` prints them every half second to stderr.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ WARM_UP = 30  # records an asset learns from before it is scored
 PRELOAD = 20_000  # 100 records an asset, past the warm-up
 DURATION = 20.0
 PROBE_S = 0.25
+# probes begin this long into the load: the preload ends with every asset's checkpoint due at
+# once and the load's first records raise a burst of drift alerts (its event time jumps ahead)
+SETTLE_S = 2.0
 TICK_S = 0.02
 Latency = tuple[float, float]  # (seconds into the load it was produced, latency in seconds)
 
@@ -161,7 +169,7 @@ class Run:
         async with aiohttp.ClientSession() as http:
             poller = asyncio.create_task(self.poll_points(http))
             started = self.started = time.perf_counter()
-            sent, next_probe, n = 0, started, 0
+            sent, next_probe, n = 0, started + SETTLE_S, 0
             while (now := time.perf_counter()) - started < DURATION:
                 due = int((now - started) * rate) - sent
                 ts_ms = int(time.time() * 1000)
