@@ -69,6 +69,9 @@ log = logging.getLogger("pmaint.agents")
 # a part's publishing has a fixed cost (a Kafka request, an InfluxDB request): parts are not made
 # smaller than this, whatever the budget
 MIN_PART_RECORDS = 16
+# of a part's budget, what checkpointing may add to it: a fleet whose checkpoints fall due
+# together (every checkpoint_every records, every checkpoint_interval_s) is saved over many parts
+CHECKPOINT_SHARE = 0.25
 WRITES_PER_YIELD = 16  # checkpoints written to the table between yields to the event loop
 STAGES = ("decode", "models", "publish", "save")  # of a batch part, timed in pmaint_stage_seconds
 Rewind = Callable[[int, int], Awaitable[None]]
@@ -377,7 +380,7 @@ class TelemetryAgent:
 
     def save_idle(self) -> None:
         """Checkpoint the assets the pipeline asked for, then those whose changes are older than
-        the checkpoint interval, oldest first, for at most the batch budget (also run by a
+        the checkpoint interval, oldest first, for at most a share of a part's budget (also run by a
         timer, so a worker without traffic saves its assets too): a fleet whose checkpoints
         fall due together is saved over several parts instead of stalling one (the loop, and
         with it the outputs before, would wait for all of them)."""
@@ -387,10 +390,10 @@ class TelemetryAgent:
             for state in [self._due.pop(k) for k in list(self._due)[:16]]:
                 if assets.get(state.asset_id) is state:  # not dropped or evicted since
                     self.save(state)
-            if time.perf_counter() - started >= self.budget_s:
+            if time.perf_counter() - started >= self.budget_s * CHECKPOINT_SHARE:
                 break
         before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        while time.perf_counter() - started < self.budget_s:
+        while time.perf_counter() - started < self.budget_s * CHECKPOINT_SHARE:
             due = self.processor.fleet.unsaved_since(before, 16)
             for state in due:
                 self.save(state)
