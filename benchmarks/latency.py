@@ -3,9 +3,9 @@
 One ``pmaint worker`` process (full pipeline, InfluxDB 1.x configured, v1, its own database,
 ``PMAINT_ANOMALY_WARM_UP=30``, ``PMAINT_ALERT_DEBOUNCE_RECORDS=1``) on 4 partitions. First a
 burst of ``PRELOAD`` records warms every asset up and measures the worker's maximum rate (growth
-of ``pmaint_records_total`` while it drains the burst, once every asset is past its warm-up). Then frames are produced at half that
-rate for ``DURATION`` s, each record's event time being its produce time. Every ``PROBE_S``
-after the first ``SETTLE_S``:
+of ``pmaint_records_total`` while it drains the burst, once every asset is past its warm-up).
+Then frames are produced at half that rate for ``DURATION`` s, each record's event time being
+its produce time. Every ``PROBE_S`` after the first ``SETTLE_S``:
 
 * ``influx``: one record of the load is a probe; its anomaly point (asset, event time) is polled
   for in InfluxDB every 10 ms; latency = produce → point visible to a query.
