@@ -237,6 +237,7 @@ class TelemetryAgent:
         except BaseException:
             for task in self._sends:  # unacked: read again after a restart or rebalance
                 task.cancel()
+            self._open = None  # cancelled with them: no later part may join it
             raise
         await self.drain()
 
