@@ -3,8 +3,9 @@
 One ``pmaint worker`` process (full pipeline, InfluxDB 1.x configured, v1, its own database,
 ``PMAINT_ANOMALY_WARM_UP=30``, ``PMAINT_ALERT_DEBOUNCE_RECORDS=1``) on 4 partitions. First a
 burst of ``PRELOAD`` records warms every asset up and measures the worker's maximum rate (growth
-of ``pmaint_records_total`` while it drains the burst). Then frames are produced at half that
-rate for ``DURATION`` s, each record's event time being its produce time. Every ``PROBE_S``:
+of ``pmaint_records_total`` while it drains the burst, once every asset is past its warm-up).
+Then frames are produced at half that rate for ``DURATION`` s, each record's event time being
+its produce time. Every ``PROBE_S`` after the first ``SETTLE_S``:
 
 * ``influx``: one record of the load is a probe; its anomaly point (asset, event time) is polled
   for in InfluxDB every 10 ms; latency = produce → point visible to a query.
@@ -12,17 +13,24 @@ rate for ``DURATION`` s, each record's event time being its produce time. Every 
   = produce → its ``open`` anomaly event read from the alert topic (aiokafka consumer).
 * baseline: a small message on a plain topic, read by an aiokafka consumer in the same loop: the
   raw Kafka round trip under the same load, same run.
+
+Both consumers fetch as the worker does (its ``fetch_max_wait_ms``). Each line's JSON gives the
+three slowest probes (seconds into the load, ms) and the worker's mean stage times per batch;
+``--trace`` prints them every half second to stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -39,10 +47,15 @@ from streams.settings import Settings, load_settings
 
 PARTITIONS = 4
 ASSETS = 200
-PRELOAD = 20_000  # 100 records an asset, past the warm-up of 30
+WARM_UP = 30  # records an asset learns from before it is scored
+PRELOAD = 20_000  # 100 records an asset, past the warm-up
 DURATION = 20.0
 PROBE_S = 0.25
+# probes begin this long into the load: the preload ends with every asset's checkpoint due at
+# once and the load's first records raise a burst of drift alerts (its event time jumps ahead)
+SETTLE_S = 2.0
 TICK_S = 0.02
+Latency = tuple[float, float]  # (seconds into the load it was produced, latency in seconds)
 
 
 def message(rec: SimRecord, ts_ms: int, boost: bool = False) -> dict[str, object]:
@@ -71,16 +84,18 @@ def preload(bootstrap: str, topic: str, stream: Iterator[SimRecord]) -> None:
 
 
 def max_rate(worker: WorkerProcess) -> float:
+    """Records/s the worker drains the preload at, once every asset is past its warm-up (warm-up
+    records skip scoring: counting them would overstate the rate)."""
     first: tuple[float, float] | None = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         done = worker.metric("pmaint_records_total", outcome="ok")
         now = time.perf_counter()
-        if first is None and done > 0:
+        if first is None and done >= WARM_UP * ASSETS:
             first = (now, done)
         if done >= PRELOAD and first is not None:
             return (done - first[1]) / max(now - first[0], 1e-9)
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise RuntimeError("the worker did not drain the preload")
 
 
@@ -94,49 +109,58 @@ class Run:
         self.alerted: set[str] = set()
         self.base_sent: dict[str, float] = {}
         self.base_seen: dict[str, float] = {}
-        self.influx_lat: list[float] = []
-        self.influx_missed = 0
-        self.probes: list[tuple[str, int, float]] = []
+        self.influx_sent: dict[int, float] = {}  # probe number → produce time
+        self.influx_seen: dict[int, float] = {}
+        self.probes: list[tuple[str, int, int]] = []  # asset, event time, probe number
+        self.started = 0.0  # when the load began
         self.stop = False
+
+    async def catch_up(self, consumer: AIOKafkaConsumer) -> None:
+        """Read the alerts the preload raised (which assets are alerted already) before the
+        load begins: reading them during the load would delay the first probes."""
+        end = await consumer.end_offsets(list(consumer.assignment()))
+        for tp, offset in end.items():
+            while await consumer.position(tp) < offset:
+                await self.read(consumer, alerts=True)
 
     async def consume(self, consumer: AIOKafkaConsumer, alerts: bool) -> None:
         while not self.stop:
-            batches = await consumer.getmany(timeout_ms=5)
-            now = time.perf_counter()
-            for messages in batches.values():
-                for m in messages:
-                    if not alerts:
-                        self.base_seen.setdefault(m.value.decode(), now)
-                        continue
-                    event = json.loads(m.value)
-                    if event.get("kind") != "anomaly":
-                        continue
-                    if event.get("state") == "resolved":
-                        self.alerted.discard(event["asset_id"])
-                    elif event.get("state") == "open":
-                        self.alerted.add(event["asset_id"])
-                        if event["asset_id"] in self.alert_sent:
-                            self.alert_seen.setdefault(event["asset_id"], now)
+            await self.read(consumer, alerts)
+
+    async def read(self, consumer: AIOKafkaConsumer, alerts: bool) -> None:
+        batches = await consumer.getmany(timeout_ms=5)
+        now = time.perf_counter()
+        for messages in batches.values():
+            for m in messages:
+                if not alerts:
+                    self.base_seen.setdefault(m.value.decode(), now)
+                    continue
+                event = json.loads(m.value)
+                if event.get("kind") != "anomaly":
+                    continue
+                if event.get("state") == "resolved":
+                    self.alerted.discard(event["asset_id"])
+                elif event.get("state") == "open":
+                    self.alerted.add(event["asset_id"])
+                    if event["asset_id"] in self.alert_sent:
+                        self.alert_seen.setdefault(event["asset_id"], now)
 
     async def poll_points(self, http: aiohttp.ClientSession) -> None:
-        """Check the oldest outstanding probe point, one query at a time (little extra load)."""
+        """Check every outstanding probe point in turn, one query at a time (little extra load;
+        a late point does not hold up the check of those after it)."""
         url = f"{self.influx}/query"
         while not (self.stop and not self.probes):
-            if not self.probes:
-                await asyncio.sleep(0.01)
-                continue
-            asset, ts_ms, t0 = self.probes[0]
-            q = f"SELECT score FROM anomaly WHERE asset_id='{asset}' AND time = {ts_ms}ms"
-            async with http.get(url, params={"db": self.db, "q": q}) as r:
-                body = await r.json()
-            if body["results"][0].get("series"):
-                self.influx_lat.append(time.perf_counter() - t0)
-                self.probes.pop(0)
-            elif time.perf_counter() - t0 > 15 or self.stop:
-                self.influx_missed += 1
-                self.probes.pop(0)
-            else:
-                await asyncio.sleep(0.01)
+            for probe in list(self.probes):
+                asset, ts_ms, n = probe
+                q = f"SELECT score FROM anomaly WHERE asset_id='{asset}' AND time = {ts_ms}ms"
+                async with http.get(url, params={"db": self.db, "q": q}) as r:
+                    body = await r.json()
+                if body["results"][0].get("series"):
+                    self.influx_seen[n] = time.perf_counter()
+                    self.probes.remove(probe)
+                elif time.perf_counter() - self.influx_sent[n] > 15 or self.stop:
+                    self.probes.remove(probe)  # missed: counted in probes, not in seen
+            await asyncio.sleep(0.01)
 
     async def load(
         self, producer: AIOKafkaProducer, stream: Iterator[SimRecord], rate: float
@@ -144,8 +168,8 @@ class Run:
         topic = self.settings.topic_telemetry
         async with aiohttp.ClientSession() as http:
             poller = asyncio.create_task(self.poll_points(http))
-            started = time.perf_counter()
-            sent, next_probe, n = 0, started, 0
+            started = self.started = time.perf_counter()
+            sent, next_probe, n = 0, started + SETTLE_S, 0
             while (now := time.perf_counter()) - started < DURATION:
                 due = int((now - started) * rate) - sent
                 ts_ms = int(time.time() * 1000)
@@ -162,7 +186,8 @@ class Run:
                     if boost:
                         self.alert_sent[rec.asset_id] = now
                     if probe and i == 0:
-                        self.probes.append((rec.asset_id, ts_ms, now))
+                        self.probes.append((rec.asset_id, ts_ms, n))
+                        self.influx_sent[n] = now
                 sent += max(due, 0)
                 for part, recs in frames.items():
                     await producer.send(topic, orjson.dumps({"records": recs}), partition=part)
@@ -187,14 +212,16 @@ async def measure(
     run = Run(settings, influx, db, base_topic)
     bootstrap = settings.kafka_bootstrap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    alerts = AIOKafkaConsumer(
-        settings.topic_alerts, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    base = AIOKafkaConsumer(base_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    # both read as the worker does: a fetch waits at most the worker's fetch_max_wait_ms (Tansu
+    # answers a waiting fetch only when that expires: aiokafka's 500 ms would dominate a hop)
+    fetch = {"auto_offset_reset": "earliest", "fetch_max_wait_ms": settings.fetch_max_wait_ms}
+    alerts = AIOKafkaConsumer(settings.topic_alerts, bootstrap_servers=bootstrap, **fetch)
+    base = AIOKafkaConsumer(base_topic, bootstrap_servers=bootstrap, **fetch)
     await producer.start()
     await producer.send_and_wait(base_topic, b"warm")  # creates the topic before the consumer
     await alerts.start()
     await base.start()
+    await run.catch_up(alerts)
     try:
         tasks = [
             asyncio.create_task(run.consume(alerts, True)),
@@ -229,11 +256,49 @@ def per_batch(after: dict[str, float], before: dict[str, float]) -> dict[str, fl
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values) * 1000, q)) if values else float("nan")
+def latencies(sent: dict[Any, float], seen: dict[Any, float], start: float) -> list[Latency]:
+    """Each probe seen: (seconds into the load it was produced, its latency in seconds).
+
+    >>> latencies({"a": 1.5, "b": 2.0}, {"a": 1.75}, start=1.0)
+    [(0.5, 0.25)]
+    """
+    return [(t - start, seen[k] - t) for k, t in sent.items() if k in seen]
+
+
+def pct(values: list[Latency], q: float) -> float:
+    lat = [v for _, v in values]
+    return float(np.percentile(np.array(lat) * 1000, q)) if lat else float("nan")
+
+
+def slowest(values: list[Latency], n: int = 3) -> list[tuple[float, float]]:
+    """The ``n`` slowest probes: (seconds into the load, latency in ms), slowest first."""
+    worst = sorted(values, key=lambda v: -v[1])[:n]
+    return [(round(t, 2), round(lat * 1000, 1)) for t, lat in worst]
+
+
+class Sampler(threading.Thread):
+    """``--trace``: the worker's stage totals every half second during the load (a timeline
+    of where readings waited, next to the slowest probes)."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.samples = worker, [(time.perf_counter(), stage_totals(worker))]
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.samples.append((time.perf_counter(), stage_totals(self.worker)))
+
+    def timeline(self, start: float) -> list[dict[str, float]]:
+        rows = []
+        for (_, before), (t, after) in itertools.pairwise(self.samples):
+            batches = after["batches"] - before["batches"]
+            rows.append({"t": round(t - start, 2), "batches": batches} | per_batch(after, before))
+        return rows
 
 
 def main() -> int:
+    trace = "--trace" in sys.argv
     with tempfile.TemporaryDirectory(prefix="pmaint-latency-") as tmp:
         work = Path(tmp)
         (work / "influx").mkdir()
@@ -251,14 +316,18 @@ def main() -> int:
             env = worker_env(
                 broker.bootstrap, prefix, partitions=str(PARTITIONS), log_level="warning",
                 influx_url=influx.url, influx_api="v1", influx_database=db,
-                anomaly_warm_up="30", alert_debounce_records="1", alert_cooldown_s="0",
+                anomaly_warm_up=str(WARM_UP), alert_debounce_records="1", alert_cooldown_s="0",
             )  # fmt: skip
             worker = start_worker(env, work)
             stream = FleetSimulator(assets=ASSETS, seed=3).records(10**9)
             preload(broker.bootstrap, settings.topic_telemetry, stream)
             top = max_rate(worker)
             before = stage_totals(worker)  # the preload's batches, at the maximum rate
+            sampler = Sampler(worker)
+            if trace:
+                sampler.start()
             run = asyncio.run(measure(settings, influx.url, db, top / 2, stream))
+            sampler.done.set()
             stages = per_batch(stage_totals(worker), before)
             preload_stages = per_batch(before, dict.fromkeys(before, 0.0))
         finally:
@@ -266,8 +335,9 @@ def main() -> int:
                 worker.kill()
             influx.stop()
             broker.stop()
-    alert_lat = [run.alert_seen[a] - t for a, t in run.alert_sent.items() if a in run.alert_seen]
-    base_lat = [run.base_seen[k] - t for k, t in run.base_sent.items() if k in run.base_seen]
+    alert_lat = latencies(run.alert_sent, run.alert_seen, run.started)
+    influx_lat = latencies(run.influx_sent, run.influx_seen, run.started)
+    base_lat = latencies(run.base_sent, run.base_seen, run.started)
     common = {
         "baseline_name": "raw Kafka produce→consume, same load",
         "rate": round(top / 2, 1), "max_rate": round(top, 1), "duration_s": DURATION,
@@ -276,13 +346,17 @@ def main() -> int:
     for q in (50, 99):
         emit(
             f"latency_alert_p{q}", pct(alert_lat, q), "ms", pct(base_lat, q),
-            probes=len(run.alert_sent), seen=len(alert_lat), **common,
+            probes=len(run.alert_sent), seen=len(alert_lat), slowest=slowest(alert_lat),
+            baseline_slowest=slowest(base_lat), **common,
         )  # fmt: skip
         emit(
-            f"latency_influx_p{q}", pct(run.influx_lat, q), "ms", pct(base_lat, q),
-            probes=len(run.influx_lat) + run.influx_missed, seen=len(run.influx_lat),
-            **common,
+            f"latency_influx_p{q}", pct(influx_lat, q), "ms", pct(base_lat, q),
+            probes=len(run.influx_sent), seen=len(influx_lat), slowest=slowest(influx_lat),
+            baseline_slowest=slowest(base_lat), **common,
         )  # fmt: skip
+    if trace:
+        for row in sampler.timeline(run.started):
+            print(json.dumps(row), file=sys.stderr)
     return 0
 
 

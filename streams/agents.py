@@ -8,9 +8,11 @@ window, alert lifecycle) → RUL forecasts batched across assets → outputs: de
 ``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
 memory budget are checkpointed and dropped, and restored from it on their next record).
 
-A batch is scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's
-model work takes about ``PMAINT_BATCH_BUDGET_MS``); each part's outputs are handed on to be
-published while the next part is scored (at most two parts in flight). Every output of a batch is
+A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is scored in parts (at most
+``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's model work, which holds the event loop,
+takes about ``PMAINT_BATCH_BUDGET_MS``); each part's outputs are handed on to be published while
+the next part is scored, parts scored while a publication awaits its acknowledgements going out
+together in the next one (at most two publications in flight). Every output of a batch is
 acknowledged (by the broker, by InfluxDB) before the batch's offsets are acked, batches in the
 order they came, and an asset's checkpoint reaches the table only after the outputs of the records
 it has seen; so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
@@ -30,7 +32,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 
@@ -64,9 +66,13 @@ from streams.sinks.line_protocol import Point
 
 log = logging.getLogger("pmaint.agents")
 
-# a part's publishing has a fixed cost (a Kafka round trip, an InfluxDB request): smaller parts
-# would spend more on it than on the records (measured: 40-record parts published at ~1 ms a record)
-MIN_PART_RECORDS = 200
+# a part's publishing has a fixed cost (a Kafka request, an InfluxDB request): parts are not made
+# smaller than this, whatever the budget
+MIN_PART_RECORDS = 16
+# of a part's budget, what checkpointing may add to it: a fleet whose checkpoints fall due
+# together (every checkpoint_every records, every checkpoint_interval_s) is saved over many parts
+CHECKPOINT_SHARE = 0.25
+WRITES_PER_YIELD = 16  # checkpoints written to the table between yields to the event loop
 STAGES = ("decode", "models", "publish", "save")  # of a batch part, timed in pmaint_stage_seconds
 Rewind = Callable[[int, int], Awaitable[None]]
 
@@ -153,6 +159,23 @@ def split(result: BatchResult, size: int) -> Iterator[BatchResult]:
         yield BatchResult(records[start : start + size])
 
 
+@dataclass
+class Publication:
+    """Parts whose outputs go out together, in order: a part scored while the publication before
+    it awaits its acknowledgements joins the next one, so small parts (short holds of the event
+    loop) do not cost a Kafka and an InfluxDB request each."""
+
+    parts: list[tuple[BatchResult, Outputs]] = field(default_factory=list)
+    checkpoints: dict[str, bytes] = field(default_factory=dict)  # written once it is published
+    records: int = 0
+    started: bool = False  # sending: closed to new parts
+
+    def add(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
+        self.parts.append((part, out))
+        self.checkpoints |= checkpoints
+        self.records += len(part.records)
+
+
 class TelemetryAgent:
     """Consumes telemetry in bounded parts and publishes every output of a batch before acking
     it; the next part's models run while the previous part's outputs await their acks."""
@@ -165,6 +188,7 @@ class TelemetryAgent:
         rewind: Rewind,
         batch_max: int = 500,
         budget_s: float = default("batch_budget_ms") / 1000,
+        fill_s: float = default("batch_fill_ms") / 1000,
         max_records: int = default("batch_max_records"),
         tick_every_s: float = 1.0,
         chunk_bytes: int = 262_144,
@@ -175,7 +199,8 @@ class TelemetryAgent:
         self.sinks = sinks
         self.metrics = processor.metrics
         self.batch_max = batch_max  # messages a batch takes at most
-        self.budget_s = budget_s  # longest a batch fills, and a part's model work takes
+        self.budget_s = budget_s  # about how long a part's model work takes
+        self.fill_s = fill_s  # longest a batch waits for more messages
         self.max_records = max_records  # records a part holds at most
         self.tick_every_s = tick_every_s
         self.chunk_bytes = chunk_bytes  # a batch is decoded in parts of about this many bytes
@@ -185,14 +210,17 @@ class TelemetryAgent:
         self._ticked = 0.0
         self._handled = 0.0  # when the last batch was handed on
         self._cost_s = 0.0  # model seconds per record, a moving average
-        self._publish_s = 0.0  # seconds a part's outputs take to be acknowledged, likewise
         self._publishing_since: float | None = None
         self._sends: deque[asyncio.Task[None]] = deque()  # in order; each awaits the one before
-        self._parts: set[asyncio.Task[None]] = set()  # those of them that publish a part
+        self._parts: set[asyncio.Task[None]] = set()  # those of them that publish parts
+        self._open: Publication | None = None  # the publication parts join until it starts
         # checkpoints not yet in the table (outputs of what they saw not acked yet), latest per
         # asset; and those taken since the last part was handed on
         self.unwritten: dict[str, bytes] = {}
         self._taken: dict[str, bytes] = {}
+        # checkpoints the pipeline asked for and not taken yet: assets that fall due together
+        # are checkpointed over several parts, within each part's budget
+        self._due: dict[str, AssetState] = {}
         self.busy = False  # within feed()
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
@@ -202,15 +230,14 @@ class TelemetryAgent:
         return 0.0 if since is None else time.monotonic() - since
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            self.batch_max, within=self.budget_s
-        )
+        batches = cast(faust.Stream[bytes], stream).take_events(self.batch_max, within=self.fill_s)
         try:
             async for events in batches:
                 await self.take(events)
         except BaseException:
             for task in self._sends:  # unacked: read again after a restart or rebalance
                 task.cancel()
+            self._open = None  # cancelled with them: no later part may join it
             raise
         await self.drain()
 
@@ -275,26 +302,35 @@ class TelemetryAgent:
                 stage.labels("models").inc(t2 - t1)
                 stage.labels("save").inc(t3 - t2)
                 taken, self._taken = self._taken, {}
-                parts = self._parts
-                parts.add(self._then(partial(self._send, part, out, taken)))
+                self._hand_on(part, out, taken)
                 # let the part's sends go out (and earlier acks come in) before the next part's
                 # model work holds the event loop
                 await asyncio.sleep(0)
+                parts = self._parts
                 parts.difference_update([t for t in parts if t.done()])
-                while len(parts) > self.in_flight:  # backpressure: parts in flight are bounded
+                while len(parts) > self.in_flight:  # backpressure: publications are bounded
                     parts.discard(oldest := self._sends.popleft())
                     await oldest
 
+    def _hand_on(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
+        """Publish ``part``'s outputs after everything handed on before: with the publication
+        that has not started yet, or in a new one (when none waits, or it holds
+        ``max_records`` already)."""
+        pub = self._open
+        if pub is None or pub.started or pub.records >= self.max_records:
+            pub = self._open = Publication()
+            self._parts.add(self._then(partial(self._send, pub)))
+        pub.add(part, out, checkpoints)
+
     def part_records(self) -> int:
         """Records in the next part: as many as the budget's model work allows (per-record
-        cost learned from parts without RUL forecasts), at most ``max_records`` (so the first
-        outputs of a large batch go out early). A part's model work lasts at least as long as
-        a part's publishing takes: the next part is then ready when the outputs before it are
-        acknowledged, and publishing never becomes the bottleneck."""
+        cost learned from parts without RUL forecasts), at least :data:`MIN_PART_RECORDS`, at
+        most ``max_records``. The event loop is held for a part's model work: the outputs of
+        the part before (and the fetch of the next batch) wait that long, so a part never
+        grows with a backlog (a backlog is worked off in more parts, not larger ones)."""
         if self._cost_s <= 0:
             return self.max_records
-        seconds = max(self.budget_s, self._publish_s)
-        return min(self.max_records, max(MIN_PART_RECORDS, int(seconds / self._cost_s)))
+        return min(self.max_records, max(MIN_PART_RECORDS, int(self.budget_s / self._cost_s)))
 
     def _learn_cost(self, records: int, seconds: float) -> None:
         if records:
@@ -314,14 +350,16 @@ class TelemetryAgent:
         self._sends.append(task)
         return task
 
-    async def _send(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
+    async def _send(self, pub: Publication) -> None:
+        pub.started = True
+        if self._open is pub:
+            self._open = None
         started = time.perf_counter()
-        await self.publish(part, out)
-        seconds = time.perf_counter() - started
-        self._publish_s = _average(self._publish_s, seconds)
-        self.metrics.stage_seconds.labels("publish").inc(seconds)
-        await self._write(checkpoints)  # now that what they saw is published
-        self.processor.count(part)
+        await self.publish(pub.parts)
+        self.metrics.stage_seconds.labels("publish").inc(time.perf_counter() - started)
+        await self._write(pub.checkpoints)  # now that what they saw is published
+        for part, _ in pub.parts:
+            self.processor.count(part)
 
     async def _ack(self, events: Sequence[EventT[bytes]]) -> None:
         for event in events:
@@ -333,22 +371,30 @@ class TelemetryAgent:
         one per first record), then evict the least recently seen beyond the budget."""
         fleet = self.processor.fleet
         for state in out.checkpoints:
-            self.save(state)
+            self._due.setdefault(state.asset_id, state)
         self.save_idle()
         for state in fleet.over_budget():
-            if state.since_checkpoint:
+            if state.since_checkpoint or self._due.get(state.asset_id) is state:
                 self.save(state)
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
 
     def save_idle(self) -> None:
-        """Checkpoint assets whose changes are older than the checkpoint interval, oldest first,
-        for at most the batch budget (also run by a timer, so a worker without traffic saves its
-        assets too): a fleet whose checkpoints fall due together is saved over several parts
-        instead of stalling one."""
+        """Checkpoint the assets the pipeline asked for, then those whose changes are older than
+        the checkpoint interval, oldest first, for at most a share of a part's budget (also run by a
+        timer, so a worker without traffic saves its assets too): a fleet whose checkpoints
+        fall due together is saved over several parts instead of stalling one (the loop, and
+        with it the outputs before, would wait for all of them)."""
         started = time.perf_counter()
+        assets = self.processor.fleet.assets
+        while self._due:  # at least 16 a call, so the oldest requests are always taken
+            for state in [self._due.pop(k) for k in list(self._due)[:16]]:
+                if assets.get(state.asset_id) is state:  # not dropped or evicted since
+                    self.save(state)
+            if time.perf_counter() - started >= self.budget_s * CHECKPOINT_SHARE:
+                break
         before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        while time.perf_counter() - started < self.budget_s:
+        while time.perf_counter() - started < self.budget_s * CHECKPOINT_SHARE:
             due = self.processor.fleet.unsaved_since(before, 16)
             for state in due:
                 self.save(state)
@@ -360,6 +406,7 @@ class TelemetryAgent:
         has seen are acknowledged (:attr:`unwritten` until then)."""
         raw = self.pipeline.checkpoint(state)
         state.since_checkpoint = 0
+        self._due.pop(state.asset_id, None)
         self.processor.fleet.saved(state.asset_id)
         if raw is None:
             self.metrics.checkpoints_too_large.inc()
@@ -382,8 +429,10 @@ class TelemetryAgent:
             self._then(partial(self._write, taken))
 
     async def _write(self, checkpoints: dict[str, bytes]) -> None:
-        for asset_id, raw in checkpoints.items():
-            self.sinks.checkpoints[asset_id] = raw
+        for i, (asset_id, raw) in enumerate(checkpoints.items(), 1):
+            self.sinks.checkpoints[asset_id] = raw  # the table's store and changelog send
+            if i % WRITES_PER_YIELD == 0:  # a fleet's worth would hold the event loop
+                await asyncio.sleep(0)
             if self.unwritten.get(asset_id) is raw:
                 del self.unwritten[asset_id]
 
@@ -435,34 +484,41 @@ class TelemetryAgent:
             self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
         return out
 
-    async def publish(self, result: BatchResult, out: Outputs) -> None:
+    async def publish(self, parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
+        """Publish the outputs of ``parts`` (in their order) and wait for every acknowledgement."""
         self._publishing_since = time.monotonic()
         try:
-            await self._publish(result, out)
+            await self._publish(parts)
         finally:
             self._publishing_since = None
 
-    async def _publish(self, result: BatchResult, out: Outputs) -> None:
+    async def _publish(self, parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
         now = time.time()
-        dead = list(result.dead)
+        dead = [letter for result, _ in parts for letter in result.dead]
         unknown = Inbound(self.sinks.telemetry.get_topic_name(), -1, -1, b"")  # offset unknown
-        for record, reason in out.failed:  # valid records a model failed on
+        for record, reason in (f for _, out in parts for f in out.failed):  # a model failed on
             letter = DeadLetter(reason, orjson.dumps(record_to_message(record)), record.asset_id)
             dead.append((letter, unknown))
+        forward: dict[int, list[Telemetry]] = {}  # a partition's records, in order
+        for result, _ in parts:
+            for partition, records in result.forward.items():
+                forward.setdefault(partition, []).extend(records)
+        alerts = [event for _, out in parts for event in out.alerts]
+        points = [point for _, out in parts for point in out.points]
         forwards = []
-        for partition, records in result.forward.items():
+        for partition, records in forward.items():
             frames, alone = forward_frames(records, self.processor.limits)
             forwards.append(self._forward(partition, frames, now))
             for record, encoded in alone:
                 dead.append((DeadLetter("too_large", encoded, record.asset_id), unknown))
                 self.metrics.dead_letters.labels("too_large").inc()
         sends = [self._dead_letter(letter, source, now) for letter, source in dead] + forwards
-        if out.alerts:
-            await self.sinks.alerts.add(out.alerts)
+        if alerts:
+            await self.sinks.alerts.add(alerts)
             sends.append(self.sinks.alerts.flush())
-        if out.points and self.sinks.influx is not None:
-            await self.sinks.influx.add(out.points)
-            sends.append(self._flush_points(len(out.points)))
+        if points and self.sinks.influx is not None:
+            await self.sinks.influx.add(points)
+            sends.append(self._flush_points(len(points)))
         if sends:
             await asyncio.gather(*sends)
 

@@ -20,6 +20,7 @@ from streams import checkpoint_store, inflate
 from streams.agents import Sinks, TelemetryAgent
 from streams.alerts import AlertPolicy
 from streams.fleet import AssetState, Fleet
+from streams.gc_pauses import HeapFreezer
 from streams.kafka_clients import ssl_context
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
@@ -272,6 +273,7 @@ def create_app(
         sinks,
         rewind,
         budget_s=settings.batch_budget_ms / 1000,
+        fill_s=settings.batch_fill_ms / 1000,
         max_records=settings.batch_max_records,
     )
     runtime = Runtime(settings, partitions, fleet, metrics, pipeline, sinks, agent)
@@ -291,6 +293,13 @@ def create_app(
             agent.hand_on_checkpoints()
 
     app.timer(interval=1.0)(_save_idle)
+    if settings.gc_freeze_s > 0:
+        freezer = HeapFreezer()
+
+        async def _freeze_heap() -> None:  # full collections skip the long-lived heap
+            freezer.tick()
+
+        app.timer(interval=settings.gc_freeze_s)(_freeze_heap)
 
     def lag() -> Iterable[tuple[str, int, int]]:
         consumer = app.consumer

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)
     batch_max_records: int = Field(1000, ge=1)
     batch_budget_ms: float = Field(20.0, gt=0)
+    batch_fill_ms: float = Field(5.0, gt=0)
+    gc_freeze_s: float = Field(10.0, ge=0)
 
     # InfluxDB (v2: token/org/bucket; v1: database/username/password)
     influx_url: str | None = None

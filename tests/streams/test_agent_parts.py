@@ -1,0 +1,86 @@
+"""How the agent hands parts on: parts scored while a publication awaits its acknowledgements go
+out together in the next one, still acked in order; checkpoints that fall due together are taken
+over several parts, not in one long hold of the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import orjson
+
+from streams.agents import MIN_PART_RECORDS, TelemetryAgent
+from streams.fleet import Fleet
+from streams.metrics import Metrics
+from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.processor import BatchResult, TelemetryProcessor
+from streams.schema import Limits
+from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, take
+
+
+def agent(dlq: GatedTopic, table: dict[str, bytes], budget_s: float = 0.02) -> TelemetryAgent:
+    from streams.agents import Sinks
+    from streams.sinks.kafka import AlertPublisher
+
+    processor = TelemetryProcessor(Limits(), 1, Fleet(), Metrics())
+    sinks = Sinks(dlq, dlq, AlertPublisher(dlq), table)  # type: ignore[arg-type]
+    pipeline = ModelPipeline(PipelineConfig(checkpoint_every=1))
+    return TelemetryAgent(processor, pipeline, sinks, None, budget_s=budget_s)  # type: ignore[arg-type]
+
+
+def record(asset: str, offset: int) -> Event:
+    value = orjson.dumps({"asset_id": asset, "ts": NOW_MS + offset, "sensors": {"s1": 1.0}})
+    return Event(Message("t", 0, offset), value)
+
+
+def test_parts_scored_while_outputs_are_in_flight_are_published_together_in_order() -> None:
+    async def run() -> None:
+        dlq, table = GatedTopic(), dict[str, bytes]()
+        worker = agent(dlq, table)
+        published: list[int] = []
+        publish = worker.publish
+
+        async def counted(parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
+            published.append(len(parts))
+            await publish(parts)
+
+        worker.publish = counted  # type: ignore[method-assign]
+        batches = [[Event(Message("t", 0, 2 * i), f"bad {i}".encode()), record("a1", 2 * i + 1)]
+                   for i in range(4)]  # fmt: skip
+        for batch in batches:  # the first one's dead letter is held at the gate
+            await take(worker, batch)
+        await asyncio.sleep(0.05)
+        assert published == [1] and not any(e.message.acked for b in batches for e in b)
+        dlq.gate.set()
+        await worker.drain()
+        assert published == [1, 3]  # the three parts scored meanwhile: one publication
+        assert dlq.sent == [f"bad {i}".encode() for i in range(4)]  # in order
+        assert all(e.message.acked for b in batches for e in b)
+        assert set(table) == {"a1"}
+
+    asyncio.run(run())
+
+
+def test_checkpoints_due_together_are_taken_over_several_parts() -> None:
+    async def run() -> None:
+        dlq, table = GatedTopic(), dict[str, bytes]()
+        dlq.gate.set()
+        worker = agent(dlq, table, budget_s=1e-9)  # the least a part takes: 16 checkpoints
+        await worker.handle([record(f"a{i}", i) for i in range(40)])  # type: ignore[arg-type]
+        assert len(table) == 16  # every asset asked for one (checkpoint_every=1)
+        for taken in (32, 40, 40):  # later parts, or the idle timer, take the rest
+            worker.save_idle()
+            worker.hand_on_checkpoints()
+            await worker.drain()
+            assert len(table) == taken
+        assert worker.unwritten == {}
+
+    asyncio.run(run())
+
+
+def test_a_part_does_not_grow_with_a_backlog() -> None:
+    worker = agent(GatedTopic(), {}, budget_s=0.02)
+    worker._learn_cost(100, 0.1)  # 1 ms a record
+    assert worker.part_records() == 20
+    worker._learn_cost(100, 10.0)  # slow: parts shrink to the floor, never grow
+    assert worker.part_records() == MIN_PART_RECORDS
