@@ -33,9 +33,9 @@ from streams.anomaly_evaluation import nab_series
 from streams.pipeline import PipelineConfig
 
 GRID: dict[str, Sequence[Any]] = {
-    "shift_settle": (0, 700),
-    "seasonal_margin": (0.5, 1.0),
-    "spike_margin": (0.2, 0.4),
+    "weak_debounce": (12, 48),  # 12: a weak sustained deviation opens as soon as a strong one
+    "variance_history": (0.0, 1.0),
+    "deviation_history": (0.0, 1.5),
 }
 Task = tuple[str, str, dict[str, Any], list[tuple[float, float]]]
 

@@ -70,7 +70,12 @@ class MonitorConfig:
     seed: int = 0
     # detectors that alarm, and the policy by kind (see models.detectors)
     detectors: tuple[str, ...] = DETECTORS
-    debounce: int = 12  # records in a row a sustained deviation needs before it alarms
+    debounce: int = 12  # records in a row a sustained deviation needs before it alarms ...
+    deviation_strong: float = 1.5  # ... once it reached this many times its threshold ...
+    weak_debounce: int = 48  # ... and a weaker one
+    deviation_history: float = 0.0  # weaker also: peak at most this times earlier runs' (0: off)
+    variance_history: float = 1.0  # a variance finding alarms only above this times its earlier
+    # peak on the asset (0: off); earlier peaks are forgotten by novelty_decay per record
     threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
     deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
     hold: int = 12  # records an alarm holds after the last record that showed something
@@ -93,6 +98,8 @@ class MonitorConfig:
             raise ConfigError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
         if self.debounce < 1 or self.hold < 0:
             raise ConfigError("debounce must be at least 1 and hold not negative")
+        if min(self.deviation_strong, self.deviation_history, self.variance_history) < 0:
+            raise ConfigError("deviation_strong, deviation_history, variance_history must be >= 0")
         if not 0.0 < self.novelty_decay <= 1.0:
             raise ConfigError(f"novelty_decay must be in (0, 1], not {self.novelty_decay}")
         if self.detector not in ("deviation", "hst"):
@@ -237,7 +244,15 @@ class AssetMonitor:
             if "seasonal" in cfg.detectors
             else None
         )
-        self._alarm = KindAlarm(debounce=cfg.debounce, hold=cfg.hold)
+        self._alarm = KindAlarm(
+            debounce=cfg.debounce,
+            hold=cfg.hold,
+            strong=cfg.deviation_strong,
+            weak_debounce=cfg.weak_debounce,
+            deviation_history=cfg.deviation_history,
+            history={"variance": cfg.variance_history},
+            decay=cfg.novelty_decay,
+        )
         self._seen = 0
         self._skipped = 0
         self._accepting = False
