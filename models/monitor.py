@@ -71,9 +71,8 @@ class MonitorConfig:
     # detectors that alarm, and the policy by kind (see models.detectors)
     detectors: tuple[str, ...] = DETECTORS
     debounce: int = 12  # records in a row a sustained deviation needs before it alarms ...
-    deviation_strong: float = 1.5  # ... once it reached this many times its threshold ...
-    weak_debounce: int = 48  # ... and a weaker one
-    deviation_history: float = 0.0  # weaker also: peak at most this times earlier runs' (0: off)
+    weak_debounce: int = 48  # ... or one whose peak is at most deviation_history times the
+    deviation_history: float = 1.5  # peak of the asset's earlier sustained runs (0: off)
     variance_history: float = 1.0  # a variance finding alarms only above this times its earlier
     # peak on the asset (0: off); earlier peaks are forgotten by novelty_decay per record
     threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
@@ -98,8 +97,8 @@ class MonitorConfig:
             raise ConfigError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
         if self.debounce < 1 or self.hold < 0:
             raise ConfigError("debounce must be at least 1 and hold not negative")
-        if min(self.deviation_strong, self.deviation_history, self.variance_history) < 0:
-            raise ConfigError("deviation_strong, deviation_history, variance_history must be >= 0")
+        if min(self.deviation_history, self.variance_history) < 0:
+            raise ConfigError("deviation_history and variance_history must not be negative")
         if not 0.0 < self.novelty_decay <= 1.0:
             raise ConfigError(f"novelty_decay must be in (0, 1], not {self.novelty_decay}")
         if self.detector not in ("deviation", "hst"):
@@ -247,7 +246,6 @@ class AssetMonitor:
         self._alarm = KindAlarm(
             debounce=cfg.debounce,
             hold=cfg.hold,
-            strong=cfg.deviation_strong,
             weak_debounce=cfg.weak_debounce,
             deviation_history=cfg.deviation_history,
             history={"variance": cfg.variance_history},

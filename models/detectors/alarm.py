@@ -4,11 +4,10 @@
   at the record that shows them; a novelty detector takes the new value into its range at
   once, so a shift alarms once per change, not for as long as it lasts;
 * ``deviation`` (the slow-deviation scorer) alarms only after ``debounce`` records in a row
-  above its threshold when the run reached ``strong`` times the threshold, after
-  ``weak_debounce`` records otherwise: a sustained deviation, not one noisy record, and the
-  weaker it is the longer it must last. With ``deviation_history`` > 0, a run is also weak
-  while its peak stays at or below that many times the peak of the asset's earlier sustained
-  runs (forgetting by ``decay`` per record): this asset has shown as much before;
+  above its threshold: a sustained deviation, not one noisy record. A run whose peak stays at
+  or below ``deviation_history`` times the peak of the asset's earlier sustained runs
+  (forgetting by ``decay`` per record) must last ``weak_debounce`` records: this asset has
+  shown as much before, so only a longer run says more;
 * the asset's own history of findings: a kind named in ``history`` alarms only when its
   magnitude exceeds that many times the largest the same kind showed earlier on this asset
   (forgetting by ``decay`` per record). Every finding counts towards that peak, whether it
@@ -32,13 +31,11 @@ class KindAlarm:
     Parameters
     ----------
     debounce
-        Records in a row a ``strong`` sustained ``deviation`` needs before it alarms.
+        Records in a row a sustained ``deviation`` needs before it alarms.
     hold
         Records an alarm stays on after the last record that showed something.
-    strong
-        Peak magnitude (multiples of the threshold) that makes a deviation run strong.
     weak_debounce
-        Records in a row a weaker deviation run needs (``debounce`` or less: no difference).
+        Records in a row a weak deviation run needs (``debounce`` or less: no difference).
     deviation_history
         A run whose peak is at most this many times the asset's earlier sustained runs' peak
         is weak (0: off).
@@ -50,7 +47,7 @@ class KindAlarm:
 
     Examples
     --------
-    >>> a = KindAlarm(debounce=2, hold=1, strong=1.5, weak_debounce=3)
+    >>> a = KindAlarm(debounce=2, hold=1)
     >>> a.update({"spike": (3.0, ("s1",))}, 0.0), a.kind, a.magnitude
     (True, 'spike', 3.0)
     >>> a.update({}, 1.0), a.update({}, 2.0), a.since
@@ -60,20 +57,21 @@ class KindAlarm:
     >>> a.kind, a.since
     ('deviation', 3.0)
 
-    A weak deviation must last ``weak_debounce`` records; a variance finding no larger than
-    one the asset showed before does not alarm:
+    A deviation no larger than the asset's earlier ones must last ``weak_debounce`` records; a
+    variance finding no larger than one the asset showed before does not alarm:
 
-    >>> b = KindAlarm(2, 0, strong=1.5, weak_debounce=3, history={"variance": 1.0})
-    >>> [b.update({"deviation": (1.1, ())}, t) for t in (0.0, 1.0, 2.0)]
-    [False, False, True]
-    >>> b.update({}, 3.0), b.update({"variance": (2.0, ())}, 4.0), b.update({}, 5.0)
-    (False, True, False)
-    >>> b.update({"variance": (1.9, ())}, 6.0), b.update({"variance": (2.5, ())}, 7.0)
+    >>> b = KindAlarm(2, 0, weak_debounce=3, deviation_history=1.0, history={"variance": 1.0})
+    >>> [b.update({"deviation": (2.0, ())}, t) for t in (0.0, 1.0)], b.update({}, 2.0)
+    ([False, True], False)
+    >>> [b.update({"deviation": (1.5, ())}, t) for t in (3.0, 4.0, 5.0)], b.update({}, 6.0)
+    ([False, False, True], False)
+    >>> b.update({"variance": (2.0, ())}, 7.0), b.update({}, 8.0)
+    (True, False)
+    >>> b.update({"variance": (1.9, ())}, 9.0), b.update({"variance": (2.5, ())}, 10.0)
     (False, True)
     """
 
     # set only by the constructor: checkpoints written before these existed restore with them
-    strong = 0.0
     weak_debounce = 0
     deviation_history = 0.0
     history: Mapping[str, float] = MappingProxyType({})
@@ -86,7 +84,6 @@ class KindAlarm:
         self,
         debounce: int = 12,
         hold: int = 12,
-        strong: float = 0.0,
         weak_debounce: int = 0,
         deviation_history: float = 0.0,
         history: Mapping[str, float] | None = None,
@@ -94,7 +91,6 @@ class KindAlarm:
     ) -> None:
         self.debounce = debounce
         self.hold = hold
-        self.strong = strong
         self.weak_debounce = weak_debounce
         self.deviation_history = deviation_history
         self.history = {k: f for k, f in (history or {}).items() if f > 0.0}
@@ -135,8 +131,7 @@ class KindAlarm:
             return False
         if self._run >= self.weak_debounce:
             return True
-        earlier = self.deviation_history * self._peak("deviation")
-        return self._run_peak >= self.strong and self._run_peak > earlier
+        return self._run_peak > self.deviation_history * self._peak("deviation")
 
     def update(self, seen: Mapping[str, tuple[float, tuple[str, ...]]], now: float) -> bool:
         """Take one record's findings (kind -> (magnitude, sensors)); return whether in alarm."""

@@ -166,27 +166,15 @@ def test_alarm_policy_by_kind() -> None:
     assert (a.kind, a.since) == ("deviation", 20.0)  # since the run began
 
 
-def test_weak_deviation_must_last_longer() -> None:
-    a = KindAlarm(debounce=3, hold=0, strong=1.5, weak_debounce=6)
-    weak = {"deviation": (1.2, ("s",))}
-    assert [a.update(weak, float(t)) for t in range(6)] == [False] * 5 + [True]
-    assert a.since == 0.0  # since the run began, not since it was confirmed
-    a.update({}, 6.0)
-    strong = [1.2, 1.6, 1.1]  # the run reached 1.5x its threshold: opens at debounce
-    assert [a.update({"deviation": (m, ())}, 7.0 + i) for i, m in enumerate(strong)] == [
-        False,
-        False,
-        True,
-    ]
-
-
 def test_deviation_no_larger_than_before_is_weak() -> None:
-    a = KindAlarm(debounce=2, hold=0, strong=1.5, weak_debounce=5, deviation_history=1.0)
+    a = KindAlarm(debounce=2, hold=0, weak_debounce=5, deviation_history=1.0)
     run = [a.update({"deviation": (3.0, ())}, float(t)) for t in range(3)]
-    assert run == [False, True, True]  # the asset's first strong run
+    assert run == [False, True, True]  # the asset's first sustained run
+    assert a.since == 0.0  # since the run began
     a.update({}, 3.0)
     again = [a.update({"deviation": (2.5, ())}, 4.0 + t) for t in range(5)]
     assert again == [False] * 4 + [True]  # at most the earlier peak: must last weak_debounce
+    assert a.since == 4.0
     a.update({}, 9.0)
     larger = [a.update({"deviation": (3.5, ())}, 10.0 + t) for t in range(2)]
     assert larger == [False, True]
@@ -204,7 +192,7 @@ def test_variance_history_forgets_slowly() -> None:
 
 def test_alarm_checkpoint_from_before_the_history_restores() -> None:
     a = KindAlarm(debounce=2, hold=0)
-    for name in ("strong", "weak_debounce", "deviation_history", "history", "decay"):
+    for name in ("weak_debounce", "deviation_history", "history", "decay"):
         del a.__dict__[name]
     del a.__dict__["_peaks"], a.__dict__["_n"], a.__dict__["_run_peak"]
     old = state_codec.decode(state_codec.encode(a))
