@@ -71,7 +71,11 @@ class MonitorConfig:
     seed: int = 0
     # detectors that alarm, and the policy by kind (see models.detectors)
     detectors: tuple[str, ...] = DETECTORS
-    debounce: int = 12  # records in a row a sustained deviation needs before it alarms
+    debounce: int = 12  # records in a row a sustained deviation needs before it alarms ...
+    weak_debounce: int = 48  # ... or one whose peak is at most deviation_history times the
+    deviation_history: float = 1.5  # peak of the asset's earlier sustained runs (0: off)
+    variance_history: float = 1.0  # a variance finding alarms only above this times its earlier
+    # peak on the asset (0: off); earlier peaks are forgotten by novelty_decay per record
     threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
     deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
     hold: int = 12  # records an alarm holds after the last record that showed something
@@ -94,6 +98,8 @@ class MonitorConfig:
             raise ConfigError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
         if self.debounce < 1 or self.hold < 0:
             raise ConfigError("debounce must be at least 1 and hold not negative")
+        if min(self.deviation_history, self.variance_history) < 0:
+            raise ConfigError("deviation_history and variance_history must not be negative")
         if not 0.0 < self.novelty_decay <= 1.0:
             raise ConfigError(f"novelty_decay must be in (0, 1], not {self.novelty_decay}")
         if self.detector not in ("deviation", "hst"):
@@ -238,7 +244,14 @@ class AssetMonitor:
             if "seasonal" in cfg.detectors
             else None
         )
-        self._alarm = KindAlarm(debounce=cfg.debounce, hold=cfg.hold)
+        self._alarm = KindAlarm(
+            debounce=cfg.debounce,
+            hold=cfg.hold,
+            weak_debounce=cfg.weak_debounce,
+            deviation_history=cfg.deviation_history,
+            history={"variance": cfg.variance_history},
+            decay=cfg.novelty_decay,
+        )
         self._seen = 0
         self._skipped = 0
         self._accepting = False

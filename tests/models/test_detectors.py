@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from models import state_codec
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
@@ -163,6 +164,41 @@ def test_alarm_policy_by_kind() -> None:
     dev = {"deviation": (1.2, ("s2",))}
     assert [a.update(dev, t) for t in (20.0, 21.0, 22.0)] == [False, False, True]
     assert (a.kind, a.since) == ("deviation", 20.0)  # since the run began
+
+
+def test_deviation_no_larger_than_before_is_weak() -> None:
+    a = KindAlarm(debounce=2, hold=0, weak_debounce=5, deviation_history=1.0)
+    run = [a.update({"deviation": (3.0, ())}, float(t)) for t in range(3)]
+    assert run == [False, True, True]  # the asset's first sustained run
+    assert a.since == 0.0  # since the run began
+    a.update({}, 3.0)
+    again = [a.update({"deviation": (2.5, ())}, 4.0 + t) for t in range(5)]
+    assert again == [False] * 4 + [True]  # at most the earlier peak: must last weak_debounce
+    assert a.since == 4.0
+    a.update({}, 9.0)
+    larger = [a.update({"deviation": (3.5, ())}, 10.0 + t) for t in range(2)]
+    assert larger == [False, True]
+
+
+def test_variance_history_forgets_slowly() -> None:
+    a = KindAlarm(hold=0, history={"variance": 1.0}, decay=0.9)
+    assert a.update({"variance": (2.0, ("s",))}, 0.0)  # the first: alarms
+    assert not a.update({"variance": (1.5, ("s",))}, 1.0)  # smaller than 2.0 x 0.9
+    assert a.update({"shift": (1.2, ())}, 2.0)  # other kinds are not filtered
+    for t in range(3, 20):  # 17 quiet records: 2.0 x 0.9**19 is far below 1.5
+        a.update({}, float(t))
+    assert a.update({"variance": (1.5, ("s",))}, 20.0)
+
+
+def test_alarm_checkpoint_from_before_the_history_restores() -> None:
+    a = KindAlarm(debounce=2, hold=0)
+    for name in ("weak_debounce", "deviation_history", "history", "decay"):
+        del a.__dict__[name]
+    del a.__dict__["_peaks"], a.__dict__["_n"], a.__dict__["_run_peak"]
+    old = state_codec.decode(state_codec.encode(a))
+    assert isinstance(old, KindAlarm)
+    assert [old.update({"deviation": (1.1, ())}, float(t)) for t in range(2)] == [False, True]
+    assert old.update({"variance": (1.0, ())}, 2.0) and old._peaks == {}
 
 
 def test_monitor_reports_kind_since_and_sensors() -> None:

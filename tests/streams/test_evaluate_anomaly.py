@@ -42,7 +42,7 @@ def test_nab_json_detects_most_windows(nab: Path, capsys: pytest.CaptureFixture[
     doc = json.loads(capsys.readouterr().out)
     assert doc["windows_total"] == 4
     assert doc["windows_detected"] == 4  # reached: 4
-    assert doc["false_alarms"] <= 7  # reached: 7 (the issue asks for 2: not reached)
+    assert doc["false_alarms"] <= 2  # reached: 2 (the issue asks for 2)
     assert doc["mean_lead_time_s"] > 12 * 3600
     assert any(a.startswith("2014-02-0") for a in doc["alerts"])  # the catastrophic failure
     assert len(doc["kinds"]) == len(doc["alerts"]) and set(doc["kinds"]) <= set(DETECTORS)
@@ -174,7 +174,10 @@ def test_debounce_options_change_the_alerts(nab: Path, capsys: pytest.CaptureFix
     eager = json.loads(capsys.readouterr().out)
     evaluate_anomaly.run(parse(*args))
     default = json.loads(capsys.readouterr().out)
-    assert eager["false_alarms"] > default["false_alarms"]
+    # a deviation no larger than the asset's earlier ones must still last weak_debounce
+    # records, so the false alarms hold (2 and 2); the first alert opens an hour earlier
+    assert eager["false_alarms"] >= default["false_alarms"]
+    assert eager["alerts"][0] < default["alerts"][0]
     assert "baseline" not in default
 
 
