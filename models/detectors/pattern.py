@@ -28,14 +28,10 @@ State: plain lists and numpy arrays (any checkpoint codec encodes them).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from math import isnan
+from math import isnan, sqrt
 
 import numpy as np
 from numpy.typing import NDArray
-
-# per-sensor range columns: lower and upper end of the discord score's range, usual spread,
-# smoothed discord score
-_LO, _HI, _SPREAD, _SMOOTH = range(4)
 
 
 class PatternDetector:
@@ -99,13 +95,21 @@ class PatternDetector:
         self._sum: list[float] = []  # the running segment's sum per sensor ...
         self._count: list[float] = []  # ... and its number of values
         self._ticks = 0  # records in the running segment
-        self._ring: NDArray[np.float64] = np.zeros((0, 2 * points))  # the last 2P segment means
-        self._pos = 0  # next column of the ring
+        # the last 2P segment means, written twice (column j and j + 2P), so that the window
+        # ending at the newest segment is one slice; pos: the next column
+        self._ring: NDArray[np.float64] = np.zeros((0, 4 * points))
+        self._pos = 0
         self._segments = 0  # segments closed
         self._kept = 0  # subsequences in the reservoir (the same for every sensor)
         self._past: NDArray[np.float32] = np.zeros((0, 0, points), dtype=np.float32)
         self._used: NDArray[np.float64] = np.zeros((0, 0))  # query that last used each entry
-        self._range: NDArray[np.float64] = np.zeros((0, 4))
+        # per sensor: last segment mean, usual spread within a subsequence, smoothed discord
+        # score and its range's lower and upper end
+        self._last: list[float] = []
+        self._spread: list[float] = []
+        self._score: list[float] = []
+        self._lo: list[float] = []
+        self._hi: list[float] = []
         self._queries = 0  # queries judged against a full reservoir
 
     def score_learn_one(
@@ -114,7 +118,7 @@ class PatternDetector:
         """Add ``x`` to the running segment; when it is complete, judge the subsequence that
         ends with it and learn it.
 
-        Returns ``{"pattern": (excess, sensors)}`` when a watched sensor's shape is novel
+        Returns ``{"pattern": (excess, sensors)}`` when a watched sensor's course is novel
         (excess > 1), else ``{}``.
         """
         if not self._names:
@@ -135,75 +139,89 @@ class PatternDetector:
         n, k, p = len(names), self.reservoir, self.points
         self._names = names
         self._sum, self._count = [0.0] * n, [0.0] * n
-        self._ring = np.zeros((n, 2 * p))
+        self._last, self._spread, self._score = [0.0] * n, [0.0] * n, [0.0] * n
+        self._lo, self._hi = [0.0] * n, [0.0] * n
+        self._ring = np.zeros((n, 4 * p))
         self._past = np.zeros((n, k, p), dtype=np.float32)
         self._used = np.zeros((n, k))
-        self._range = np.zeros((n, 4))
 
     def _close(self, score: bool) -> dict[str, tuple[float, tuple[str, ...]]]:
         """Close the segment: query the reservoir with the newest subsequence, then learn."""
-        p = self.points
-        last = self._ring[:, self._pos - 1]  # a sensor without values holds its last mean
-        count = np.array(self._count)
-        mean = np.where(count > 0.0, np.array(self._sum) / np.maximum(count, 1.0), last)
-        self._sum, self._count = [0.0] * len(self._names), [0.0] * len(self._names)
-        self._ticks = 0
-        self._ring[:, self._pos] = mean
-        self._pos = (self._pos + 1) % (2 * p)
+        p, n = self.points, len(self._names)
+        # a sensor without values in the segment holds its last mean
+        last = [
+            s / c if c > 0.0 else m
+            for s, c, m in zip(self._sum, self._count, self._last, strict=True)
+        ]
+        self._last = last
+        self._sum, self._count, self._ticks = [0.0] * n, [0.0] * n, 0
+        pos = self._pos
+        self._ring[:, pos] = last
+        self._ring[:, pos + 2 * p] = last
+        self._pos = (pos + 1) % (2 * p)
         self._segments += 1
         if self._segments < p:
             return {}
-        ordered = np.roll(self._ring, -self._pos, axis=1)  # oldest segment first
-        query = self._scaled(ordered[:, p:], learn=True)
+        window = self._ring[:, pos + 1 : pos + 1 + 2 * p]  # oldest segment first
+        query = window[:, p:]
+        self._learn_spread(query.std(axis=1).tolist())
+        scale = 1.0 / np.array([max(s, 1e-12) for s in self._spread])
         found: dict[str, tuple[float, tuple[str, ...]]] = {}
         if self._kept:
-            found = self._query(query, score)
+            found = self._query(query * scale[:, None], score)
         if self._segments >= 2 * p:
-            self._keep(self._scaled(ordered[:, :p], learn=False))
+            self._keep(window[:, :p] * scale[:, None])
         return found
 
-    def _scaled(self, sub: NDArray[np.float64], learn: bool) -> NDArray[np.float64]:
-        """Subsequences (rows) in units of the sensor's usual spread within a subsequence."""
-        rng = self._range
-        if learn:
-            spread = sub.std(axis=1)
-            first = rng[:, _SPREAD] == 0.0
-            rng[:, _SPREAD] = np.where(first, spread, rng[:, _SPREAD] * 0.98 + spread * 0.02)
-        return sub / np.maximum(rng[:, _SPREAD], 1e-12)[:, None]
+    def _learn_spread(self, spread: list[float]) -> None:
+        """The usual spread within a subsequence: the unit subsequences are compared in."""
+        old = self._spread
+        self._spread = [
+            s if o == 0.0 else o * 0.98 + s * 0.02 for o, s in zip(old, spread, strict=True)
+        ]
 
     def _query(
         self, query: NDArray[np.float64], score: bool
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """Nearest-neighbour distance of each sensor's subsequence; judge it, learn its range."""
-        past = self._past[:, : self._kept, :]
-        d2 = ((past - query[:, None, :]) ** 2).mean(axis=2)
+        diff = self._past[:, : self._kept, :] - query[:, None, :]
+        d2 = (diff * diff).mean(axis=2)
         nearest = d2.argmin(axis=1)
         rows = np.arange(len(self._names))
         self._used[rows, nearest] = self._segments
         if self._kept < self.reservoir:
             return {}  # a reservoir still filling says little about what is new
-        rng = self._range
-        dist = np.sqrt(d2[rows, nearest])
+        dist = [sqrt(d) for d in d2[rows, nearest].tolist()]
         if self._queries:
-            dist = rng[:, _SMOOTH] + self.smooth * (dist - rng[:, _SMOOTH])
-        rng[:, _SMOOTH] = dist
-        lo, hi = rng[:, _LO], rng[:, _HI]
+            a = self.smooth
+            dist = [s + a * (d - s) for s, d in zip(self._score, dist, strict=True)]
+        self._score = dist
+        lo, hi = self._lo, self._hi
         found: dict[str, tuple[float, tuple[str, ...]]] = {}
         if self._queries == 0:
-            lo[:], hi[:] = dist, dist
+            lo, hi = list(dist), list(dist)
         elif score and self._queries >= self.warm_up:
-            excess = (dist - hi) / (self.margin * (hi - lo) + 1e-12)
-            hits = np.flatnonzero(excess > 1.0)
-            if hits.size:
-                order = hits[np.argsort(-excess[hits], kind="stable")]
-                sensors = tuple(self._names[i] for i in order[:3])
-                found = {"pattern": (float(excess[order[0]]), sensors)}
+            found = self._judge(dist)
         self._queries += 1
-        lo, hi = np.minimum(lo, dist), np.maximum(hi, dist)
-        centre, keep = 0.5 * (lo + hi), self.decay ** (self.length // self.points)
-        rng[:, _LO] = centre + (lo - centre) * keep
-        rng[:, _HI] = centre + (hi - centre) * keep
+        keep = self.decay ** (self.length // self.points)
+        self._lo, self._hi = [], []
+        for was_lo, was_hi, d in zip(lo, hi, dist, strict=True):
+            low, high = min(was_lo, d), max(was_hi, d)
+            centre = 0.5 * (low + high)
+            self._lo.append(centre + (low - centre) * keep)
+            self._hi.append(centre + (high - centre) * keep)
         return found
+
+    def _judge(self, dist: list[float]) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """``{"pattern": (excess, sensors)}`` when a score leaves its range by the margin."""
+        excess = [
+            (d - hi) / (self.margin * (hi - lo) + 1e-12)
+            for d, lo, hi in zip(dist, self._lo, self._hi, strict=True)
+        ]
+        hits = sorted((i for i, e in enumerate(excess) if e > 1.0), key=lambda i: -excess[i])
+        if not hits:
+            return {}
+        return {"pattern": (excess[hits[0]], tuple(self._names[i] for i in hits[:3]))}
 
     def _keep(self, sub: NDArray[np.float64]) -> None:
         """Take a past subsequence into the reservoir, in place of the longest unused one."""

@@ -42,7 +42,7 @@ def test_missing_and_nan_values_do_not_poison_the_state() -> None:
         if i % 3 == 0:
             del x["b"]
         d.score_learn_one(x)
-    assert np.isfinite(d._past).all() and np.isfinite(d._range).all()
+    assert np.isfinite(d._past).all() and np.isfinite(d._lo + d._hi + d._spread).all()
     assert d._queries > 0
 
 
