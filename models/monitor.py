@@ -89,7 +89,7 @@ class MonitorConfig:
     settle_boost: float = 2.0  # ... by up to 1 + this times (falling linearly to 1 by then)
     seasonal_margin: float = 1.0  # daily-cycle residual novelty margin, in widths of its range
     seasonal_explained: float = 0.5  # share of variance a daily profile must explain to score
-    pattern_margin: float = 0.5  # subsequence discord novelty margin, in widths of its range
+    pattern_margin: float = 0.1  # subsequence discord novelty margin (chosen held out)
     pattern_length: int = 32  # records a subsequence spans (8 segment means)
     pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
