@@ -6,8 +6,10 @@ Every candidate setting of a small grid is replayed on every series through the 
 pipeline (:func:`streams.anomaly_evaluation.nab_series`). For each category, the candidate with
 the best NAB score on the *other* categories is chosen and judged on the held-out category;
 the held-out rows added up are an honest estimate of the defaults on series nobody tuned them
-on. The in-sample row is the candidate best on the whole corpus. One set of settings holds for
-all series: nothing is tuned per series.
+on. The in-sample row is the candidate best on the whole corpus. The pattern detector (off by
+default) joins the defaults at each of ``PATTERN_MARGINS`` as further candidates; the tables are
+printed choosing without them, then among all, so the one run shows both. One set of settings
+holds for all series: nothing is tuned per series.
 """
 
 from __future__ import annotations
