@@ -1,6 +1,6 @@
 """Per-asset anomaly monitoring throughput across a fleet; prints one JSON line.
 
-    python -m benchmarks.anomaly [--assets 1000] [--warm-up 40] [--records 20]
+    python -m benchmarks.anomaly [--assets 1000] [--warm-up 40] [--records 20] [--detectors A,B]
 
 Simulated records (three operating regimes, 10% of the assets with injected faults) are fed
 round-robin, one :class:`models.monitor.AssetMonitor` per asset with the service's defaults
@@ -14,7 +14,7 @@ of assets; one per asset would not fit in memory at this fleet size).
 ``old_monitor_records_per_s`` times, in the same run on the same records (alternating chunks
 of 500 records), the monitor with only the slow-deviation detector (``detectors=
 ("deviation",)``: the monitor before the detectors by kind); ``cost_vs_old_monitor`` is the
-default detector set's per-record cost over it.
+default detector set's (or ``--detectors``') per-record cost over it.
 
 ``anomaly_monitor_batch_records_per_s`` times :meth:`AssetMonitor.update_run` (a batch's
 records grouped by asset, ``--run`` records per asset and batch) against ``update`` record by
@@ -122,11 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=int, default=40, help="untimed records per asset")
     parser.add_argument("--records", type=int, default=20, help="timed records per asset")
     parser.add_argument("--run", type=int, default=5, help="records per asset and batch")
+    parser.add_argument(
+        "--detectors", help="detectors that alarm, comma-separated (default: the defaults)"
+    )
     args, _ = parser.parse_known_args(argv)  # `python -m benchmarks` passes its args to all
     rows = _records(args.assets, args.warm_up + args.records)
     split = args.assets * args.warm_up
     warm, timed = rows[:split], rows[split:]
     config = replace(MonitorConfig(), warm_up=args.warm_up)
+    if args.detectors:
+        config = replace(config, detectors=tuple(args.detectors.split(",")))
     assets = [asset for asset, *_ in rows[: args.assets]]
     old_monitors = _warm_monitors(replace(config, detectors=("deviation",)), assets, warm)
     monitors = _warm_monitors(config, assets, warm)
@@ -153,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         timed_records=len(timed),
         old_monitor_records_per_s=round(old, 3),
         cost_vs_old_monitor=round(old / ours, 3),
+        detectors=list(config.detectors),
         bytes_per_asset=round(heap / args.assets),
         checkpoint_bytes=sum(map(len, blobs)),
         checkpoint_bytes_per_asset=round(sum(map(len, blobs)) / args.assets),

@@ -11,7 +11,9 @@ tuned per series.
 
 The choice prefers fewer false alarms over one more window: of the candidates within
 ``--tolerance`` NAB points (1.0, about one window of 101) of the best NAB score, the one with
-the fewest false alarms (then the best score) is chosen.
+the fewest false alarms (then the best score) is chosen. The pattern detector (off by default)
+joins the defaults at each of ``PATTERN`` (margin, history) as further candidates; the tables
+are printed choosing without them, then among all, so one run shows both.
 """
 
 from __future__ import annotations
@@ -40,15 +42,25 @@ GRID: dict[str, Sequence[Any]] = {
     "deviation_history": (0.0, 1.25, 1.5),
     "variance_history": (0.0, 1.0),
 }
+# the pattern detector (off by default) joins the defaults at these (margin, history) settings
+PATTERN = ((0.1, 0.0), (0.1, 1.0), (0.25, 1.0))
 Task = tuple[str, str, dict[str, Any], list[tuple[float, float]]]
 
 
 def _judge(task: Task) -> SeriesResult:
     corpus, name, values, windows = task
     times, series = read_nab_series(series_path(Path(corpus), name))
-    config = PipelineConfig(monitor=replace(MonitorConfig(), **values))
+    config = PipelineConfig(monitor=_monitor(values))
     alerts, _ = nab_series(name, times, series, config)
     return judge_series(name, times, alerts, windows)
+
+
+def _monitor(values: dict[str, Any]) -> MonitorConfig:
+    """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on."""
+    config = replace(MonitorConfig(), **values)
+    if "pattern_margin" in values:
+        config = replace(config, detectors=(*config.detectors, "pattern"))
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     windows = read_corpus_windows(args.windows)
     candidates = [
         dict(zip(GRID, combo, strict=True)) for combo in itertools.product(*GRID.values())
-    ]
+    ] + [{"pattern_margin": m, "pattern_history": h} for m, h in PATTERN]
     tasks = [(args.corpus, n, c, windows[n]) for c in candidates for n in sorted(windows)]
     with Pool(args.jobs) as pool:
         judged = pool.map(_judge, tasks)
@@ -70,23 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     runs = [judged[i * per : (i + 1) * per] for i in range(len(candidates))]
     categories = sorted({n.split("/")[0] for n in windows})
 
-    held_out: list[SeriesResult] = []
-    print("| held-out category | chosen on the others | windows | false alarms | NAB |")
-    print("|---|---|---|---|---|")
-    for cat in categories:
-        others = [c for c in categories if c != cat]
-        best = _choose([_total(run, others) for run in runs], args.tolerance)
-        chosen = [r for r in runs[best] if r.name.startswith(cat + "/")]
-        held_out += chosen
-        print(_row(cat, _short(candidates[best]), total(chosen)))
-    best_all = _choose([total(run) for run in runs], args.tolerance)
-    ho, ins = total(held_out), total(runs[best_all])
-    print(_row("**all, held out**", "", ho))
-    print(_row("**all, in sample**", _short(candidates[best_all]), ins))
+    without = [i for i, c in enumerate(candidates) if "pattern_margin" not in c]
+    line: dict[str, Any] = {"name": "anomaly_cv"}
+    for label, allowed in (("without_pattern", without), ("", list(range(len(candidates))))):
+        print(f"\nChoosing among {'all candidates' if not label else 'those without pattern'}:\n")
+        held_out: list[SeriesResult] = []
+        print("| held-out category | chosen on the others | windows | false alarms | NAB |")
+        print("|---|---|---|---|---|")
+        for cat in categories:
+            others = [c for c in categories if c != cat]
+            best = allowed[_choose([_total(runs[i], others) for i in allowed], args.tolerance)]
+            chosen = [r for r in runs[best] if r.name.startswith(cat + "/")]
+            held_out += chosen
+            print(_row(cat, _short(candidates[best]), total(chosen)))
+        best_all = allowed[_choose([total(runs[i]) for i in allowed], args.tolerance)]
+        ho, ins = total(held_out), total(runs[best_all])
+        print(_row("**all, held out**", "", ho))
+        print(_row("**all, in sample**", _short(candidates[best_all]), ins))
+        suffix = f"_{label}" if label else ""
+        line |= {f"held_out{suffix}": ho, f"in_sample{suffix}": ins}
+        line[f"chosen{suffix}"] = candidates[best_all]
     print("\n| candidate | | windows | false alarms | NAB |\n|---|---|---|---|---|")
     for c, run in zip(candidates, runs, strict=True):
         print(_row(_short(c), "", total(run)))
-    line = {"name": "anomaly_cv", "held_out": ho, "in_sample": ins, "chosen": candidates[best_all]}
     print(json.dumps(line))
     return 0
 

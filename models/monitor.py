@@ -3,8 +3,10 @@
 Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks those that
 alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
 ``deviation`` (the slow-deviation scorer below, over regime-aware scaling), ``correlation``
-(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors) and
-``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken). Their
+(:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
+``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken) and
+``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent subsequence with no near
+neighbour among the sensor's past ones; off unless named, see ``DEFAULT_DETECTORS``). Their
 findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
 ``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
 since when.
@@ -36,11 +38,14 @@ from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, 
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
+from models.detectors.pattern import PatternDetector
 from models.detectors.seasonal import SeasonalDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError, PmaintError
 
-DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
+DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal", "pattern")
+# the detectors that alarm unless configured otherwise
+DEFAULT_DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
 _NOVELTY = frozenset(("spike", "shift", "variance"))
 
 
@@ -70,7 +75,7 @@ class MonitorConfig:
     top_k: int = 3
     seed: int = 0
     # detectors that alarm, and the policy by kind (see models.detectors)
-    detectors: tuple[str, ...] = DETECTORS
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
     debounce: int = 12  # records in a row a sustained deviation needs before it alarms ...
     weak_debounce: int = 48  # ... or one whose peak is at most deviation_history times the
     deviation_history: float = 1.5  # peak of the asset's earlier sustained runs (0: off)
@@ -89,6 +94,10 @@ class MonitorConfig:
     settle_boost: float = 2.0  # ... by up to 1 + this times (falling linearly to 1 by then)
     seasonal_margin: float = 1.0  # daily-cycle residual novelty margin, in widths of its range
     seasonal_explained: float = 0.5  # share of variance a daily profile must explain to score
+    pattern_margin: float = 0.25  # subsequence discord novelty margin (chosen in sample)
+    pattern_length: int = 32  # records a subsequence spans (8 segment means)
+    pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
+    pattern_history: float = 1.0  # as variance_history, for the pattern detector's findings
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -98,10 +107,14 @@ class MonitorConfig:
             raise ConfigError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
         if self.debounce < 1 or self.hold < 0:
             raise ConfigError("debounce must be at least 1 and hold not negative")
-        if min(self.deviation_history, self.variance_history) < 0:
-            raise ConfigError("deviation_history and variance_history must not be negative")
+        if min(self.deviation_history, self.variance_history, self.pattern_history) < 0:
+            raise ConfigError("deviation, variance and pattern history must not be negative")
         if not 0.0 < self.novelty_decay <= 1.0:
             raise ConfigError(f"novelty_decay must be in (0, 1], not {self.novelty_decay}")
+        if self.pattern_length < 16 or self.pattern_length % 8:
+            raise ConfigError(
+                f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
+            )
         if self.detector not in ("deviation", "hst"):
             raise ConfigError(f"detector must be 'deviation' or 'hst', not {self.detector!r}")
         if not 0.0 < self.quantile < 1.0:
@@ -200,8 +213,9 @@ class AssetMonitor:
     41
     """
 
-    # a checkpoint written before the seasonal detector existed restores without one
+    # a checkpoint written before the seasonal or pattern detector existed restores without it
     _seasonal: SeasonalDetector | None = None
+    _pattern: PatternDetector | None = None
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()
@@ -244,12 +258,22 @@ class AssetMonitor:
             if "seasonal" in cfg.detectors
             else None
         )
+        self._pattern = (
+            PatternDetector(
+                margin=cfg.pattern_margin,
+                decay=cfg.novelty_decay,
+                length=cfg.pattern_length,
+                max_sensors=cfg.pattern_sensors,
+            )
+            if "pattern" in cfg.detectors
+            else None
+        )
         self._alarm = KindAlarm(
             debounce=cfg.debounce,
             hold=cfg.hold,
             weak_debounce=cfg.weak_debounce,
             deviation_history=cfg.deviation_history,
-            history={"variance": cfg.variance_history},
+            history={"variance": cfg.variance_history, "pattern": cfg.pattern_history},
             decay=cfg.novelty_decay,
         )
         self._seen = 0
@@ -436,6 +460,8 @@ class AssetMonitor:
             found.update(self._correlation.score_learn_one(z, score=not warming_up))
         if self._seasonal is not None:
             found.update(self._seasonal.score_learn_one(sensors, now, score=not warming_up))
+        if self._pattern is not None:
+            found.update(self._pattern.score_learn_one(sensors, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):
