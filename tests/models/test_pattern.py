@@ -79,3 +79,10 @@ def test_monitor_alarms_with_kind_pattern_and_checkpoints_it() -> None:
     del m.__dict__["_pattern"]  # a checkpoint from before the pattern detector restores
     old = AssetMonitor.from_bytes(m.to_bytes())
     assert old._pattern is None and old.update({"s": 10.0}, None, 300.0 * 4000).records_seen
+
+
+def test_pattern_findings_judged_against_the_assets_history() -> None:
+    assert AssetMonitor(MonitorConfig())._alarm.history == {"variance": 1.0, "pattern": 1.0}
+    assert "pattern" not in AssetMonitor(MonitorConfig(pattern_history=0.0))._alarm.history
+    with pytest.raises(ConfigError, match="history"):
+        MonitorConfig(pattern_history=-1.0)
