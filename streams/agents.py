@@ -379,22 +379,24 @@ class TelemetryAgent:
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
 
-    def save_idle(self) -> None:
+    def save_idle(self, share: float = CHECKPOINT_SHARE) -> None:
         """Checkpoint the assets the pipeline asked for, then those whose changes are older than
-        the checkpoint interval, oldest first, for at most a share of a part's budget (also run by a
-        timer, so a worker without traffic saves its assets too): a fleet whose checkpoints
-        fall due together is saved over several parts instead of stalling one (the loop, and
-        with it the outputs before, would wait for all of them)."""
+        the checkpoint interval, oldest first, for at most ``share`` of a part's budget: a fleet
+        whose checkpoints fall due together is saved over several parts instead of stalling one
+        (the loop, and with it the outputs before, would wait for all of them). Also run by a
+        timer with the whole budget (no part waits on it), so a worker without traffic saves
+        its assets too."""
         started = time.perf_counter()
+        budget_s = self.budget_s * share
         assets = self.processor.fleet.assets
         while self._due:  # at least 16 a call, so the oldest requests are always taken
             for state in [self._due.pop(k) for k in list(self._due)[:16]]:
                 if assets.get(state.asset_id) is state:  # not dropped or evicted since
                     self.save(state)
-            if time.perf_counter() - started >= self.budget_s * CHECKPOINT_SHARE:
+            if time.perf_counter() - started >= budget_s:
                 break
         before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        while time.perf_counter() - started < self.budget_s * CHECKPOINT_SHARE:
+        while time.perf_counter() - started < budget_s:
             due = self.processor.fleet.unsaved_since(before, 16)
             for state in due:
                 self.save(state)

@@ -289,7 +289,7 @@ def create_app(
 
     async def _save_idle() -> None:  # so a worker without traffic saves its assets too
         if runtime.assigned_once and not app.rebalancing and not agent.busy:
-            agent.save_idle()
+            agent.save_idle(share=1.0)
             agent.hand_on_checkpoints()
 
     app.timer(interval=1.0)(_save_idle)
