@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 from river import anomaly, stats
 
+from models.state_codec import HasCaches
+
 Features = Mapping[str, float]
 _AGGREGATES = ("mean", "rms", "max", "top2")
 
 
-class OperatingRegimes:
+class OperatingRegimes(HasCaches):
     """Group operating-settings vectors into regimes (leader clustering).
 
     A settings vector joins the nearest known regime when every setting lies within
@@ -58,11 +60,7 @@ class OperatingRegimes:
 
     # each centre's tolerance per setting, made once (a cache: never checkpointed)
     _scales: list[list[tuple[str, float, float]]] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_scales", None)
-        return state
+    CACHES = ("_scales",)
 
     def _scaled(self) -> list[list[tuple[str, float, float]]]:
         """Per centre: (setting, centre value, tolerance * max(1, |value|))."""
@@ -154,7 +152,7 @@ def _table(rows: Sequence[Features], names: Mapping[str, int]) -> np.ndarray[Any
     return out
 
 
-class RegimeScaler:
+class RegimeScaler(HasCaches):
     """Running per-regime, per-sensor mean and variance; signed standardised deviations.
 
     Statistics are exponentially weighted with memory ``window`` (a plain running mean until
@@ -212,11 +210,7 @@ class RegimeScaler:
     # The last scored ``x``, split and located, for a ``learn_one`` of the same object to reuse
     # (``x`` must not change in between). Not part of the state: never pickled.
     _located: tuple[Features, dict[str, float], dict[str, float], int | None] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_located", None)
-        return state
+    CACHES = ("_located",)
 
     def _locate(self, x: Features) -> tuple[dict[str, float], dict[str, float], int | None]:
         sensors, settings = self.split(x)

@@ -39,7 +39,7 @@ import zlib
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 import numpy as np
@@ -95,6 +95,16 @@ def _attributes(obj: object) -> dict[str, Any]:
             if slot not in ("__dict__", "__weakref__") and hasattr(obj, slot):
                 attrs[slot] = getattr(obj, slot)
     return attrs
+
+
+class HasCaches:
+    """Base of a class whose attributes named in ``CACHES`` are caches, rebuilt on demand: they
+    are left out of its state (checkpoints, copies)."""
+
+    CACHES: ClassVar[tuple[str, ...]] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self.CACHES}
 
 
 class _Encoder:

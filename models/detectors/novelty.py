@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from models.state_codec import HasCaches
+
 KINDS = ("spike", "shift", "variance")
 # per-sensor state columns: count, level forecast, residual variance, then the lower ends of the
 # value, residual and spread ranges, then their upper ends
@@ -32,7 +34,7 @@ _N, _LEVEL, _VAR = 0, 1, 2
 _LO, _HI = slice(3, 6), slice(6, 9)
 
 
-class NoveltyDetector:
+class NoveltyDetector(HasCaches):
     """Spike, shift and variance novelty per sensor (River-style ``learn_one``/``score_one``).
 
     Parameters
@@ -151,11 +153,7 @@ class NoveltyDetector:
 
     # the margins as an array, made once (a cache: not part of the state, never checkpointed)
     _margin_row: NDArray[np.float64] | None = None
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        state.pop("_margin_row", None)
-        return state
+    CACHES = ("_margin_row",)
 
     def _margins(self) -> NDArray[np.float64]:
         """Margins in the features' order, as a column: value (shift), residual (spike),
