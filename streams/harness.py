@@ -101,6 +101,24 @@ def start_victoriametrics(workdir: Path) -> Server:
     return server
 
 
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` matching ``labels`` in a Prometheus text page.
+
+    >>> page = 'a_total{stage="x"} 1.5\\na_total{stage="y"} 2\\nb 7'
+    >>> metric_sum(page, "a_total"), metric_sum(page, "a_total", stage="y"), metric_sum(page, "c")
+    (3.5, 2.0, 0.0)
+    """
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
 @dataclass
 class WorkerProcess:
     proc: subprocess.Popen[bytes]
@@ -116,16 +134,7 @@ class WorkerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples matching ``labels`` (0 if absent)."""
-        _, text = self.get("/metrics")
-        total = 0.0
-        for line in text.splitlines():
-            m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-            if not m or m.group(1) != name:
-                continue
-            have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(m.group(3))
-        return total
+        return metric_sum(self.get("/metrics")[1], name, **labels)
 
     def ready(self) -> bool:
         return self.get("/ready")[0] == 200

@@ -1,7 +1,8 @@
 """The linger wait of a batching sender: wait for a first item, then for company.
 
 A sender that lingers sends fuller batches (one request for many writers) at the cost of at
-most ``wait_s`` of latency; a full batch goes at once.
+most ``wait_s`` of latency; a full batch goes at once, and so does a batch someone waits on now
+(``hurry``: a flush, after which no company is coming).
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ import asyncio
 from collections.abc import Callable
 
 
-async def linger(wake: asyncio.Event, queued: Callable[[], int], size: int, wait_s: float) -> None:
-    """Return once something is queued and then ``size`` items are, or ``wait_s`` has passed
-    since the first; whoever queues an item sets ``wake``.
+async def linger(
+    wake: asyncio.Event,
+    queued: Callable[[], int],
+    size: int,
+    wait_s: float,
+    hurry: Callable[[], bool] = lambda: False,
+) -> None:
+    """Return once something is queued and then ``size`` items are, ``wait_s`` has passed
+    since the first, or ``hurry()`` is true; whoever queues an item or hurries sets ``wake``.
 
     >>> async def demo() -> int:
     ...     items, wake = [], asyncio.Event()
@@ -27,13 +34,20 @@ async def linger(wake: asyncio.Event, queued: Callable[[], int], size: int, wait
     ...     return len(items)
     >>> asyncio.run(demo())  # full before the linger ran out
     3
+    >>> async def flushed() -> float:
+    ...     wake = asyncio.Event()
+    ...     started = asyncio.get_running_loop().time()
+    ...     await linger(wake, lambda: 1, size=3, wait_s=5.0, hurry=lambda: True)
+    ...     return asyncio.get_running_loop().time() - started
+    >>> asyncio.run(flushed()) < 1.0  # one item, but someone waits on it: no linger
+    True
     """
     while not queued():
         wake.clear()
         await wake.wait()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    while queued() < size and (rest := deadline - loop.time()) > 0:
+    while queued() < size and not hurry() and (rest := deadline - loop.time()) > 0:
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), rest)

@@ -6,7 +6,8 @@ full buffer makes writers wait (backpressure) instead of dropping points. One ba
 gzip batches of up to ``batch_size`` lines, waiting up to ``linger_ms`` for a batch to fill. The
 linger is short (5 ms) because every writer awaits its own ack: a worker writing one consumed batch
 at a time would otherwise wait out the whole linger per batch (200 ms capped a worker at ~2.4k
-points/s in ``benchmarks/sink.py``); writers that run concurrently still share a request.
+points/s in ``benchmarks/sink.py``); writers that run concurrently still share a request. While a
+:meth:`InfluxSink.flush` waits, nothing lingers: its caller has added all it had.
 Connection errors, timeouts, 5xx, 429 (and 401/403/404, which an operator can fix) are retried
 forever with exponential backoff, jitter and ``Retry-After``; a 400 batch is split in halves until
 the rejected lines are isolated, and those go to a JSON-lines dead-letter file with the server's
@@ -181,6 +182,7 @@ class InfluxSink:
         self.buffered = 0  # lines accepted by write() and not yet acknowledged
         self._queue: deque[_Pending] = deque()
         self._unacked: set[asyncio.Future[None]] = set()
+        self._flushing = 0  # flush() calls waiting: queued lines go without a linger
         self._wake = asyncio.Event()
         self._space = asyncio.Condition()
         self._session: aiohttp.ClientSession | None = None
@@ -224,9 +226,15 @@ class InfluxSink:
             await self._session.close()
 
     async def flush(self) -> None:
-        """Wait until every buffered line is acknowledged or dead-lettered."""
+        """Send what is buffered now (no linger) and wait until every line is acknowledged or
+        dead-lettered."""
         if self._unacked:
-            await asyncio.gather(*list(self._unacked))
+            self._flushing += 1
+            self._wake.set()
+            try:
+                await asyncio.gather(*list(self._unacked))
+            finally:
+                self._flushing -= 1
 
     async def write(self, points: Iterable[Point]) -> None:
         """Queue ``points`` and return once the server accepted all of them (or dead-lettered
@@ -267,7 +275,9 @@ class InfluxSink:
 
     async def _run(self) -> None:
         while True:
-            await linger(self._wake, self._unsent, self.batch_size, self.linger_s)
+            await linger(
+                self._wake, self._unsent, self.batch_size, self.linger_s, lambda: self._flushing > 0
+            )
             batch, owners = self._take()
             await self._deliver(batch)
             for pending, n in owners:

@@ -75,6 +75,25 @@ def test_writes_read_back_and_replay_does_not_duplicate(influxdb1: Server, tmp_p
     assert rows == [[1_700_000_000_000, 0.9, 0.5, "a=b"]]
 
 
+def test_flush_does_not_wait_out_the_linger(influxdb1: Server, tmp_path: Path) -> None:
+    """A writer that adds and then flushes has nothing more coming: its lines go at once."""
+    url = influxdb1.extra["url"]
+
+    async def go() -> tuple[float, float]:
+        async with sink_for(url, "flush", tmp_path, linger_ms=3000) as sink:
+            start = time.perf_counter()
+            await sink.add(rul_points(10))
+            await sink.flush()
+            flushed = time.perf_counter() - start
+            start = time.perf_counter()
+            await sink.write(rul_points(10, t0=1_700_001_000.0))  # no flush: it lingers
+            return flushed, time.perf_counter() - start
+
+    flushed, written = asyncio.run(go())
+    assert flushed < 1.5 <= written
+    assert count(url, "flush") == 20
+
+
 def test_throughput(influxdb1: Server, tmp_path: Path) -> None:
     url, n = influxdb1.extra["url"], 100_000
     points = rul_points(n, assets=1000)
