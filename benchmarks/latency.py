@@ -99,7 +99,7 @@ def max_rate(worker: WorkerProcess) -> float:
             first = (now, done)
         if done >= PRELOAD and first is not None:
             return (done - first[1]) / max(now - first[0], 1e-9)
-        time.sleep(0.02)
+        time.sleep(0.1)  # each read renders the worker's metrics on its event loop
     raise RuntimeError("the worker did not drain the preload")
 
 
