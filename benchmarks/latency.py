@@ -85,20 +85,22 @@ def preload(bootstrap: str, topic: str, stream: Iterator[SimRecord]) -> None:
     producer.close()
 
 
-def max_rate(worker: WorkerProcess) -> float:
+def max_rate(worker: WorkerProcess) -> tuple[float, dict[str, float]]:
     """Records/s the worker drains the preload at from :data:`RATE_FROM` on: an asset's records
     cost as much there as during the load (its warm-up records skip scoring, and until about 100
     records its drift and correlation detectors are not running yet, so its records cost about
-    0.6x: counting them would overstate the rate the load's records can be scored at)."""
+    0.6x: counting them would overstate the rate the load's records can be scored at). Also
+    the worker's :func:`stage_totals` when the measurement began."""
     first: tuple[float, float] | None = None
+    totals: dict[str, float] = {}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         done = worker.metric("pmaint_records_total", outcome="ok")
         now = time.perf_counter()
         if first is None and done >= RATE_FROM:
-            first = (now, done)
+            first, totals = (now, done), stage_totals(worker)
         if done >= PRELOAD and first is not None:
-            return (done - first[1]) / max(now - first[0], 1e-9)
+            return (done - first[1]) / max(now - first[0], 1e-9), totals
         time.sleep(0.1)  # each read renders the worker's metrics on its event loop
     raise RuntimeError("the worker did not drain the preload")
 
@@ -333,7 +335,7 @@ def main() -> int:
             worker = start_worker(env, work)
             stream = FleetSimulator(assets=ASSETS, seed=3).records(10**9)
             preload(broker.bootstrap, settings.topic_telemetry, stream)
-            top = max_rate(worker)
+            top, measured_from = max_rate(worker)
             before = stage_totals(worker)  # the preload's batches, at the maximum rate
             sampler = Sampler(worker)
             if trace:
@@ -341,7 +343,7 @@ def main() -> int:
             run = asyncio.run(measure(settings, influx.url, db, top / 2, stream))
             sampler.done.set()
             stages = per_batch(stage_totals(worker), before)
-            preload_stages = per_batch(before, dict.fromkeys(before, 0.0))
+            preload_stages = per_batch(before, measured_from)  # where the maximum was measured
         finally:
             if worker is not None:
                 worker.kill()
