@@ -60,30 +60,41 @@ def _minimum(a: float, b: float) -> float:
     return a if a <= b or math.isnan(a) else b
 
 
+# novelty settings as one array (few arguments: a compiled call's cost grows with them)
+NOVELTY_PARAMS = (
+    "shift_margin",
+    "spike_margin",
+    "variance_margin",
+    "min_count",
+    "shift_settle",
+    "settle_boost",
+    "forecast_alpha",
+    "spread_alpha",
+    "decay",
+)
+
+
 @compiled
 def novelty_run(
     state: NDArray[np.float64],
     values: NDArray[np.float64],
-    scored: NDArray[np.bool_],
-    margins: NDArray[np.float64],
-    min_count: int,
-    shift_settle: int,
-    settle_boost: float,
-    forecast_alpha: float,
-    spread_alpha: float,
-    decay: float,
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Score (where ``scored``) and learn each row of ``values`` (records x sensors, in the
-    state's row order) as :meth:`NoveltyDetector.score_learn_one` does, ``state`` (sensors x 9,
-    every sensor started) updated in place.
+    first_scored: int,
+    params: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Score (from record ``first_scored`` on) and learn each row of ``values`` (records x
+    sensors, in the state's row order) as :meth:`NoveltyDetector.score_learn_one` does,
+    ``state`` (sensors x 9, every sensor started) updated in place; ``params``: the
+    detector's settings named in :data:`NOVELTY_PARAMS`, in that order.
 
     Returns each record's largest excess per kind (spike, shift, variance; 0 where none is
-    above 1) and the sensors of each finding by excess (at most ``TOP``, -1 filling).
-    ``margins``: shift, spike and variance margin (the features' order).
+    above 1), the sensors of each finding by excess (at most ``TOP``, -1 filling), and whether
+    the record has any finding.
     """
     records, sensors = values.shape
+    forecast_alpha, spread_alpha, decay = params[6], params[7], params[8]
     peak = np.zeros((records, 3))
     top = np.full((records, 3, TOP), -1, dtype=np.int64)
+    hit = np.zeros(records, dtype=np.bool_)
     f = np.empty((3, sensors))
     excess = np.empty((3, sensors))
     for j in range(records):
@@ -94,10 +105,11 @@ def novelty_run(
             for c in range(3):
                 if f[c, s] > state[s, _HI + c] or (c < 2 and f[c, s] < state[s, _LO + c]):
                     outside_any = True
-        if scored[j] and outside_any:
-            _novelty_excess(state, f, excess, margins, min_count, shift_settle, settle_boost)
+        if j >= first_scored and outside_any:
+            _novelty_excess(state, f, excess, params)
             for k in range(3):
                 _rank(excess[_KIND_COLUMNS[k]], peak[j], top[j], k)
+            hit[j] = peak[j, 0] > 1.0 or peak[j, 1] > 1.0 or peak[j, 2] > 1.0
         for s in range(sensors):
             r = f[1, s]
             state[s, _N] += 1.0
@@ -109,7 +121,7 @@ def novelty_run(
                 centre = 0.5 * (lo + hi)
                 state[s, _LO + c] = centre + (lo - centre) * decay
                 state[s, _HI + c] = centre + (hi - centre) * decay
-    return peak, top
+    return peak, top, hit
 
 
 @compiled
@@ -117,13 +129,11 @@ def _novelty_excess(
     state: NDArray[np.float64],
     f: NDArray[np.float64],
     excess: NDArray[np.float64],
-    margins: NDArray[np.float64],
-    min_count: int,
-    shift_settle: int,
-    settle_boost: float,
+    params: NDArray[np.float64],
 ) -> None:
     """Fill ``excess`` (features x sensors) as ``NoveltyDetector._found`` computes it; all 0
     when every sensor is young."""
+    min_count, shift_settle, settle_boost = params[3], params[4], params[5]
     sensors = f.shape[1]
     excess[:] = 0.0
     unsettled_any, grown_any = False, False
@@ -140,7 +150,7 @@ def _novelty_excess(
             lo, hi, x = state[s, _LO + c], state[s, _HI + c], f[c, s]
             outside = x - hi if c == 2 else _maximum(x - hi, lo - x)
             width = hi - lo + 1e-4 * _maximum(abs(lo), abs(hi)) + 1e-9
-            excess[c, s] = outside / (width * margins[c])
+            excess[c, s] = outside / (width * params[c])
     if shift_settle > min_count and unsettled_any:
         for s in range(sensors):
             unsettled = (shift_settle - state[s, _N]) / (shift_settle - min_count)

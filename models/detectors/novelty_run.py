@@ -17,7 +17,7 @@ from itertools import chain
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import novelty_run
+from models.detectors.kernels import NOVELTY_PARAMS, novelty_run
 from models.detectors.novelty import KINDS, NoveltyDetector
 
 Findings = dict[str, tuple[float, tuple[str, ...]]]
@@ -32,16 +32,12 @@ class NoveltyRun:
     """
 
     def __init__(
-        self,
-        detector: NoveltyDetector,
-        values: NDArray[np.float64],
-        scored: NDArray[np.bool_],
+        self, detector: NoveltyDetector, values: NDArray[np.float64], first_scored: int
     ) -> None:
         self._detector = detector
         self._before = detector._state.copy()
-        self._values, self._scored = values, scored
-        self._peak, self._top = self._advance(len(values))
-        self._hit: NDArray[np.bool_] = self._peak.max(axis=1) > 1.0
+        self._values, self._first_scored = values, first_scored
+        self._peak, self._top, self._hit = self._advance(len(values))
         self.size = len(values)
         self.taken = 0
 
@@ -69,23 +65,14 @@ class NoveltyRun:
             values = np.fromiter(flat, float, size * len(names)).reshape(size, len(names))
         except (TypeError, ValueError):  # a value that is no number: the record path raises
             return None
-        scored = np.arange(size) >= first_scored
-        return cls(detector, values, scored)
+        return cls(detector, values, first_scored)
 
-    def _advance(self, records: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    def _advance(
+        self, records: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
         d = self._detector
-        return novelty_run(
-            d._state,
-            self._values[:records],
-            self._scored[:records],
-            d._margins()[:, 0].copy(),
-            int(d.min_count),
-            int(d.shift_settle),
-            float(d.settle_boost),
-            float(d.forecast_alpha),
-            float(d.spread_alpha),
-            float(d.decay),
-        )
+        params = np.array([float(getattr(d, name)) for name in NOVELTY_PARAMS])
+        return novelty_run(d._state, self._values[:records], self._first_scored, params)
 
     def take(self, i: int) -> Findings:
         """Record ``i``'s findings (the records are taken in order)."""
