@@ -180,3 +180,19 @@ def _rank(
         found += 1
     if found:
         peak[k] = best[0]
+
+
+@compiled
+def covariance_learn(
+    mean: NDArray[np.float64], cov: NDArray[np.float64], v: NDArray[np.float64], a: float
+) -> None:
+    """Take ``v`` into an exponentially weighted ``mean`` and ``cov`` (newest weight ``a``), in
+    place, as ``CorrelationDetector`` does: ``cov = (1 - a) * (cov + a * outer(d, d))`` with
+    ``d = v - mean`` (the same products in the same order)."""
+    d = v - mean
+    for i in range(len(d)):
+        mean[i] += a * d[i]
+    keep = 1.0 - a
+    for i in range(len(d)):
+        for j in range(len(d)):
+            cov[i, j] = (d[i] * d[j] * a + cov[i, j]) * keep

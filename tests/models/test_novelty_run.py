@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
+from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
 from models.detectors.novelty_run import NoveltyRun
 from tests.models.test_monitor_run import cmapss_rows, fleet_rows, in_runs, interleave, nab_rows
@@ -40,6 +42,7 @@ def series(sensors: int, records: int, seed: int) -> list[dict[str, float]]:
     return out
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # a margin of 0
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 @pytest.mark.parametrize("sensors", [1, 4, 9])
 def test_kernel_findings_and_state_equal_the_record_path(setting: str, sensors: int) -> None:
@@ -103,3 +106,24 @@ def test_monitor_results_equal_with_the_kernel_off(monkeypatch: pytest.MonkeyPat
     assert with_kernel == without
     for asset, m in monitors.items():
         assert m.to_bytes() == plain[asset].to_bytes(), asset
+
+
+def test_covariance_kernel_equals_the_numpy_products() -> None:
+    """``CorrelationDetector``'s covariance, learned in the compiled kernel, to the last bit
+    of ``(1 - a) * (cov + a * outer(d, d))`` computed by numpy (the products it replaced)."""
+    rng = np.random.default_rng(3)
+    d = CorrelationDetector(refresh=25)
+    mean, cov = np.zeros(6), np.zeros((6, 6))
+    for n in range(1, 400):
+        x = rng.normal(size=6) * (1.0 + 50.0 * (n > 300))
+        x[1] = x[0] + 0.01 * x[1]
+        d.learn_one({f"s{i}": float(v) for i, v in enumerate(x)})
+        a = max(1.0 / n, d.alpha)
+        delta = x - mean
+        mean = mean + a * delta
+        outer = delta[:, None] * delta
+        outer *= a
+        outer += cov
+        outer *= 1.0 - a
+        cov = outer
+        assert d._mean.tobytes() == mean.tobytes() and d._cov.tobytes() == cov.tobytes(), n
