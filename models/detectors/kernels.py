@@ -39,6 +39,9 @@ TOP = 3  # sensors named per finding
 def compiled(fn: _F) -> _F:
     """``numba.njit`` with an on-disk cache where a cache directory is writable.
 
+    A function without a source file has no cache location either (numba refuses to cache
+    it): it compiles in memory, as every kernel does where no cache directory is writable.
+
     >>> compiled(lambda a, b: a + b)(1.5, 2.0)
     3.5
     """
