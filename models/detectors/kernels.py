@@ -36,28 +36,37 @@ _KIND_COLUMNS = (1, 0, 2)
 TOP = 3  # sensors named per finding
 
 
-def compiled(fn: _F) -> _F:
-    """``numba.njit`` with an on-disk cache where a cache directory is writable.
+def compiled(*signatures: str) -> Callable[[_F], _F]:
+    """``numba.njit`` with an on-disk cache where a cache directory is writable; with
+    ``signatures``, compiled (or loaded from the cache) at once, when the module is imported,
+    so that a worker's first batch does not wait for the compiler (the kernels' arrays are
+    C-contiguous: a signature of such arrays is the fastest call).
 
     A function without a source file has no cache location either (numba refuses to cache
     it): it compiles in memory, as every kernel does where no cache directory is writable.
 
-    >>> compiled(lambda a, b: a + b)(1.5, 2.0)
+    >>> compiled("float64(float64, float64)")(lambda a, b: a + b)(1.5, 2.0)
     3.5
     """
-    try:
-        return cast(_F, numba.njit(cache=True, error_model="numpy")(fn))
-    except RuntimeError:  # no writable cache location: compile in memory
-        return cast(_F, numba.njit(error_model="numpy")(fn))
+
+    eager = list(signatures) or None  # None: each signature compiled on its first call
+
+    def compile_(fn: _F) -> _F:
+        try:
+            return cast(_F, numba.njit(eager, cache=True, error_model="numpy")(fn))
+        except RuntimeError:  # no writable cache location: compile in memory
+            return cast(_F, numba.njit(eager, error_model="numpy")(fn))
+
+    return compile_
 
 
-@compiled
+@compiled()
 def _maximum(a: float, b: float) -> float:
     """``np.maximum`` of two floats: NaN when either is."""
     return a if a >= b or math.isnan(a) else b
 
 
-@compiled
+@compiled()
 def _minimum(a: float, b: float) -> float:
     """``np.minimum`` of two floats: NaN when either is."""
     return a if a <= b or math.isnan(a) else b
@@ -77,7 +86,68 @@ NOVELTY_PARAMS = (
 )
 
 
-@compiled
+@compiled()
+def _novelty_excess(
+    state: NDArray[np.float64],
+    f: NDArray[np.float64],
+    excess: NDArray[np.float64],
+    params: NDArray[np.float64],
+) -> None:
+    """Fill ``excess`` (features x sensors) as ``NoveltyDetector._found`` computes it; all 0
+    when every sensor is young."""
+    min_count, shift_settle, settle_boost = params[3], params[4], params[5]
+    sensors = f.shape[1]
+    excess[:] = 0.0
+    unsettled_any, grown_any = False, False
+    for s in range(sensors):
+        count = state[s, _N]
+        unsettled_any |= count < shift_settle
+        grown_any |= not count < min_count
+    if not grown_any:
+        return
+    for s in range(sensors):
+        if state[s, _N] < min_count:
+            continue
+        for c in range(3):
+            lo, hi, x = state[s, _LO + c], state[s, _HI + c], f[c, s]
+            outside = x - hi if c == 2 else _maximum(x - hi, lo - x)
+            width = hi - lo + 1e-4 * _maximum(abs(lo), abs(hi)) + 1e-9
+            excess[c, s] = outside / (width * params[c])
+    if shift_settle > min_count and unsettled_any:
+        for s in range(sensors):
+            unsettled = (shift_settle - state[s, _N]) / (shift_settle - min_count)
+            unsettled = _minimum(_maximum(unsettled, 0.0), 1.0)
+            excess[0, s] /= 1.0 + settle_boost * unsettled
+
+
+@compiled()
+def _rank(
+    row: NDArray[np.float64], peak: NDArray[np.float64], top: NDArray[np.int64], k: int
+) -> None:
+    """The entries of ``row`` above 1, largest first (ties in row order, as a stable sort):
+    the largest into ``peak[k]``, the first ``TOP`` positions into ``top[k]``."""
+    best = np.zeros(TOP)
+    found = 0
+    for s in range(row.shape[0]):
+        e = row[s]
+        if not e > 1.0:
+            continue
+        at = min(found, TOP)
+        while at > 0 and e > best[at - 1]:
+            at -= 1
+        if at < TOP:
+            for p in range(min(found, TOP - 1), at, -1):
+                best[p], top[k, p] = best[p - 1], top[k, p - 1]
+            best[at], top[k, at] = e, s
+        found += 1
+    if found:
+        peak[k] = best[0]
+
+
+@compiled(
+    "Tuple((float64[:, ::1], int64[:, :, ::1], boolean[::1]))"
+    "(float64[:, ::1], float64[:, ::1], int64, float64[::1])"
+)
 def novelty_run(
     state: NDArray[np.float64],
     values: NDArray[np.float64],
@@ -127,65 +197,7 @@ def novelty_run(
     return peak, top, hit
 
 
-@compiled
-def _novelty_excess(
-    state: NDArray[np.float64],
-    f: NDArray[np.float64],
-    excess: NDArray[np.float64],
-    params: NDArray[np.float64],
-) -> None:
-    """Fill ``excess`` (features x sensors) as ``NoveltyDetector._found`` computes it; all 0
-    when every sensor is young."""
-    min_count, shift_settle, settle_boost = params[3], params[4], params[5]
-    sensors = f.shape[1]
-    excess[:] = 0.0
-    unsettled_any, grown_any = False, False
-    for s in range(sensors):
-        count = state[s, _N]
-        unsettled_any |= count < shift_settle
-        grown_any |= not count < min_count
-    if not grown_any:
-        return
-    for s in range(sensors):
-        if state[s, _N] < min_count:
-            continue
-        for c in range(3):
-            lo, hi, x = state[s, _LO + c], state[s, _HI + c], f[c, s]
-            outside = x - hi if c == 2 else _maximum(x - hi, lo - x)
-            width = hi - lo + 1e-4 * _maximum(abs(lo), abs(hi)) + 1e-9
-            excess[c, s] = outside / (width * params[c])
-    if shift_settle > min_count and unsettled_any:
-        for s in range(sensors):
-            unsettled = (shift_settle - state[s, _N]) / (shift_settle - min_count)
-            unsettled = _minimum(_maximum(unsettled, 0.0), 1.0)
-            excess[0, s] /= 1.0 + settle_boost * unsettled
-
-
-@compiled
-def _rank(
-    row: NDArray[np.float64], peak: NDArray[np.float64], top: NDArray[np.int64], k: int
-) -> None:
-    """The entries of ``row`` above 1, largest first (ties in row order, as a stable sort):
-    the largest into ``peak[k]``, the first ``TOP`` positions into ``top[k]``."""
-    best = np.zeros(TOP)
-    found = 0
-    for s in range(row.shape[0]):
-        e = row[s]
-        if not e > 1.0:
-            continue
-        at = min(found, TOP)
-        while at > 0 and e > best[at - 1]:
-            at -= 1
-        if at < TOP:
-            for p in range(min(found, TOP - 1), at, -1):
-                best[p], top[k, p] = best[p - 1], top[k, p - 1]
-            best[at], top[k, at] = e, s
-        found += 1
-    if found:
-        peak[k] = best[0]
-
-
-@compiled
+@compiled("void(float64[::1], float64[:, ::1], float64[::1], float64)")
 def covariance_learn(
     mean: NDArray[np.float64], cov: NDArray[np.float64], v: NDArray[np.float64], a: float
 ) -> None:
