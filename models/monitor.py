@@ -408,8 +408,9 @@ class AssetMonitor:
         # threshold_cap times the floor
         self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
         top = top_contributors(z, cfg.top_k)
-        planned = novelty is not None and len(run) < novelty.size
-        novel = novelty.take(len(run)) if planned and novelty is not None else None
+        novel = None
+        if novelty is not None and len(run) < novelty.size:
+            novel = novelty.take(len(run))
         findings = self._findings(raw, z, top, score, threshold, is_anomaly, warming_up, now, novel)
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
