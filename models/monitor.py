@@ -38,6 +38,7 @@ from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, 
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
+from models.detectors.novelty_run import NoveltyRun
 from models.detectors.pattern import PatternDetector
 from models.detectors.seasonal import SeasonalDetector
 from models.drift import DriftEvent, SensorDriftDetector
@@ -330,8 +331,10 @@ class AssetMonitor:
         seconds), exactly as :meth:`update` one after another would.
 
         What does not depend on the records before (splitting off the settings, locating the
-        operating regimes) is done for the whole run at once; the recursions (running
-        statistics, threshold, detectors, drift, alarm) go record by record.
+        operating regimes) is done for the whole run at once, and so is the novelty detector
+        (compiled, :class:`~models.detectors.novelty_run.NoveltyRun`: its findings depend only
+        on the sensor values); the other recursions (running statistics, threshold,
+        detectors, drift, alarm) go record by record.
 
         Raises
         ------
@@ -349,13 +352,19 @@ class AssetMonitor:
             return self._update_each(sensors, settings, times)
         known = scorer.n_regimes
         run = MonitorRun(first_seen=self._seen + 1)
+        novelty = None
+        if not _NOVELTY.isdisjoint(self.config.detectors):
+            first_scored = max(0, self.config.warm_up - self._seen)
+            novelty = NoveltyRun.plan(self._novelty, sensors, first_scored)
         for i, now in enumerate(times):
             if scorer.n_regimes != known:  # the last record opened a regime: locate the rest
                 regimes[i:] = scorer.regimes_of([s for _, s in parts[i:]])
                 known = scorer.n_regimes
             try:
-                self._step(sensors[i], parts[i][0], parts[i][1], regimes[i], now, run)
+                self._step(sensors[i], parts[i][0], parts[i][1], regimes[i], now, run, novelty)
             except Exception as exc:
+                if novelty is not None:
+                    novelty.rewind()
                 raise RunFailedError(i, run) from exc
         return run
 
@@ -383,9 +392,11 @@ class AssetMonitor:
         regime: int | None,
         now: float,
         run: MonitorRun,
+        novelty: NoveltyRun | None = None,
     ) -> None:
         """Score one record (its ``sensors`` and ``settings`` split off ``raw`` and located in
-        ``regime``), learn from it, and append its results to ``run``."""
+        ``regime``), learn from it, and append its results to ``run`` (``novelty``: the run's
+        novelty findings where planned)."""
         cfg = self.config
         score, z = self._scorer.score_located(sensors, regime)
         threshold = self._threshold.get()
@@ -397,7 +408,10 @@ class AssetMonitor:
         # threshold_cap times the floor
         self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
         top = top_contributors(z, cfg.top_k)
-        findings = self._findings(raw, z, top, score, threshold, is_anomaly, warming_up, now)
+        novel = None
+        if novelty is not None and len(run) < novelty.size:
+            novel = novelty.take(len(run))
+        findings = self._findings(raw, z, top, score, threshold, is_anomaly, warming_up, now, novel)
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
         if event is not None and cfg.relearn_on_drift:
@@ -449,12 +463,15 @@ class AssetMonitor:
         is_anomaly: bool,
         warming_up: bool,
         now: float,
+        novel: dict[str, tuple[float, tuple[str, ...]]] | None,
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """What each enabled detector sees in this record (then learns it); ``top``: the
-        largest deviations of ``z``."""
+        largest deviations of ``z``; ``novel``: the novelty findings when already known."""
         wanted = self.config.detectors
         found = {}
-        if not _NOVELTY.isdisjoint(wanted):
+        if novel is not None:
+            found = novel
+        elif not _NOVELTY.isdisjoint(wanted):
             found = self._novelty.score_learn_one(sensors, score=not warming_up)
         if self._correlation is not None:
             found.update(self._correlation.score_learn_one(z, score=not warming_up))

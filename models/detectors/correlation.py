@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+from models.detectors.kernels import covariance_learn
+
 # a record's residual off the components and its per-sensor T² contributions, with their SPE
 # (squared residual) and T² (sum)
 _Parts = tuple[NDArray[np.float64], NDArray[np.float64], float, float]
@@ -156,14 +158,7 @@ class CorrelationDetector:
             self._max = max(spe, self._max * self.decay)
             self._t2_max = max(t2, self._t2_max * self.decay)
         self._n += 1
-        a = max(1.0 / self._n, self.alpha)
-        d = v - self._mean
-        self._mean += a * d
-        cov = d[:, None] * d  # (1 - a) * (cov + a * outer(d, d)), the same products in place
-        cov *= a
-        cov += self._cov
-        cov *= 1.0 - a
-        self._cov = cov
+        covariance_learn(self._mean, self._cov, v, max(1.0 / self._n, self.alpha))
         if self._n % self.refresh == 0:
             self._decompose()
 
