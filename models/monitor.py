@@ -4,8 +4,9 @@ Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks 
 alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
 ``deviation`` (the slow-deviation scorer below, over regime-aware scaling), ``correlation``
 (:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
-``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken) and
-``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent subsequence with no near
+``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken),
+``stuck`` (:class:`models.detectors.stuck.StuckDetector`, a value repeated for longer than
+ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent subsequence with no near
 neighbour among the sensor's past ones; off unless named, see ``DEFAULT_DETECTORS``). Their
 findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
 ``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
@@ -40,10 +41,20 @@ from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
 from models.detectors.pattern import PatternDetector
 from models.detectors.seasonal import SeasonalDetector
+from models.detectors.stuck import StuckDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError, PmaintError
 
-DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal", "pattern")
+DETECTORS = (
+    "spike",
+    "shift",
+    "variance",
+    "deviation",
+    "correlation",
+    "seasonal",
+    "stuck",
+    "pattern",
+)
 # the detectors that alarm unless configured otherwise
 DEFAULT_DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
 _NOVELTY = frozenset(("spike", "shift", "variance"))
@@ -98,6 +109,9 @@ class MonitorConfig:
     pattern_length: int = 32  # records a subsequence spans (8 segment means)
     pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
     pattern_history: float = 1.0  # as variance_history, for the pattern detector's findings
+    stuck_ratio: float = 1.25  # a run of one repeated value is stuck when longer than this ...
+    stuck_min_run: int = 36  # ... times the sensor's longest earlier run and this many records
+    stuck_changes: int = 300  # changes of value a sensor needs before it is scored as stuck
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -213,9 +227,10 @@ class AssetMonitor:
     41
     """
 
-    # a checkpoint written before the seasonal or pattern detector existed restores without it
+    # a checkpoint written before the seasonal, pattern or stuck detector existed restores without it
     _seasonal: SeasonalDetector | None = None
     _pattern: PatternDetector | None = None
+    _stuck: StuckDetector | None = None
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()
@@ -266,6 +281,13 @@ class AssetMonitor:
                 max_sensors=cfg.pattern_sensors,
             )
             if "pattern" in cfg.detectors
+            else None
+        )
+        self._stuck = (
+            StuckDetector(
+                ratio=cfg.stuck_ratio, min_run=cfg.stuck_min_run, min_changes=cfg.stuck_changes
+            )
+            if "stuck" in cfg.detectors
             else None
         )
         self._alarm = KindAlarm(
@@ -462,6 +484,8 @@ class AssetMonitor:
             found.update(self._seasonal.score_learn_one(sensors, now, score=not warming_up))
         if self._pattern is not None:
             found.update(self._pattern.score_learn_one(sensors, score=not warming_up))
+        if self._stuck is not None:
+            found.update(self._stuck.score_learn_one(sensors, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):
