@@ -41,6 +41,7 @@ from streams.pipeline import PipelineConfig
 GRID: dict[str, Sequence[Any]] = {
     "deviation_history": (0.0, 1.25, 1.5),
     "variance_history": (0.0, 1.0),
+    "stuck": (False, True),  # the stuck-value detector off or on (see _monitor)
 }
 # the pattern detector (off by default) joins the defaults at these (margin, history) settings
 PATTERN = ((0.1, 0.0), (0.1, 1.0), (0.25, 1.0))
@@ -56,11 +57,22 @@ def _judge(task: Task) -> SeriesResult:
 
 
 def _monitor(values: dict[str, Any]) -> MonitorConfig:
-    """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on."""
-    config = replace(MonitorConfig(), **values)
+    """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on, a
+    ``stuck`` turns the stuck detector on (True) or off (False).
+
+    >>> _monitor({"stuck": True, "pattern_margin": 0.1}).detectors[-2:]
+    ('stuck', 'pattern')
+    >>> "stuck" in _monitor({"stuck": False}).detectors
+    False
+    """
+    settings = {k: v for k, v in values.items() if k != "stuck"}
+    config = replace(MonitorConfig(), **settings)
+    detectors = tuple(d for d in config.detectors if d != "stuck")
+    if values.get("stuck", "stuck" in config.detectors):
+        detectors += ("stuck",)
     if "pattern_margin" in values:
-        config = replace(config, detectors=(*config.detectors, "pattern"))
-    return config
+        detectors += ("pattern",)
+    return replace(config, detectors=detectors)
 
 
 def main(argv: list[str] | None = None) -> int:

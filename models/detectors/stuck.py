@@ -8,24 +8,20 @@ once per run (the record where it crosses), not for as long as it lasts.
 
 The longest run is a poor yardstick while the sensor has changed value only a few times (on a
 young or mostly idle sensor the next, longer run is no surprise), so a sensor is scored only
-after ``min_changes`` changes of value. A sensor that has never changed is a constant, not a
-stuck sensor: it is never scored. The longest run does not decay: a sensor that once idled for
+after ``min_changes`` changes of value (a sensor that has never changed is a constant, not a
+stuck one). The longest run does not decay: a sensor that once idled for
 a day may do so again.
 
-State is one numpy array (a row of five numbers per sensor) and a dict of sensor -> row;
-every update is elementwise over the sensors.
+Most records of a continuous sensor change every value: they take a fast path (one comparison
+of the record with the last one); only records that repeat a value walk the sensors. State:
+plain lists (any checkpoint codec encodes them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
-from numpy.typing import NDArray
-
-# per-sensor state columns: last value, current run, longest completed run, changes of value,
-# whether the current run was reported
-_LAST, _RUN, _LONGEST, _CHANGES, _REPORTED = range(5)
+from collections.abc import Mapping, Sequence
+from math import nan
+from operator import eq
 
 
 class StuckDetector:
@@ -54,59 +50,74 @@ class StuckDetector:
     """
 
     def __init__(self, *, ratio: float = 1.25, min_run: int = 36, min_changes: int = 300) -> None:
+        if min_run < 2:
+            raise ValueError(f"min_run must be at least 2, not {min_run}")
         self.ratio = ratio
         self.min_run = min_run
         self.min_changes = min_changes
-        self._index: dict[str, int] = {}  # sensor -> row of the state
-        self._names: tuple[str, ...] = ()  # the sensors in row order
-        self._state: NDArray[np.float64] = np.zeros((0, 5))
-
-    def _rows(self, x: Mapping[str, float]) -> list[int]:
-        """The state rows of ``x``'s sensors, a new row (its run starting) for a new one."""
-        if tuple(x) == self._names:
-            return list(range(len(self._names)))
-        new = [k for k in x if k not in self._index]
-        if new:
-            for k in new:
-                self._index[k] = len(self._index)
-            self._names += tuple(new)
-            fresh = np.zeros((len(new), 5))
-            fresh[:, _LAST] = np.nan  # the first value changes nothing
-            self._state = np.vstack((self._state, fresh))
-        return [self._index[k] for k in x]
+        self._names: tuple[str, ...] = ()  # the sensors in state order
+        self._index: dict[str, int] = {}  # sensor -> its place in the lists below
+        self._last: list[float] = []  # last value
+        self._run: list[int] = []  # records in the current run of one value
+        self._longest: list[int] = []  # longest completed run
+        self._changes: list[int] = []  # changes of value, less those of the fast records
+        self._reported: list[bool] = []  # the current run was reported
+        self._fast = 0  # records where every sensor changed value (a change each)
+        self._open = False  # some sensor's current run is longer than one record
 
     def score_learn_one(
         self, x: Mapping[str, float], score: bool = True
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """Take ``x`` into every sensor's runs; when ``score``, the novel ones: ``{"stuck":
         (run / (ratio * longest), its sensors by that, at most three)}``, or ``{}``."""
-        rows = self._rows(x)
-        whole = len(rows) == len(self._state)
-        st = self._state if whole else self._state[rows]
-        v = np.fromiter(x.values(), float, len(x))
-        same = v == st[:, _LAST]
-        known = ~np.isnan(st[:, _LAST])
-        changed = known & ~same
-        st[:, _LONGEST] = np.where(changed, np.maximum(st[:, _LONGEST], st[:, _RUN]), st[:, _LONGEST])
-        st[:, _CHANGES] += changed
-        st[:, _RUN] = np.where(same, st[:, _RUN] + 1.0, 1.0)
-        st[:, _REPORTED] *= same
-        st[:, _LAST] = v
-        found: dict[str, tuple[float, tuple[str, ...]]] = {}
-        if score and np.count_nonzero(st[:, _RUN] >= self.min_run):
-            excess = st[:, _RUN] / (self.ratio * np.maximum(st[:, _LONGEST], 1.0))
-            novel = (
-                (st[:, _RUN] >= self.min_run)
-                & (excess > 1.0)
-                & (st[:, _CHANGES] >= self.min_changes)
-                & (st[:, _REPORTED] == 0.0)
-            )
-            hits = np.flatnonzero(novel)
-            if hits.size:
-                st[hits, _REPORTED] = 1.0
-                order = hits[np.argsort(-excess[hits], kind="stable")]
-                names = list(x)
-                found["stuck"] = (float(excess[order[0]]), tuple(names[i] for i in order[:3]))
-        if not whole:
-            self._state[rows] = st
-        return found
+        values = list(x.values())
+        if tuple(x) == self._names:
+            if not self._open and not any(map(eq, values, self._last)):
+                self._last = values  # every run was one record and ends: nothing else changes
+                self._fast += 1
+                return {}
+            rows: Sequence[int] = range(len(values))
+        else:
+            rows = [self._row(k) for k in x]
+        return self._walk(rows, values, score)
+
+    def _row(self, name: str) -> int:
+        """The state place of sensor ``name``; a new sensor starts with no value."""
+        row = self._index.get(name)
+        if row is None:
+            row = self._index[name] = len(self._names)
+            self._names += (name,)
+            self._last.append(nan)  # the first value changes nothing
+            self._run.append(0)
+            self._longest.append(0)
+            self._changes.append(-self._fast)
+            self._reported.append(False)
+        return row
+
+    def _walk(
+        self, rows: Sequence[int], values: Sequence[float], score: bool
+    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+        """Take the ``values`` of the sensors at ``rows`` one by one; the novel runs."""
+        last, run, longest, reported = self._last, self._run, self._longest, self._reported
+        hits: list[tuple[float, str]] = []
+        for row, v in zip(rows, values, strict=True):
+            if v == last[row]:
+                run[row] += 1
+            else:
+                if last[row] == last[row]:  # not the first value (NaN)
+                    self._changes[row] += 1
+                longest[row] = max(longest[row], run[row])
+                last[row], run[row], reported[row] = v, 1, False
+                continue
+            n = run[row]
+            if not score or n < self.min_run or reported[row]:
+                continue
+            excess = n / (self.ratio * max(longest[row], 1))
+            if excess > 1.0 and self._changes[row] + self._fast >= self.min_changes:
+                reported[row] = True
+                hits.append((excess, self._names[row]))
+        self._open = any(n > 1 for n in run)
+        if not hits:
+            return {}
+        hits.sort(key=lambda h: -h[0])
+        return {"stuck": (hits[0][0], tuple(name for _, name in hits[:3]))}
