@@ -6,8 +6,9 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 (:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
 ``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken),
 ``stuck`` (:class:`models.detectors.stuck.StuckDetector`, a value repeated for longer than
-ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent subsequence with no near
-neighbour among the sensor's past ones; off unless named, see ``DEFAULT_DETECTORS``). Their
+ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
+subsequence with no near neighbour among the sensor's past ones; off unless named, see
+``DEFAULT_DETECTORS``). Their
 findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
 ``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
 since when.
@@ -129,6 +130,8 @@ class MonitorConfig:
             raise ConfigError(
                 f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
             )
+        if self.stuck_min_run < 2:
+            raise ConfigError(f"stuck_min_run must be at least 2, not {self.stuck_min_run}")
         if self.detector not in ("deviation", "hst"):
             raise ConfigError(f"detector must be 'deviation' or 'hst', not {self.detector!r}")
         if not 0.0 < self.quantile < 1.0:
@@ -227,7 +230,7 @@ class AssetMonitor:
     41
     """
 
-    # a checkpoint written before the seasonal, pattern or stuck detector existed restores without it
+    # a checkpoint written before the seasonal, pattern or stuck detector restores without it
     _seasonal: SeasonalDetector | None = None
     _pattern: PatternDetector | None = None
     _stuck: StuckDetector | None = None
