@@ -11,7 +11,8 @@ tuned per series.
 
 The choice prefers fewer false alarms over one more window: of the candidates within
 ``--tolerance`` NAB points (1.0, about one window of 101) of the best NAB score, the one with
-the fewest false alarms (then the best score) is chosen. The pattern detector (off by default)
+the fewest false alarms (then the best score) is chosen. The grid's ``stuck`` turns the stuck
+detector off or on. The pattern detector (off by default)
 joins the defaults at each of ``PATTERN`` (margin, history) as further candidates; the tables
 are printed choosing without them, then among all, so one run shows both.
 """

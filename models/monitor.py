@@ -8,10 +8,9 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 ``stuck`` (:class:`models.detectors.stuck.StuckDetector`, a value repeated for longer than
 ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
 subsequence with no near neighbour among the sensor's past ones; off unless named, see
-``DEFAULT_DETECTORS``). Their
-findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
-``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
-since when.
+``DEFAULT_DETECTORS``). Their findings go through the policy by kind
+(:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says whether the asset is
+in alarm, ``kind`` for which kind, ``since`` since when.
 
 The worker keeps one :class:`AssetMonitor` per asset and hands it each run of that asset's
 records in a batch (:meth:`AssetMonitor.update_run`, results as columns in a
