@@ -37,12 +37,12 @@ CONFIGS = {  # asset -> settings: the variants of the learning policy and of the
         learn_flagged=True,
         detectors=DETECTORS,
         pattern_length=16,
-        stuck_min_run=2,
-        stuck_changes=10,
+        flatline_min_run=2,
+        flatline_changes=10,
     ),
     "asset-002": replace(BASE, drift_method="adwin", aggregate="rms"),
     "asset-003": replace(BASE, detector="hst", detectors=("spike", "deviation")),
-    "nab": replace(BASE, relearn_on_drift=True, detectors=DETECTORS, stuck_min_run=3),
+    "nab": replace(BASE, relearn_on_drift=True, detectors=DETECTORS, flatline_min_run=3),
 }
 
 

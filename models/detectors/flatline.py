@@ -1,4 +1,4 @@
-"""A sensor that stops moving: its value repeats for longer than it ever did before.
+"""A sensor that stops moving (a flatline): its value repeats for longer than it ever did before.
 
 A stuck transmitter, a frozen data feed or a machine that has stopped all show as one value
 repeated record after record. Each sensor keeps the length of its current run of identical
@@ -9,8 +9,10 @@ once per run (the record where it crosses), not for as long as it lasts.
 The longest run is a poor yardstick while the sensor has changed value only a few times (on a
 young or mostly idle sensor the next, longer run is no surprise), so a sensor is scored only
 after ``min_changes`` changes of value (a sensor that has never changed is a constant, not a
-stuck one). The longest run does not decay: a sensor that once idled for
-a day may do so again.
+flatline). The longest run does not decay: a sensor that once idled for a day may do so again.
+Unlike the worker's data-quality alert on stuck sensors (``streams.alerts``: a fixed number of
+identical values), a run is judged against the sensor's own history, so a sensor that idles
+as long as it always did is no finding.
 
 Most records of a continuous sensor change every value: they take a fast path (one comparison
 of the record with the last one); only records that repeat a value walk the sensors. State:
@@ -24,8 +26,8 @@ from math import nan
 from operator import eq
 
 
-class StuckDetector:
-    """Stuck-value novelty per sensor (River-style ``learn_one``/``score_one``).
+class FlatlineDetector:
+    """Flatline novelty per sensor (River-style ``learn_one``/``score_one``).
 
     Parameters
     ----------
@@ -38,13 +40,13 @@ class StuckDetector:
 
     Examples
     --------
-    >>> d = StuckDetector(ratio=1.25, min_run=4, min_changes=10)
+    >>> d = FlatlineDetector(ratio=1.25, min_run=4, min_changes=10)
     >>> for i in range(40):  # runs of two identical values
     ...     _ = d.score_learn_one({"s1": float(i // 2), "s2": 1.0})
     >>> [d.score_learn_one({"s1": 99.0, "s2": 1.0}) for _ in range(3)]
     [{}, {}, {}]
     >>> d.score_learn_one({"s1": 99.0, "s2": 1.0})
-    {'stuck': (1.6, ('s1',))}
+    {'flatline': (1.6, ('s1',))}
     >>> d.score_learn_one({"s1": 99.0, "s2": 1.0})  # reported once per run
     {}
     """
@@ -68,7 +70,7 @@ class StuckDetector:
     def score_learn_one(
         self, x: Mapping[str, float], score: bool = True
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """Take ``x`` into every sensor's runs; when ``score``, the novel ones: ``{"stuck":
+        """Take ``x`` into every sensor's runs; when ``score``, the novel ones: ``{"flatline":
         (run / (ratio * longest), its sensors by that, at most three)}``, or ``{}``."""
         values = list(x.values())
         if tuple(x) == self._names:
@@ -120,4 +122,4 @@ class StuckDetector:
         if not hits:
             return {}
         hits.sort(key=lambda h: -h[0])
-        return {"stuck": (hits[0][0], tuple(name for _, name in hits[:3]))}
+        return {"flatline": (hits[0][0], tuple(name for _, name in hits[:3]))}
