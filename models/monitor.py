@@ -286,11 +286,7 @@ class AssetMonitor:
             else None
         )
         self._flatline = (
-            FlatlineDetector(
-                ratio=cfg.flatline_ratio,
-                min_run=cfg.flatline_min_run,
-                min_changes=cfg.flatline_changes,
-            )
+            FlatlineDetector(cfg.flatline_ratio, cfg.flatline_min_run, cfg.flatline_changes)
             if "flatline" in cfg.detectors
             else None
         )

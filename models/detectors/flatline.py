@@ -51,7 +51,7 @@ class FlatlineDetector:
     {}
     """
 
-    def __init__(self, *, ratio: float = 1.25, min_run: int = 36, min_changes: int = 300) -> None:
+    def __init__(self, ratio: float = 1.25, min_run: int = 36, min_changes: int = 300) -> None:
         if min_run < 2:
             raise ValueError(f"min_run must be at least 2, not {min_run}")
         self.ratio = ratio
