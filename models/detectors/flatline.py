@@ -27,7 +27,7 @@ from operator import eq
 
 
 class FlatlineDetector:
-    """Flatline novelty per sensor (River-style ``learn_one``/``score_one``).
+    """Flatline novelty per sensor (River-style ``score_learn_one``).
 
     Parameters
     ----------
