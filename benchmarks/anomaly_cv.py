@@ -11,9 +11,10 @@ tuned per series.
 
 The choice prefers fewer false alarms over one more window: of the candidates within
 ``--tolerance`` NAB points (1.0, about one window of 101) of the best NAB score, the one with
-the fewest false alarms (then the best score) is chosen. The pattern detector (off by default)
-joins the defaults at each of ``PATTERN`` (margin, history) as further candidates; the tables
-are printed choosing without them, then among all, so one run shows both.
+the fewest false alarms (then the best score) is chosen. The grid's ``flatline`` turns the
+flatline detector off or on. The pattern detector (off by default) joins the defaults at each
+of ``PATTERN`` (margin, history) as further candidates; the tables are printed choosing without
+them, then among all, so one run shows both.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from streams.pipeline import PipelineConfig
 GRID: dict[str, Sequence[Any]] = {
     "deviation_history": (0.0, 1.25, 1.5),
     "variance_history": (0.0, 1.0),
+    "flatline": (False, True),  # the flatline detector off or on (see _monitor)
 }
 # the pattern detector (off by default) joins the defaults at these (margin, history) settings
 PATTERN = ((0.1, 0.0), (0.1, 1.0), (0.25, 1.0))
@@ -56,11 +58,22 @@ def _judge(task: Task) -> SeriesResult:
 
 
 def _monitor(values: dict[str, Any]) -> MonitorConfig:
-    """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on."""
-    config = replace(MonitorConfig(), **values)
+    """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on, a
+    ``flatline`` turns the flatline detector on (True) or off (False).
+
+    >>> _monitor({"flatline": True, "pattern_margin": 0.1}).detectors[-2:]
+    ('flatline', 'pattern')
+    >>> "flatline" in _monitor({"flatline": False}).detectors
+    False
+    """
+    settings = {k: v for k, v in values.items() if k != "flatline"}
+    config = replace(MonitorConfig(), **settings)
+    detectors = tuple(d for d in config.detectors if d != "flatline")
+    if values.get("flatline", "flatline" in config.detectors):
+        detectors += ("flatline",)
     if "pattern_margin" in values:
-        config = replace(config, detectors=(*config.detectors, "pattern"))
-    return config
+        detectors += ("pattern",)
+    return replace(config, detectors=detectors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,12 +4,13 @@ Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks 
 alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
 ``deviation`` (the slow-deviation scorer below, over regime-aware scaling), ``correlation``
 (:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
-``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken) and
-``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent subsequence with no near
-neighbour among the sensor's past ones; off unless named, see ``DEFAULT_DETECTORS``). Their
-findings go through the policy by kind (:class:`models.detectors.alarm.KindAlarm`):
-``MonitorResult.alarm`` says whether the asset is in alarm, ``kind`` for which kind, ``since``
-since when.
+``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken),
+``flatline`` (:class:`models.detectors.flatline.FlatlineDetector`, a value repeated for longer
+than ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
+subsequence with no near neighbour among the sensor's past ones; off unless named, see
+``DEFAULT_DETECTORS``). Their findings go through the policy by kind
+(:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says whether the asset is
+in alarm, ``kind`` for which kind, ``since`` since when.
 
 The worker keeps one :class:`AssetMonitor` per asset and hands it each run of that asset's
 records in a batch (:meth:`AssetMonitor.update_run`, results as columns in a
@@ -37,6 +38,7 @@ from models import state_codec
 from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
+from models.detectors.flatline import FlatlineDetector
 from models.detectors.novelty import NoveltyDetector
 from models.detectors.novelty_run import NoveltyRun
 from models.detectors.pattern import PatternDetector
@@ -44,7 +46,16 @@ from models.detectors.seasonal import SeasonalDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError, PmaintError
 
-DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal", "pattern")
+DETECTORS = (
+    "spike",
+    "shift",
+    "variance",
+    "deviation",
+    "correlation",
+    "seasonal",
+    "flatline",
+    "pattern",
+)
 # the detectors that alarm unless configured otherwise
 DEFAULT_DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
 _NOVELTY = frozenset(("spike", "shift", "variance"))
@@ -99,6 +110,9 @@ class MonitorConfig:
     pattern_length: int = 32  # records a subsequence spans (8 segment means)
     pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
     pattern_history: float = 1.0  # as variance_history, for the pattern detector's findings
+    flatline_ratio: float = 1.25  # a run of one repeated value is a flatline when longer than
+    flatline_min_run: int = 36  # this times the sensor's longest earlier run and this many records
+    flatline_changes: int = 300  # changes of value a sensor needs before its runs are judged
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -116,6 +130,8 @@ class MonitorConfig:
             raise ConfigError(
                 f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
             )
+        if self.flatline_min_run < 2:
+            raise ConfigError(f"flatline_min_run must be at least 2, not {self.flatline_min_run}")
         if self.detector not in ("deviation", "hst"):
             raise ConfigError(f"detector must be 'deviation' or 'hst', not {self.detector!r}")
         if not 0.0 < self.quantile < 1.0:
@@ -214,9 +230,10 @@ class AssetMonitor:
     41
     """
 
-    # a checkpoint written before the seasonal or pattern detector existed restores without it
+    # a checkpoint written before the seasonal, pattern or flatline detector restores without it
     _seasonal: SeasonalDetector | None = None
     _pattern: PatternDetector | None = None
+    _flatline: FlatlineDetector | None = None
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()
@@ -267,6 +284,11 @@ class AssetMonitor:
                 max_sensors=cfg.pattern_sensors,
             )
             if "pattern" in cfg.detectors
+            else None
+        )
+        self._flatline = (
+            FlatlineDetector(cfg.flatline_ratio, cfg.flatline_min_run, cfg.flatline_changes)
+            if "flatline" in cfg.detectors
             else None
         )
         self._alarm = KindAlarm(
@@ -479,6 +501,8 @@ class AssetMonitor:
             found.update(self._seasonal.score_learn_one(sensors, now, score=not warming_up))
         if self._pattern is not None:
             found.update(self._pattern.score_learn_one(sensors, score=not warming_up))
+        if self._flatline is not None:
+            found.update(self._flatline.score_learn_one(sensors, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):

@@ -19,20 +19,30 @@ import pytest
 from models.anomaly_eval import read_cmapss, read_nab_series
 from models.datafiles import REFERENCE_DATA
 from models.errors import PmaintError
-from models.monitor import DEFAULT_DETECTORS, AssetMonitor, MonitorConfig, RunFailedError
+from models.monitor import (
+    DETECTORS,
+    AssetMonitor,
+    MonitorConfig,
+    RunFailedError,
+)
 from models.simulator import FleetSimulator
 
 Row = tuple[str, dict[str, float], dict[str, float] | None, float]
 BASE = MonitorConfig(warm_up=60, min_count=10, novelty_warm_up=80, max_skipped=25)
-PATTERN = (*DEFAULT_DETECTORS, "pattern")
 CONFIGS = {  # asset -> settings: the variants of the learning policy and of the detectors
     "asset-000": BASE,
     "asset-001": replace(
-        BASE, relearn_on_drift=True, learn_flagged=True, detectors=PATTERN, pattern_length=16
+        BASE,
+        relearn_on_drift=True,
+        learn_flagged=True,
+        detectors=DETECTORS,
+        pattern_length=16,
+        flatline_min_run=2,
+        flatline_changes=10,
     ),
     "asset-002": replace(BASE, drift_method="adwin", aggregate="rms"),
     "asset-003": replace(BASE, detector="hst", detectors=("spike", "deviation")),
-    "nab": replace(BASE, relearn_on_drift=True, detectors=PATTERN),
+    "nab": replace(BASE, relearn_on_drift=True, detectors=DETECTORS, flatline_min_run=3),
 }
 
 
