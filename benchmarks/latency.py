@@ -1,7 +1,11 @@
 """End-to-end latency at half the measured maximum rate: produce → alert event, produce → point.
 
 One ``pmaint worker`` process (full pipeline, InfluxDB 1.x configured, v1, its own database,
-``PMAINT_ANOMALY_WARM_UP=30``, ``PMAINT_ALERT_DEBOUNCE_RECORDS=1``) on 4 partitions. First a
+``PMAINT_ANOMALY_WARM_UP=30``, ``PMAINT_ALERT_DEBOUNCE_RECORDS=1``, and a policy file whose
+``novelty_warm_up`` is the same 30 records: an asset here has a few hundred records, not the
+long history of a plant's, and with the default 300 its spike detector would still be learning,
+so a probe could only be caught by the slow-deviation path, which opens late by design) on 4
+partitions. First a
 burst of ``PRELOAD`` records warms every asset up and measures the worker's maximum rate (growth
 of ``pmaint_records_total`` while it drains the burst's second half: an asset's first ~100 records
 cost less to score than those of the load, see :func:`max_rate`).
@@ -327,10 +331,13 @@ def main() -> int:
                 partitions=PARTITIONS,
             )  # fmt: skip
             ensure_topics(settings)
+            policy = work / "policy.toml"
+            policy.write_text(f"[defaults]\nnovelty_warm_up = {WARM_UP}\n")
             env = worker_env(
                 broker.bootstrap, prefix, partitions=str(PARTITIONS), log_level="warning",
                 influx_url=influx.url, influx_api="v1", influx_database=db,
                 anomaly_warm_up=str(WARM_UP), alert_debounce_records="1", alert_cooldown_s="0",
+                policy_file=str(policy),
             )  # fmt: skip
             worker = start_worker(env, work)
             stream = FleetSimulator(assets=ASSETS, seed=3).records(10**9)
