@@ -379,29 +379,33 @@ class TelemetryAgent:
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
 
-    def save_idle(self, share: float = CHECKPOINT_SHARE) -> None:
+    def save_idle(self, share: float = CHECKPOINT_SHARE) -> int:
         """Checkpoint the assets the pipeline asked for, then those whose changes are older than
         the checkpoint interval, oldest first, for at most ``share`` of a part's budget: a fleet
         whose checkpoints fall due together is saved over several parts instead of stalling one
         (the loop, and with it the outputs before, would wait for all of them). Also run by a
-        timer with the whole budget (no part waits on it), so a worker without traffic saves
-        its assets too."""
+        timer, budget after budget while no batch is in, so a worker without traffic saves its
+        assets too. Returns how many were saved."""
         started = time.perf_counter()
         budget_s = self.budget_s * share
         assets = self.processor.fleet.assets
+        saved = 0
         while self._due:  # at least 16 a call, so the oldest requests are always taken
             for state in [self._due.pop(k) for k in list(self._due)[:16]]:
                 if assets.get(state.asset_id) is state:  # not dropped or evicted since
                     self.save(state)
+                    saved += 1
             if time.perf_counter() - started >= budget_s:
-                break
+                return saved
         before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
         while time.perf_counter() - started < budget_s:
             due = self.processor.fleet.unsaved_since(before, 16)
             for state in due:
                 self.save(state)
+            saved += len(due)
             if not due:
                 break
+        return saved
 
     def save(self, state: AssetState) -> None:
         """Checkpoint ``state`` now; it goes into the table once the outputs of the records it

@@ -287,10 +287,14 @@ def create_app(
         agent.offsets.keep(owned)
         runtime.assigned_once = True
 
-    async def _save_idle() -> None:  # so a worker without traffic saves its assets too
-        if runtime.assigned_once and not app.rebalancing and not agent.busy:
-            agent.save_idle(share=1.0)
+    async def _save_idle() -> None:
+        """So a worker without traffic saves its assets too: a part's budget at a time, the
+        event loop free in between, until none is due or a batch comes in."""
+        saved = 1
+        while saved and runtime.assigned_once and not app.rebalancing and not agent.busy:
+            saved = agent.save_idle(share=1.0)
             agent.hand_on_checkpoints()
+            await asyncio.sleep(0)
 
     app.timer(interval=1.0)(_save_idle)
     if settings.gc_freeze_s > 0:

@@ -214,7 +214,9 @@ def test_fleet_over_budget_is_evicted_restored_and_still_scored(
         assert worker.metric("pmaint_evictions_total") >= 2 * (assets - budget)
         # each asset saved twice (evicted, or idle with changes once traffic stopped)
         saved = lambda: worker.metric("pmaint_checkpoints_total") >= 2 * assets  # noqa: E731
+        idle_since = time.monotonic()
         wait_until(saved, 120, "idle assets checkpointed")
+        print(f"D5: idle assets checkpointed in {time.monotonic() - idle_since:.1f} s")
         _, ready = worker.get("/ready")
         assert json.loads(ready)["assets"] <= budget
         _, body = worker.get("/assets")
