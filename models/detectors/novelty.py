@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from models.detectors.kernels import NOVELTY_PARAMS
 from models.state_codec import HasCaches
 
 KINDS = ("spike", "shift", "variance")
@@ -153,7 +154,15 @@ class NoveltyDetector(HasCaches):
 
     # the margins as an array, made once (a cache: not part of the state, never checkpointed)
     _margin_row: NDArray[np.float64] | None = None
-    CACHES = ("_margin_row",)
+    _kernel_row: NDArray[np.float64] | None = None
+    CACHES = ("_margin_row", "_kernel_row")
+
+    def kernel_params(self) -> NDArray[np.float64]:
+        """The settings :data:`models.detectors.kernels.NOVELTY_PARAMS` names, in its order, as
+        the compiled run takes them (made once)."""
+        if self._kernel_row is None:
+            self._kernel_row = np.array([float(getattr(self, k)) for k in NOVELTY_PARAMS])
+        return self._kernel_row
 
     def _margins(self) -> NDArray[np.float64]:
         """Margins in the features' order, as a column: value (shift), residual (spike),

@@ -17,7 +17,7 @@ from itertools import chain
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import NOVELTY_PARAMS, novelty_run
+from models.detectors.kernels import novelty_run
 from models.detectors.novelty import KINDS, NoveltyDetector
 
 Findings = dict[str, tuple[float, tuple[str, ...]]]
@@ -71,8 +71,7 @@ class NoveltyRun:
         self, records: int
     ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
         d = self._detector
-        params = np.array([float(getattr(d, name)) for name in NOVELTY_PARAMS])
-        return novelty_run(d._state, self._values[:records], self._first_scored, params)
+        return novelty_run(d._state, self._values[:records], self._first_scored, d.kernel_params())
 
     def take(self, i: int) -> Findings:
         """Record ``i``'s findings (the records are taken in order)."""
