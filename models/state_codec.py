@@ -300,6 +300,28 @@ def _dtype(spec: Any) -> np.dtype[Any]:
 def decode(data: bytes, max_bytes: int = MAX_DECODED_BYTES) -> Any:
     """The value :func:`encode` wrote; anything else raises :class:`~models.errors.ArtifactError`
     (nothing in ``data`` can run code; the inflated size is bounded by ``max_bytes``)."""
+    return _decoded(_unpacked(data, max_bytes))
+
+
+def peek(data: bytes, key: str, max_bytes: int = MAX_DECODED_BYTES) -> Any:
+    """The value under ``key`` of the dict :func:`encode` wrote, none of the rest built
+    (several times cheaper than :func:`decode` when the rest holds models); ArtifactError when
+    ``data`` is not such a dict or has no ``key``.
+
+    >>> peek(encode({"alerts": {"seen": 5.0}, "monitor": [1.0, 2.0]}), "alerts")
+    {'seen': 5.0}
+    """
+    tree = _unpacked(data, max_bytes)
+    if type(tree) is not list or not tree or tree[0] != _DICT or len(tree) % 2 == 0:
+        raise ArtifactError("state is not a mapping")
+    for i in range(1, len(tree), 2):
+        if tree[i] == key:
+            return _decoded(tree[i + 1])
+    raise ArtifactError(f"state has no {key!r}")
+
+
+def _unpacked(data: bytes, max_bytes: int) -> Any:
+    """The tree :func:`encode` packed into ``data``."""
     if not data.startswith(MAGIC):
         raise ArtifactError("not a pmaint state (bad magic)")
     version = data[len(MAGIC) : len(MAGIC) + 1]
@@ -312,9 +334,17 @@ def decode(data: bytes, max_bytes: int = MAX_DECODED_BYTES) -> Any:
             raise ArtifactError(f"state inflates past {max_bytes} bytes")
         if not inflate.eof or inflate.unused_data:
             raise ArtifactError("truncated state, or bytes after it")
-        tree = msgpack.unpackb(packed, use_list=True, raw=False, strict_map_key=True)
+        return msgpack.unpackb(packed, use_list=True, raw=False, strict_map_key=True)
+    except ArtifactError:
+        raise
+    except Exception as exc:  # zlib/msgpack errors of crafted bytes
+        raise ArtifactError(f"corrupt state: {type(exc).__name__}: {exc}") from None
+
+
+def _decoded(tree: Any) -> Any:
+    try:
         return _Decoder().value(tree, 0)
     except ArtifactError:
         raise
-    except Exception as exc:  # zlib/msgpack/numpy/River errors of crafted bytes
+    except Exception as exc:  # numpy/River errors of crafted bytes
         raise ArtifactError(f"corrupt state: {type(exc).__name__}: {exc}") from None

@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
@@ -41,9 +41,10 @@ import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from faust.types import EventT, StreamT
 
+from models.errors import ArtifactError
 from streams import inflate
 from streams.alert_event import AlertEvent
-from streams.fleet import AssetState
+from streams.fleet import AssetState, stored_alerts
 from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs, RulDue
@@ -58,6 +59,7 @@ from streams.processor import (
     record_to_message,
 )
 from streams.retry import retry
+from streams.routing import partition_for
 from streams.rul_service import RulService
 from streams.schema import DeadLetter, Telemetry
 from streams.settings import default
@@ -221,6 +223,7 @@ class TelemetryAgent:
         # checkpoints the pipeline asked for and not taken yet: assets that fall due together
         # are checkpointed over several parts, within each part's budget
         self._due: dict[str, AssetState] = {}
+        self._stored: deque[str] = deque()  # stored assets to watch for silence (see watch_stored)
         self.busy = False  # within feed()
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
@@ -376,6 +379,9 @@ class TelemetryAgent:
         for state in fleet.over_budget():
             if state.since_checkpoint or self._due.get(state.asset_id) is state:
                 self.save(state)
+            fleet.silent.watch(
+                state.asset_id, state.partition, self.pipeline.engine.next_look(state.alert)
+            )
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
 
@@ -406,6 +412,44 @@ class TelemetryAgent:
             if not due:
                 break
         return saved
+
+    def revive_silent(self, now: float) -> None:
+        """Bring the watched assets whose silence matters at event time ``now`` back into
+        memory (the alert engine's tick then judges them), for at most a share of a part's
+        budget (16 at least); the rest wait for the next tick."""
+        started = time.perf_counter()
+        fleet = self.processor.fleet
+        while due := fleet.silent.pop_due(now, limit=16):
+            for asset_id, partition in due:
+                fleet.revive(asset_id, partition)
+            if time.perf_counter() - started >= self.budget_s * CHECKPOINT_SHARE:
+                break
+
+    def scan_stored(self, asset_ids: Iterable[str | bytes]) -> None:
+        """Watch for silence these stored assets of this worker's partitions (those not in
+        memory): the table's keys once it is recovered, and those recovery adds later; their
+        checkpoints are read by :meth:`watch_stored`."""
+        self._stored.extend(k.decode() if isinstance(k, bytes) else k for k in asset_ids)
+
+    def watch_stored(self, share: float = 1.0) -> int:
+        """Read the alert state of stored assets found by :meth:`scan_stored`, for at most
+        ``share`` of a part's budget, and watch each until its silence matters; returns how many
+        were read."""
+        started, stored, read = time.perf_counter(), self._stored, 0
+        fleet, engine = self.processor.fleet, self.pipeline.engine
+        while stored and time.perf_counter() - started < self.budget_s * share:
+            for asset_id in [stored.popleft() for _ in range(min(16, len(stored)))]:
+                raw = self.checkpoint_of(asset_id)
+                if raw is None or asset_id in fleet.assets or asset_id in fleet.silent:
+                    continue
+                try:
+                    alert = stored_alerts(raw)
+                except ArtifactError:
+                    continue  # refused with a warning if the asset reports again
+                partition = partition_for(asset_id, self.processor.partitions)
+                fleet.silent.watch(asset_id, partition, engine.next_look(alert))
+                read += 1
+        return read
 
     def save(self, state: AssetState) -> None:
         """Checkpoint ``state`` now; it goes into the table once the outputs of the records it
@@ -482,10 +526,12 @@ class TelemetryAgent:
         now = time.monotonic()
         if result.records and now - self._ticked >= self.tick_every_s:
             self._ticked = now
-            fleet = self.processor.fleet.assets
+            fleet = self.processor.fleet
             fleet_now = self.clock.advance(len(fleet))
             if fleet_now > -math.inf:
-                self.pipeline.tick(fleet_now, fleet, out)
+                self.revive_silent(fleet_now)
+                for asset_id in self.pipeline.tick(fleet_now, fleet.assets, out):
+                    fleet.changed(asset_id)  # its alert state is due a checkpoint
         for event in out.alerts:
             self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
         return out

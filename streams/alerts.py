@@ -284,6 +284,40 @@ class AlertEngine:
                 self._quality(asset_id, asset, now, stale_for, out)
         return out
 
+    def next_look(self, asset: AlertState) -> float:
+        """The event time at which :meth:`tick` would next change the alerts of ``asset`` if
+        it stays silent (``inf``: never): its silence turning stale, then critical; an open
+        drift alert going quiet. (A silent asset out of memory is watched until then: see
+        :mod:`streams.silence`.)
+
+        >>> engine, state = AlertEngine(AlertPolicy(stale_after_s=600)), AlertState()
+        >>> state.seen = 1000.0
+        >>> engine.next_look(state)
+        1600.0
+        >>> _ = engine.tick(1700.0, [("a1", state)])  # stale: a warning opens
+        >>> engine.next_look(state)  # then critical after stale_critical_s
+        4600.0
+        >>> _ = engine.tick(4600.0, [("a1", state)])
+        >>> engine.next_look(state)
+        inf
+        """
+        p = self.policy
+        quality = asset.tracks.get("data_quality")
+        stale = (
+            quality.severity
+            if quality and quality.phase == _OPEN and quality.cause & _STALE
+            else -1
+        )
+        look = (
+            asset.seen + p.stale_after_s if stale < 1
+            else asset.seen + p.stale_critical_s if stale < 2
+            else math.inf
+        )  # fmt: skip
+        drift = asset.tracks.get("drift")
+        if drift is not None and drift.phase == _OPEN:
+            look = min(look, drift.last + p.drift_quiet_s)
+        return look
+
     # -- kinds ---------------------------------------------------------------------------
 
     def _anomaly(self, asset: AlertState, s: AnomalySignal, out: list[AlertEvent]) -> None:

@@ -287,16 +287,22 @@ def create_app(
         agent.offsets.keep(owned)
         runtime.assigned_once = True
 
-    async def _save_idle() -> None:
-        """So a worker without traffic saves its assets too: a part's budget at a time, the
-        event loop free in between, until none is due or a batch comes in."""
-        saved = 1
-        while saved and runtime.assigned_once and not app.rebalancing and not agent.busy:
-            saved = agent.save_idle(share=1.0)
+    @app.on_rebalance_complete.connect
+    async def _recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        agent.scan_stored(checkpoints.keys())  # the partitions' silent assets are watched
+
+    async def _idle_work() -> None:
+        """While no batch is in, a part's budget at a time, the event loop free in between:
+        save the assets idle with changes (so a worker without traffic saves them too), then
+        read the stored assets to watch for silence."""
+        worked = 1
+        while worked and runtime.assigned_once and not app.rebalancing and not agent.busy:
+            agent.scan_stored(checkpoints.data.take_recovered())
+            worked = agent.save_idle(share=1.0) or agent.watch_stored()
             agent.hand_on_checkpoints()
             await asyncio.sleep(0)
 
-    app.timer(interval=1.0)(_save_idle)
+    app.timer(interval=1.0)(_idle_work)
     if settings.gc_freeze_s > 0:
         freezer = HeapFreezer()
 

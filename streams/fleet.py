@@ -20,6 +20,7 @@ from models.errors import ArtifactError
 from streams.alerts import AlertState
 from streams.interning import Interner
 from streams.schema import Telemetry
+from streams.silence import SilenceWatch
 
 if TYPE_CHECKING:
     from models.monitor import AssetMonitor, MonitorResult
@@ -109,10 +110,7 @@ class AssetState:
         were a copy of what the alert state holds); ArtifactError, with nothing changed, when
         they are not a checkpoint of an asset."""
         data = _checked(state_codec.decode(raw))
-        try:
-            alert = AlertState.from_data(data["alerts"]) if data["alerts"] else AlertState()
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ArtifactError(f"checkpoint alert state malformed ({exc!r})") from None
+        alert = _alert_state(data["alerts"])
         self.monitor = data["monitor"]
         self.alert = alert
         self.records = data["records"]
@@ -183,6 +181,19 @@ def _checked(data: Any) -> dict[str, Any]:
     return data
 
 
+def stored_alerts(raw: bytes) -> AlertState:
+    """The alert state in :meth:`AssetState.encode` bytes, its models left undecoded;
+    ArtifactError when malformed."""
+    return _alert_state(state_codec.peek(raw, "alerts"))
+
+
+def _alert_state(data: Any) -> AlertState:
+    try:
+        return AlertState.from_data(data) if data else AlertState()
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ArtifactError(f"checkpoint alert state malformed ({exc!r})") from None
+
+
 class Fleet:
     """The assets of one worker, by id, least recently seen first.
 
@@ -219,6 +230,7 @@ class Fleet:
         self.clock = clock
         # assets with changes not checkpointed yet -> since when, oldest first
         self.unsaved: OrderedDict[str, float] = OrderedDict()
+        self.silent = SilenceWatch()  # assets owned but not in memory, watched for silence
 
     def __len__(self) -> int:
         return len(self.assets)
@@ -232,6 +244,7 @@ class Fleet:
             if self.restore is not None:
                 self.restore(state)
             self.assets[record.asset_id] = state
+            self.silent.forget(record.asset_id)
         else:
             self.assets.move_to_end(record.asset_id)
         if len(state.sensors) + state.new_sensors(record) > self.max_sensors:
@@ -241,6 +254,27 @@ class Fleet:
         if record.asset_id not in self.unsaved:
             self.unsaved[record.asset_id] = self.clock()
         return state
+
+    def revive(self, asset_id: str, partition: int) -> AssetState | None:
+        """Bring a silent asset back into memory from its checkpoint, with no record, as the
+        next to be evicted; ``None`` when it is in memory already or has no checkpoint."""
+        if asset_id in self.assets or self.restore is None:
+            return None
+        state = AssetState(asset_id, partition, 0)
+        self.restore(state)
+        if not state.restored:
+            return None
+        self.assets[asset_id] = state
+        self.assets.move_to_end(asset_id, last=False)
+        return state
+
+    def changed(self, asset_id: str) -> None:
+        """Something of the asset's state other than a record changed (an alert opened at
+        event time): it is due a checkpoint like after a record."""
+        state = self.assets.get(asset_id)
+        if state is not None:
+            state.since_checkpoint += 1
+            self.unsaved.setdefault(asset_id, self.clock())
 
     def saved(self, asset_id: str) -> None:
         """The asset's state was checkpointed."""
@@ -273,6 +307,7 @@ class Fleet:
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget the assets of partitions this worker no longer owns."""
         gone = [k for k, v in self.assets.items() if v.partition in partitions]
+        self.silent.drop_partitions(partitions)
         for asset_id in gone:
             del self.assets[asset_id]
             self.unsaved.pop(asset_id, None)

@@ -264,10 +264,14 @@ class ModelPipeline:
         out.points.append(rul_point(signal, state.site, state.line))
         out.add_alerts(self.engine.observe(state.alert, signal), state)
 
-    def tick(self, now: float, fleet: dict[str, AssetState], out: Outputs) -> None:
-        """Data-quality checks at event time ``now`` (assets that stopped reporting)."""
+    def tick(self, now: float, fleet: dict[str, AssetState], out: Outputs) -> set[str]:
+        """Data-quality checks at event time ``now`` (assets that stopped reporting); returns
+        the assets whose alerts changed."""
+        changed: set[str] = set()
         for event in self.engine.tick(now, ((k, s.alert) for k, s in fleet.items())):
             out.add_alerts([event], fleet[event.asset_id])
+            changed.add(event.asset_id)
+        return changed
 
     def checkpoint(self, state: AssetState) -> bytes | None:
         """The asset's checkpoint for the changelog table (:meth:`AssetState.encode`); ``None``,

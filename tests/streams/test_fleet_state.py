@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from models import state_codec
-from streams.fleet import SENSOR_SETS, AssetState, Fleet
+from models.errors import ArtifactError
+from streams.fleet import SENSOR_SETS, AssetState, Fleet, stored_alerts
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
 from streams.processor import TOO_MANY_SENSORS, Inbound, TelemetryProcessor
@@ -160,3 +161,49 @@ def test_a_version_2_checkpoint_is_converted() -> None:
     assert pipeline.restore(back, state_codec.encode(old))
     assert back.records == state.records and back.alerts == state.alerts
     assert back.alert.to_data() == state.alert.to_data()
+
+
+def test_a_silent_asset_is_revived_from_its_checkpoint_as_the_next_to_evict() -> None:
+    pipeline, state = trained_state("quiet")
+    raw = pipeline.checkpoint(state)
+    assert raw is not None
+
+    def restore(s: AssetState) -> None:
+        pipeline.restore(s, raw)
+
+    fleet = Fleet(restore, budget=2)
+    for asset in ("a", "b"):
+        fleet.observe(rec(asset, 1), partition=0)
+    revived = fleet.revive("quiet", partition=3)
+    assert revived is not None and revived.restored and revived.records == 60
+    assert revived.partition == 3 and revived.alert.seen == state.alert.seen
+    assert fleet.revive("quiet", partition=3) is None  # in memory already
+    assert [s.asset_id for s in fleet.over_budget()] == ["quiet"]
+
+
+def test_an_asset_with_no_checkpoint_is_not_revived() -> None:
+    fleet = Fleet(lambda s: None)
+    assert fleet.revive("never-saved", partition=0) is None and len(fleet) == 0
+
+
+def test_an_alert_change_makes_an_asset_due_a_checkpoint() -> None:
+    fleet = Fleet(clock=lambda: 5.0)
+    state = fleet.observe(rec("a", 1), partition=0)
+    assert state is not None
+    fleet.saved("a")
+    state.since_checkpoint = 0
+    fleet.changed("a")
+    assert state.since_checkpoint == 1
+    assert [s.asset_id for s in fleet.unsaved_since(5.0, limit=10)] == ["a"]
+
+
+def test_the_alert_state_is_read_from_a_checkpoint_without_its_models() -> None:
+    pipeline, state = trained_state()
+    state.alert.seen = 1234.5
+    raw = pipeline.checkpoint(state)
+    assert raw is not None
+    assert stored_alerts(raw).seen == 1234.5
+    with pytest.raises(ArtifactError):
+        stored_alerts(state_codec.encode([1.0, 2.0]))  # not a checkpoint's mapping
+    with pytest.raises(ArtifactError):
+        stored_alerts(state_codec.encode({"alerts": {"tracks": {}}}))  # no "seen"
