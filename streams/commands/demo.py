@@ -48,6 +48,7 @@ EXAMPLES = """examples:
   pmaint demo --bootstrap kafka:9092   # use a running Kafka instead"""
 
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+DRAIN_S = 60.0  # the longest the summary waits for the worker to take what was sent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +101,17 @@ def snapshot(port: int) -> Snapshot:
             kind = line.split('kind="')[1].split('"')[0]
             snap.alerts[kind] = snap.alerts.get(kind, 0.0) + float(value)
     snap.assets = json.loads(_get(port, "/assets?history=1&limit=500"))["assets"]
+    return snap
+
+
+def drained(port: int, sent: int, timeout: float) -> Snapshot:
+    """The worker's snapshot once it has taken every record sent, or after ``timeout`` s: on a
+    busy machine the worker lags the gateway, and the summary is of the whole feed."""
+    deadline = time.monotonic() + timeout
+    snap = snapshot(port)
+    while snap.ok + snap.dead < sent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        snap = snapshot(port)
     return snap
 
 
@@ -286,8 +298,7 @@ def run(args: argparse.Namespace) -> int:
                 last = snap
         feeder.join(timeout=10)
         gateway.close()
-        time.sleep(1.0)
-        final = snapshot(port)
+        final = drained(port, gateway.sent, DRAIN_S)
         final.merge_into(history)
         elapsed = time.monotonic() - started
         raw: list[bytes | None] = []
