@@ -439,8 +439,10 @@ class TelemetryAgent:
         fleet, engine = self.processor.fleet, self.pipeline.engine
         while stored and time.perf_counter() - started < self.budget_s * share:
             for asset_id in [stored.popleft() for _ in range(min(16, len(stored)))]:
+                if asset_id in fleet.assets or asset_id in fleet.silent:
+                    continue
                 raw = self.checkpoint_of(asset_id)
-                if raw is None or asset_id in fleet.assets or asset_id in fleet.silent:
+                if raw is None:
                     continue
                 try:
                     alert = stored_alerts(raw)
