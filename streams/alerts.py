@@ -28,7 +28,7 @@ import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import eq, itemgetter
 from typing import Any
 
 from models.errors import ConfigError
@@ -376,11 +376,18 @@ class AlertEngine:
                 asset.varied = array("B", [0] * len(names))
                 return
         last, runs, varied = asset.values, asset.runs, asset.varied
-        for i, v in enumerate(values):
-            if v == last[i]:
-                runs[i] += 1
-            else:
-                runs[i] = varied[i] = 1
+        n = len(values)
+        if any(map(eq, values, last)) or not len(last) == len(runs) == len(varied) == n:
+            for i, v in enumerate(values):
+                if v == last[i]:
+                    runs[i] += 1
+                else:
+                    runs[i] = varied[i] = 1
+        else:  # every value changed (the usual reading): every run starts again
+            if runs.count(1) != n:
+                runs[:] = array("I", [1]) * n
+            if varied.count(1) != n:
+                varied[:] = array("B", [1]) * n
         asset.values = values
 
     def _quality(
