@@ -79,7 +79,8 @@ class OperatingRegimes(HasCaches):
             if centre.keys() == settings.keys():  # the usual case: the same settings
                 d = 0.0
                 for k, c, scale in scales[i]:
-                    d = max(d, abs(settings[k] - c) / scale)
+                    e = abs(settings[k] - c) / scale
+                    d = e if e > d else d  # max(d, e), NaN included: cheaper
                 if d < best_d:
                     best, best_d = i, d
                 continue
@@ -229,6 +230,9 @@ class RegimeScaler(HasCaches):
     def regimes_of(self, settings: Sequence[Features]) -> list[int | None]:
         """The regime of each settings mapping of a run (empty: regime 0), as :meth:`regime_of`
         would give it now (nothing learned)."""
+        if len(settings) == 1:  # the usual run of one record
+            x = settings[0]
+            return [self._regimes.predict_one(x) if x else 0]
         given = [i for i, x in enumerate(settings) if x]
         out: list[int | None] = [0] * len(settings)
         for i, regime in zip(
@@ -270,7 +274,8 @@ class RegimeScaler(HasCaches):
                 table[k] = [1.0, v, 0.0]
                 continue
             st[0] = n = st[0] + 1.0  # (counted before a bad value raises, as always)
-            a = max(1.0 / n, least)
+            a = 1.0 / n
+            a = least if least > a else a  # max(1.0 / n, least), cheaper
             mean = st[1]
             d = v - mean
             st[1], st[2] = mean + a * d, (1.0 - a) * (st[2] + a * d * d)

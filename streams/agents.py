@@ -170,7 +170,6 @@ class Publication:
     parts: list[tuple[BatchResult, Outputs]] = field(default_factory=list)
     checkpoints: dict[str, bytes] = field(default_factory=dict)  # written once it is published
     records: int = 0
-    started: bool = False  # sending: closed to new parts
 
     def add(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
         self.parts.append((part, out))
@@ -317,10 +316,10 @@ class TelemetryAgent:
 
     def _hand_on(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
         """Publish ``part``'s outputs after everything handed on before: with the publication
-        that has not started yet, or in a new one (when none waits, or it holds
-        ``max_records`` already)."""
+        that has not started yet (``_open``: a publication leaves it when it starts sending), or
+        in a new one (when none waits, or it holds ``max_records`` already)."""
         pub = self._open
-        if pub is None or pub.started or pub.records >= self.max_records:
+        if pub is None or pub.records >= self.max_records:
             pub = self._open = Publication()
             self._parts.add(self._then(partial(self._send, pub)))
         pub.add(part, out, checkpoints)
@@ -354,8 +353,7 @@ class TelemetryAgent:
         return task
 
     async def _send(self, pub: Publication) -> None:
-        pub.started = True
-        if self._open is pub:
+        if self._open is pub:  # sending: closed to new parts
             self._open = None
         started = time.perf_counter()
         await self.publish(pub.parts)

@@ -26,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import math
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import eq, itemgetter
 from typing import Any
 
 from models.errors import ConfigError
@@ -227,6 +228,24 @@ class AlertState:
 
 
 _NAMES = Interner[tuple[str, ...]]()  # bounded: a sensor-churning asset cannot grow it
+_GETTERS: dict[tuple[str, ...], Callable[[Mapping[str, float]], Any]] = {}  # names -> getter
+
+
+def _values(names: tuple[str, ...], sensors: Mapping[str, float]) -> array[float]:
+    """``sensors``' values of ``names``, in that order, as floats (one getter per names tuple)."""
+    get = _GETTERS.get(names)
+    if get is None:
+        if len(_GETTERS) >= 4096:  # bounded, as the names
+            _GETTERS.clear()
+        get = _GETTERS[names] = itemgetter(*names) if len(names) > 1 else _one_or_none(names)
+    try:
+        return array("d", get(sensors))
+    except TypeError:  # a value that is not a float already (not from a validated record)
+        return array("d", [float(sensors[k]) for k in names])
+
+
+def _one_or_none(names: tuple[str, ...]) -> Callable[[Mapping[str, float]], tuple[float, ...]]:
+    return lambda sensors: tuple(sensors[k] for k in names)
 
 
 @dataclass
@@ -259,16 +278,17 @@ class AlertEngine:
         causes (often none)."""
         now = signal.ts
         out: list[AlertEvent] = []
-        asset.seen = max(asset.seen, now)
-        self._quiet_drift(signal.asset_id, asset, now, out)
-        if isinstance(signal, AnomalySignal):
+        asset.seen = now if now > asset.seen else asset.seen  # max(asset.seen, now), cheaper
+        if "drift" in asset.tracks:
+            self._quiet_drift(signal.asset_id, asset, now, out)
+        if isinstance(signal, ReadingSignal):  # every record's
+            self._stuck(asset, signal)
+        elif isinstance(signal, AnomalySignal):
             self._anomaly(asset, signal, out)
         elif isinstance(signal, RulSignal):
             self._rul(asset, signal, out)
-        elif isinstance(signal, DriftSignal):
-            self._drift(asset, signal, out)
         else:
-            self._stuck(asset, signal)
+            self._drift(asset, signal, out)
         self._quality(signal.asset_id, asset, now, stale_for=0.0, out=out)
         return out
 
@@ -322,6 +342,8 @@ class AlertEngine:
 
     def _anomaly(self, asset: AlertState, s: AnomalySignal, out: list[AlertEvent]) -> None:
         p = self.policy
+        if s.alarm is False and "anomaly" not in asset.tracks:
+            return  # no alarm and no alert of this kind: nothing to do (most records)
         if s.threshold > 0:
             ratio = s.score / s.threshold
         else:
@@ -377,24 +399,30 @@ class AlertEngine:
         sensors = s.sensors
         keys = tuple(sensors)
         if keys == asset.keys:  # the last record's sensors in its order: the same names
-            names = asset.names
+            values = _values(asset.names, sensors)
         else:
             names = tuple(sorted(k for k in sensors if k not in self.policy.stuck_ignore))
-        values = [float(sensors[k]) for k in names]
-        if keys != asset.keys:
+            values = array("d", [float(sensors[k]) for k in names])
             asset.keys = _NAMES.shared(keys)  # (shared: one tuple for a fleet's assets)
-        if names != asset.names:  # sensor set changed: start counting again
-            asset.names = _NAMES.shared(names)
-            asset.values, asset.runs = array("d", values), array("I", [1] * len(names))
-            asset.varied = array("B", [0] * len(names))
-            return
+            if names != asset.names:  # sensor set changed: start counting again
+                asset.names = _NAMES.shared(names)
+                asset.values, asset.runs = values, array("I", [1] * len(names))
+                asset.varied = array("B", [0] * len(names))
+                return
         last, runs, varied = asset.values, asset.runs, asset.varied
-        for i, v in enumerate(values):
-            if v == last[i]:
-                runs[i] += 1
-            else:
-                runs[i] = varied[i] = 1
-        asset.values = array("d", values)
+        n = len(values)
+        if any(map(eq, values, last)) or not len(last) == len(runs) == len(varied) == n:
+            for i, v in enumerate(values):
+                if v == last[i]:
+                    runs[i] += 1
+                else:
+                    runs[i] = varied[i] = 1
+        else:  # every value changed (the usual reading): every run starts again
+            if runs.count(1) != n:
+                runs[:] = array("I", [1]) * n
+            if varied.count(1) != n:
+                varied[:] = array("B", [1]) * n
+        asset.values = values
 
     def _quality(
         self, asset_id: str, asset: AlertState, now: float, stale_for: float, out: list[AlertEvent]

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import NOVELTY_PARAMS
+from models.detectors.kernels import NOVELTY_PARAMS, novelty_run
 from models.state_codec import HasCaches
 
 KINDS = ("spike", "shift", "variance")
@@ -163,6 +163,29 @@ class NoveltyDetector(HasCaches):
         if self._kernel_row is None:
             self._kernel_row = np.array([float(getattr(self, k)) for k in NOVELTY_PARAMS])
         return self._kernel_row
+
+    def run_sensors(self) -> tuple[str, ...]:
+        """The sensors a compiled run takes, in row order: the usual record's keys. Empty while
+        no run can be compiled (no sensor yet, or some waiting for their first value)."""
+        return () if self._unset else self._names
+
+    def learn_run(
+        self, values: NDArray[np.float64], first_scored: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
+        """:meth:`score_learn_one` of each row of ``values`` (records x :meth:`run_sensors`,
+        record ``i`` scored when ``i >= first_scored``) in one compiled call
+        (:func:`models.detectors.kernels.novelty_run`): each record's largest excess per kind
+        (:data:`KINDS`), the positions in :meth:`run_sensors` of each finding's sensors (-1
+        filling), and whether it has any finding."""
+        return novelty_run(self._state, values, first_scored, self.kernel_params())
+
+    def snapshot(self) -> NDArray[np.float64]:
+        """A copy of the learned state, for :meth:`restore`."""
+        return self._state.copy()
+
+    def restore(self, snapshot: NDArray[np.float64]) -> None:
+        """Go back to the state of :meth:`snapshot` (the same sensors)."""
+        self._state[...] = snapshot
 
     def _margins(self) -> NDArray[np.float64]:
         """Margins in the features' order, as a column: value (shift), residual (spike),

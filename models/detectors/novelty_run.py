@@ -11,13 +11,12 @@ that method.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import novelty_run
 from models.detectors.novelty import KINDS, NoveltyDetector
 
 Findings = dict[str, tuple[float, tuple[str, ...]]]
@@ -35,7 +34,8 @@ class NoveltyRun:
         self, detector: NoveltyDetector, values: NDArray[np.float64], first_scored: int
     ) -> None:
         self._detector = detector
-        self._before = detector._state.copy()
+        self._names = detector.run_sensors()
+        self._before = detector.snapshot()
         self._values, self._first_scored = values, first_scored
         self._peak, self._top, self._hit = self._advance(len(values))
         self.size = len(values)
@@ -50,8 +50,8 @@ class NoveltyRun:
     ) -> NoveltyRun | None:
         """The run's leading usual records through the kernel (record ``i`` scored when
         ``i >= first_scored``), or None when the first record is not a usual one."""
-        names = detector._names
-        if detector._unset or not names:
+        names = detector.run_sensors()
+        if not names:
             return None
         size = 0
         for x in records:
@@ -61,7 +61,7 @@ class NoveltyRun:
         if not size:
             return None
         try:
-            flat = chain.from_iterable(x.values() for x in records[:size])
+            flat = records[0].values() if size == 1 else _values(records[:size])
             values = np.fromiter(flat, float, size * len(names)).reshape(size, len(names))
         except (TypeError, ValueError):  # a value that is no number: the record path raises
             return None
@@ -70,15 +70,14 @@ class NoveltyRun:
     def _advance(
         self, records: int
     ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
-        d = self._detector
-        return novelty_run(d._state, self._values[:records], self._first_scored, d.kernel_params())
+        return self._detector.learn_run(self._values[:records], self._first_scored)
 
     def take(self, i: int) -> Findings:
         """Record ``i``'s findings (the records are taken in order)."""
         self.taken = i + 1
         if not self._hit[i]:
             return {}
-        peak, top, names = self._peak[i], self._top[i], self._detector._names
+        peak, top, names = self._peak[i], self._top[i], self._names
         return {
             kind: (float(peak[k]), tuple(names[s] for s in top[k] if s >= 0))
             for k, kind in enumerate(KINDS)
@@ -88,5 +87,10 @@ class NoveltyRun:
     def rewind(self) -> None:
         """Put the detector's state back to after the records taken."""
         if self.taken < self.size:
-            self._detector._state[...] = self._before
+            self._detector.restore(self._before)
             self._advance(self.taken)
+
+
+def _values(records: Sequence[Mapping[str, float]]) -> Iterator[float]:
+    """The records' values, one after another."""
+    return chain.from_iterable(x.values() for x in records)

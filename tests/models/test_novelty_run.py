@@ -98,6 +98,32 @@ def test_rewind_keeps_only_the_records_taken() -> None:
     assert d._state.tobytes() == one._state.tobytes()  # ... back to the records taken
 
 
+def test_a_run_waits_until_every_sensor_has_started() -> None:
+    d = NoveltyDetector(min_count=5)
+    assert d.run_sensors() == ()  # no sensor yet
+    d.learn_one({"s1": 1.0, "s2": 2.0})
+    assert d.run_sensors() == ("s1", "s2")
+    d.forget(["s2"])  # s2 starts again at its next value: no compiled run until then
+    assert d.run_sensors() == ()
+    assert NoveltyRun.plan(d, [{"s1": 1.5, "s2": 2.5}], 0) is None
+    d.learn_one({"s1": 1.5, "s2": 2.5})
+    assert d.run_sensors() == ("s1", "s2")
+
+
+def test_a_snapshot_restores_the_state_a_run_learned_over() -> None:
+    records = series(3, 200, seed=5)
+    d = NoveltyDetector(min_count=20)
+    for x in records[:100]:
+        d.learn_one(x)
+    saved, before = d.snapshot(), d._state.tobytes()
+    values = np.array([list(x.values()) for x in records[100:]])
+    peak, top, hit = d.learn_run(values, 0)
+    assert peak.shape == (100, 3) and top.shape == (100, 3, 3) and hit.shape == (100,)
+    assert d._state.tobytes() != before
+    d.restore(saved)
+    assert d._state.tobytes() == before
+
+
 def test_monitor_results_equal_with_the_kernel_off(monkeypatch: pytest.MonkeyPatch) -> None:
     rows = interleave([fleet_rows(), nab_rows(), cmapss_rows()], seed=3)
     with_kernel, monitors = in_runs(rows, seed=4)
