@@ -109,6 +109,7 @@ class MonitorConfig:
     pattern_margin: float = 0.25  # subsequence discord novelty margin (chosen in sample)
     pattern_length: int = 32  # records a subsequence spans (8 segment means)
     pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
+    pattern_reservoir: int = 32  # past subsequences it keeps per sensor (96 of 32: a day of 5 min)
     pattern_history: float = 1.0  # as variance_history, for the pattern detector's findings
     flatline_ratio: float = 1.25  # a run of one repeated value is a flatline when longer than
     flatline_min_run: int = 36  # this times the sensor's longest earlier run and this many records
@@ -130,6 +131,8 @@ class MonitorConfig:
             raise ConfigError(
                 f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
             )
+        if self.pattern_reservoir < 1:
+            raise ConfigError(f"pattern_reservoir must be at least 1, not {self.pattern_reservoir}")
         if self.flatline_min_run < 2:
             raise ConfigError(f"flatline_min_run must be at least 2, not {self.flatline_min_run}")
         if self.detector not in ("deviation", "hst"):
@@ -282,6 +285,7 @@ class AssetMonitor:
                 decay=cfg.novelty_decay,
                 length=cfg.pattern_length,
                 max_sensors=cfg.pattern_sensors,
+                reservoir=cfg.pattern_reservoir,
             )
             if "pattern" in cfg.detectors
             else None
