@@ -6,11 +6,12 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 (:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
 ``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken),
 ``flatline`` (:class:`models.detectors.flatline.FlatlineDetector`, a value repeated for longer
-than ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
-subsequence with no near neighbour among the sensor's past ones; off unless named, see
-``DEFAULT_DETECTORS``). Their findings go through the policy by kind
-(:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says whether the asset is
-in alarm, ``kind`` for which kind, ``since`` since when.
+than ever before), ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
+subsequence with no near neighbour among the sensor's past ones) and ``level``
+(:class:`models.detectors.level.LevelDetector`, a smoothed level outside its lagged range);
+the last three are off unless named, see ``DEFAULT_DETECTORS``. Their findings go through the
+policy by kind (:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says
+whether the asset is in alarm, ``kind`` for which kind, ``since`` since when.
 
 The worker keeps one :class:`AssetMonitor` per asset and hands it each run of that asset's
 records in a batch (:meth:`AssetMonitor.update_run`, results as columns in a
@@ -39,6 +40,7 @@ from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, 
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.flatline import FlatlineDetector
+from models.detectors.level import LevelDetector
 from models.detectors.novelty import NoveltyDetector
 from models.detectors.novelty_run import NoveltyRun
 from models.detectors.pattern import PatternDetector
@@ -55,6 +57,7 @@ DETECTORS = (
     "seasonal",
     "flatline",
     "pattern",
+    "level",
 )
 # the detectors that alarm unless configured otherwise
 DEFAULT_DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
@@ -114,6 +117,10 @@ class MonitorConfig:
     flatline_ratio: float = 1.25  # a run of one repeated value is a flatline when longer than
     flatline_min_run: int = 36  # this times the sensor's longest earlier run and this many records
     flatline_changes: int = 300  # changes of value a sensor needs before its runs are judged
+    level_margin: float = 0.25  # smoothed-level novelty margin, in widths of its range
+    level_settle: int = 1500  # until a sensor has this many records, a level must be larger ...
+    level_boost: float = 5.0  # ... by up to 1 + this times (falling linearly to 1 by then)
+    level_step: int = 4  # records between the level range's updates (its lag: 48 records)
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -201,6 +208,18 @@ class MonitorRun:
         )
 
 
+def _level_detector(cfg: MonitorConfig) -> LevelDetector:
+    """The level detector with ``cfg``'s settings (its ranges forget and settle like novelty's)."""
+    return LevelDetector(
+        margin=cfg.level_margin,
+        decay=cfg.novelty_decay,
+        warm_up=cfg.novelty_warm_up,
+        settle=cfg.level_settle,
+        boost=cfg.level_boost,
+        step=cfg.level_step,
+    )
+
+
 class RunFailedError(PmaintError):
     """Record ``index`` of a run raised ``__cause__``; ``done`` holds the records before it (their
     learning stands; the records after it were not touched)."""
@@ -237,6 +256,7 @@ class AssetMonitor:
     _seasonal: SeasonalDetector | None = None
     _pattern: PatternDetector | None = None
     _flatline: FlatlineDetector | None = None
+    _level: LevelDetector | None = None
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()
@@ -295,6 +315,7 @@ class AssetMonitor:
             if "flatline" in cfg.detectors
             else None
         )
+        self._level = _level_detector(cfg) if "level" in cfg.detectors else None
         self._alarm = KindAlarm(
             debounce=cfg.debounce,
             hold=cfg.hold,
@@ -507,6 +528,8 @@ class AssetMonitor:
             found.update(self._pattern.score_learn_one(sensors, score=not warming_up))
         if self._flatline is not None:
             found.update(self._flatline.score_learn_one(sensors, score=not warming_up))
+        if self._level is not None:
+            found.update(self._level.score_learn_one(sensors, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):
