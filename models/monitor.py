@@ -138,6 +138,8 @@ class MonitorConfig:
             raise ConfigError(
                 f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
             )
+        if self.level_step < 1 or 48 % self.level_step:
+            raise ConfigError(f"level_step must divide 48 (the level's lag), not {self.level_step}")
         if self.pattern_reservoir < 1:
             raise ConfigError(f"pattern_reservoir must be at least 1, not {self.pattern_reservoir}")
         if self.flatline_min_run < 2:

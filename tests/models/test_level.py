@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models.detectors.level import LevelDetector
+from models.errors import ConfigError
 from models.monitor import DETECTORS, AssetMonitor, MonitorConfig
 from tests.models.test_detectors import plain_state
 
@@ -58,9 +59,11 @@ def test_missing_new_and_nan_values_do_not_poison_the_state() -> None:
     assert plain_state(d)
 
 
-def test_constructor_refuses_a_lag_off_its_step() -> None:
+def test_constructor_and_config_refuse_a_lag_off_its_step() -> None:
     with pytest.raises(ValueError, match="multiple of step"):
         LevelDetector(lag=50, step=12)
+    with pytest.raises(ConfigError, match="level_step"):
+        MonitorConfig(level_step=5)
 
 
 def test_monitor_alarms_with_kind_level_and_checkpoints_it() -> None:
