@@ -6,11 +6,12 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 (:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
 ``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken),
 ``flatline`` (:class:`models.detectors.flatline.FlatlineDetector`, a value repeated for longer
-than ever before) and ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
-subsequence with no near neighbour among the sensor's past ones; off unless named, see
-``DEFAULT_DETECTORS``). Their findings go through the policy by kind
-(:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says whether the asset is
-in alarm, ``kind`` for which kind, ``since`` since when.
+than ever before), ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
+subsequence with no near neighbour among the sensor's past ones) and ``level``
+(:class:`models.detectors.level.LevelDetector`, a smoothed level outside its lagged range);
+the last three are off unless named, see ``DEFAULT_DETECTORS``. Their findings go through the
+policy by kind (:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says
+whether the asset is in alarm, ``kind`` for which kind, ``since`` since when.
 
 The worker keeps one :class:`AssetMonitor` per asset and hands it each run of that asset's
 records in a batch (:meth:`AssetMonitor.update_run`, results as columns in a
@@ -39,6 +40,7 @@ from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, 
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.flatline import FlatlineDetector
+from models.detectors.level import LevelDetector
 from models.detectors.novelty import NoveltyDetector
 from models.detectors.novelty_run import NoveltyRun
 from models.detectors.pattern import PatternDetector
@@ -55,6 +57,7 @@ DETECTORS = (
     "seasonal",
     "flatline",
     "pattern",
+    "level",
 )
 # the detectors that alarm unless configured otherwise
 DEFAULT_DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
@@ -109,10 +112,15 @@ class MonitorConfig:
     pattern_margin: float = 0.25  # subsequence discord novelty margin (chosen in sample)
     pattern_length: int = 32  # records a subsequence spans (8 segment means)
     pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
+    pattern_reservoir: int = 32  # past subsequences it keeps per sensor (96 of 32: a day of 5 min)
     pattern_history: float = 1.0  # as variance_history, for the pattern detector's findings
     flatline_ratio: float = 1.25  # a run of one repeated value is a flatline when longer than
     flatline_min_run: int = 36  # this times the sensor's longest earlier run and this many records
     flatline_changes: int = 300  # changes of value a sensor needs before its runs are judged
+    level_margin: float = 0.25  # smoothed-level novelty margin, in widths of its range
+    level_settle: int = 1500  # until a sensor has this many records, a level must be larger ...
+    level_boost: float = 5.0  # ... by up to 1 + this times (falling linearly to 1 by then)
+    level_step: int = 4  # records between the level range's updates (its lag: 48 records)
     forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
     spread_alpha: float = 0.1  # short-term residual spread of the variance detector
 
@@ -130,6 +138,10 @@ class MonitorConfig:
             raise ConfigError(
                 f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
             )
+        if self.level_step < 1 or 48 % self.level_step:
+            raise ConfigError(f"level_step must divide 48 (the level's lag), not {self.level_step}")
+        if self.pattern_reservoir < 1:
+            raise ConfigError(f"pattern_reservoir must be at least 1, not {self.pattern_reservoir}")
         if self.flatline_min_run < 2:
             raise ConfigError(f"flatline_min_run must be at least 2, not {self.flatline_min_run}")
         if self.detector not in ("deviation", "hst"):
@@ -198,6 +210,18 @@ class MonitorRun:
         )
 
 
+def _level_detector(cfg: MonitorConfig) -> LevelDetector:
+    """The level detector with ``cfg``'s settings (its ranges forget and settle like novelty's)."""
+    return LevelDetector(
+        margin=cfg.level_margin,
+        decay=cfg.novelty_decay,
+        warm_up=cfg.novelty_warm_up,
+        settle=cfg.level_settle,
+        boost=cfg.level_boost,
+        step=cfg.level_step,
+    )
+
+
 class RunFailedError(PmaintError):
     """Record ``index`` of a run raised ``__cause__``; ``done`` holds the records before it (their
     learning stands; the records after it were not touched)."""
@@ -234,6 +258,7 @@ class AssetMonitor:
     _seasonal: SeasonalDetector | None = None
     _pattern: PatternDetector | None = None
     _flatline: FlatlineDetector | None = None
+    _level: LevelDetector | None = None
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = cfg = config or MonitorConfig()
@@ -282,6 +307,7 @@ class AssetMonitor:
                 decay=cfg.novelty_decay,
                 length=cfg.pattern_length,
                 max_sensors=cfg.pattern_sensors,
+                reservoir=cfg.pattern_reservoir,
             )
             if "pattern" in cfg.detectors
             else None
@@ -291,6 +317,7 @@ class AssetMonitor:
             if "flatline" in cfg.detectors
             else None
         )
+        self._level = _level_detector(cfg) if "level" in cfg.detectors else None
         self._alarm = KindAlarm(
             debounce=cfg.debounce,
             hold=cfg.hold,
@@ -503,6 +530,8 @@ class AssetMonitor:
             found.update(self._pattern.score_learn_one(sensors, score=not warming_up))
         if self._flatline is not None:
             found.update(self._flatline.score_learn_one(sensors, score=not warming_up))
+        if self._level is not None:
+            found.update(self._level.score_learn_one(sensors, score=not warming_up))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):

@@ -1,9 +1,9 @@
 """When an asset is in alarm, and for which kind of abnormal: the policy by kind.
 
-* ``spike``, ``shift``, ``variance``, ``correlation``, ``seasonal``, ``flatline`` (novelty
-  detectors) alarm at the record that shows them; a novelty detector takes the new value into
-  its range at once, so a shift alarms once per change, not for as long as it lasts (a flatline
-  run is reported once);
+* ``spike``, ``shift``, ``variance``, ``correlation``, ``seasonal``, ``flatline``, ``level``
+  (novelty detectors) alarm at the record that shows them; a novelty detector takes the new
+  value into its range at once, so a shift alarms once per change, not for as long as it lasts
+  (a flatline run is reported once);
 * ``deviation`` (the slow-deviation scorer) alarms only after ``debounce`` records in a row
   above its threshold: a sustained deviation, not one noisy record. A run whose peak stays at
   or below ``deviation_history`` times the peak of the asset's earlier sustained runs

@@ -60,7 +60,18 @@ def test_constructor_and_config_refuse_bad_lengths() -> None:
         PatternDetector(length=20, points=8)
     with pytest.raises(ConfigError, match="pattern_length"):
         MonitorConfig(pattern_length=20)
+    with pytest.raises(ConfigError, match="pattern_reservoir"):
+        MonitorConfig(pattern_reservoir=0)
     assert "pattern" in DETECTORS and "pattern" not in MonitorConfig().detectors
+
+
+def test_monitor_keeps_the_configured_reservoir() -> None:
+    cfg = MonitorConfig(detectors=("pattern",), pattern_reservoir=96, pattern_length=16)
+    m = AssetMonitor(cfg)
+    for i in range(1000):
+        m.update({"s": float(i % 7), "t": float(i % 5)}, None, 300.0 * i)
+    assert m._pattern is not None and m._pattern._past.shape == (2, 96, 8)
+    assert m._pattern._kept == 96  # filled: 2 records a segment, 500 segments
 
 
 def test_monitor_alarms_with_kind_pattern_and_checkpoints_it() -> None:
