@@ -88,7 +88,7 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
     from streams.schema import Limits
 
     pipeline = ModelPipeline(PipelineConfig())
-    fleet = Fleet(budget=budget)
+    fleet = Fleet(budget=budget, next_look=pipeline.engine.next_look)  # as the worker's
     processor = TelemetryProcessor(Limits(), 4, fleet, Metrics())
     options = RocksDBOptions(**TABLE_STORE_OPTIONS, use_rocksdict=True)  # as the worker's table
     store = options.open(Path(tempfile.mkdtemp(prefix="pmaint-bench-")))

@@ -27,6 +27,7 @@ turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -222,7 +223,7 @@ class TelemetryAgent:
         # checkpoints the pipeline asked for and not taken yet: assets that fall due together
         # are checkpointed over several parts, within each part's budget
         self._due: dict[str, AssetState] = {}
-        self._stored: deque[str] = deque()  # stored assets to watch for silence (see watch_stored)
+        self._stored: dict[str, None] = {}  # stored assets to watch for silence, an ordered set
         self.busy = False  # within feed()
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
@@ -377,9 +378,6 @@ class TelemetryAgent:
         for state in fleet.over_budget():
             if state.since_checkpoint or self._due.get(state.asset_id) is state:
                 self.save(state)
-            fleet.silent.watch(
-                state.asset_id, state.partition, self.pipeline.engine.next_look(state.alert)
-            )
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
 
@@ -427,16 +425,22 @@ class TelemetryAgent:
         """Watch for silence these stored assets of this worker's partitions (those not in
         memory): the table's keys once it is recovered, and those recovery adds later; their
         checkpoints are read by :meth:`watch_stored`."""
-        self._stored.extend(k.decode() if isinstance(k, bytes) else k for k in asset_ids)
+        self._stored.update(
+            dict.fromkeys(k.decode() if isinstance(k, bytes) else k for k in asset_ids)
+        )
 
     def watch_stored(self, share: float = 1.0) -> int:
         """Read the alert state of stored assets found by :meth:`scan_stored`, for at most
         ``share`` of a part's budget, and watch each until its silence matters; returns how many
-        were read."""
-        started, stored, read = time.perf_counter(), self._stored, 0
+        were taken."""
+        started, stored, taken = time.perf_counter(), self._stored, 0
         fleet, engine = self.processor.fleet, self.pipeline.engine
         while stored and time.perf_counter() - started < self.budget_s * share:
-            for asset_id in [stored.popleft() for _ in range(min(16, len(stored)))]:
+            batch = list(itertools.islice(stored, 16))
+            for asset_id in batch:
+                del stored[asset_id]
+            taken += len(batch)
+            for asset_id in batch:
                 if asset_id in fleet.assets or asset_id in fleet.silent:
                     continue
                 raw = self.checkpoint_of(asset_id)
@@ -448,8 +452,7 @@ class TelemetryAgent:
                     continue  # refused with a warning if the asset reports again
                 partition = partition_for(asset_id, self.processor.partitions)
                 fleet.silent.watch(asset_id, partition, engine.next_look(alert))
-                read += 1
-        return read
+        return taken
 
     def save(self, state: AssetState) -> None:
         """Checkpoint ``state`` now; it goes into the table once the outputs of the records it

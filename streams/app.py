@@ -258,6 +258,7 @@ def create_app(
         restore=restore,
         max_sensors=settings.max_sensors_per_asset,
         budget=settings.asset_budget,
+        next_look=pipeline.engine.next_look,
     )
     processor = TelemetryProcessor(limits_from(settings), partitions, fleet, metrics)
 

@@ -198,7 +198,9 @@ class Fleet:
     """The assets of one worker, by id, least recently seen first.
 
     ``restore`` is called for each asset not in memory (to resume it from its checkpoint);
-    ``forget`` for each asset dropped from memory (evicted, or its partition lost).
+    ``forget`` for each asset dropped from memory (evicted, or its partition lost);
+    ``next_look`` gives an evicted asset's alert state the event time until which its silence
+    is watched (:mod:`streams.silence`; none without it).
 
     >>> fleet = Fleet(max_sensors=2, budget=1)
     >>> state = fleet.observe(Telemetry("p7", 1767225600000, {"s1": 1.0}), partition=2)
@@ -221,6 +223,7 @@ class Fleet:
         max_sensors: int = 1000,
         budget: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        next_look: Callable[[AlertState], float] | None = None,
     ) -> None:
         self.assets: OrderedDict[str, AssetState] = OrderedDict()
         self.restore = restore
@@ -231,6 +234,7 @@ class Fleet:
         # assets with changes not checkpointed yet -> since when, oldest first
         self.unsaved: OrderedDict[str, float] = OrderedDict()
         self.silent = SilenceWatch()  # assets owned but not in memory, watched for silence
+        self.next_look = next_look
 
     def __len__(self) -> int:
         return len(self.assets)
@@ -301,6 +305,8 @@ class Fleet:
             _, state = self.assets.popitem(last=False)
             yield state
             self.unsaved.pop(state.asset_id, None)
+            if self.next_look is not None:
+                self.silent.watch(state.asset_id, state.partition, self.next_look(state.alert))
             if self.forget is not None:
                 self.forget(state.asset_id)
 
