@@ -211,3 +211,105 @@ def covariance_learn(
     for i in range(len(d)):
         for j in range(len(d)):
             cov[i, j] = (d[i] * d[j] * a + cov[i, j]) * keep
+
+
+# level state rows (models.detectors.level): records seen, smoothed level, lower and upper end of
+# the range, whether the range holds a level yet
+_L_N, _L_MEAN, _L_LO, _L_HI, _L_SET = 0, 1, 2, 3, 4
+# level settings as one array, in this order (decay ** step and half of 1 minus it precomputed)
+LEVEL_PARAMS = ("alpha", "margin", "warm_up", "settle", "boost", "lag", "keep", "half_gap")
+
+
+@compiled()
+def _level_snapshot(
+    state: NDArray[np.float64],
+    ring: NDArray[np.float32],
+    pos: int,
+    ranged: bool,
+    lag: float,
+    keep: float,
+    half_gap: float,
+) -> bool:
+    """The ranges take in the ring's snapshot at ``pos`` (``lag`` records old), contracting by
+    ``keep`` towards their centres; the levels replace it. Returns whether every sensor's range
+    holds a level."""
+    all_set = True
+    for s in range(state.shape[1]):
+        oldest = np.float64(ring[pos, s])
+        lo, hi = state[_L_LO, s], state[_L_HI, s]
+        if ranged:  # the usual case: every range holds a level
+            lo, hi = _minimum(lo, oldest), _maximum(hi, oldest)
+            shrink = half_gap * (hi - lo)
+            state[_L_LO, s], state[_L_HI, s] = lo + shrink, hi - shrink
+        elif state[_L_N, s] > lag:  # the oldest snapshot holds a level of this sensor
+            if state[_L_SET, s] == 0.0:
+                lo, hi = oldest, oldest
+            else:
+                lo, hi = _minimum(lo, oldest), _maximum(hi, oldest)
+            centre = 0.5 * (lo + hi)
+            state[_L_LO, s] = centre + (lo - centre) * keep
+            state[_L_HI, s] = centre + (hi - centre) * keep
+            state[_L_SET, s] = 1.0
+        all_set &= state[_L_SET, s] != 0.0
+        ring[pos, s] = np.float32(state[_L_MEAN, s])
+    return all_set
+
+
+@compiled(
+    "Tuple((float64, int64, int64, int64, boolean))"
+    "(float64[::1], float64[:, ::1], float32[:, ::1], int64, boolean, boolean, boolean,"
+    " float64[::1])"
+)
+def level_step(
+    v: NDArray[np.float64],
+    state: NDArray[np.float64],
+    ring: NDArray[np.float32],
+    pos: int,
+    judge: bool,
+    snapshot: bool,
+    ranged: bool,
+    params: NDArray[np.float64],
+) -> tuple[float, int, int, int, bool]:
+    """One record ``v`` (a value per sensor, NaN where missing) of
+    :meth:`LevelDetector.score_learn_one`: the smoothed levels learn it, are judged against
+    their ranges when ``judge``, and when ``snapshot`` the ranges take in the ring's snapshot at
+    ``pos`` (every sensor's range already holds a level when ``ranged``) and the levels replace
+    it; ``state`` (5 x sensors) and ``ring`` (snapshots x sensors) in place, ``params``: the
+    settings :data:`LEVEL_PARAMS` names.
+
+    Returns the largest excess (0 when none is above 1), the positions of the sensors above 1
+    by excess (-1 filling), and whether every sensor's range holds a level.
+    """
+    sensors = v.shape[0]
+    alpha, margin, warm_up, settle = params[0], params[1], params[2], params[3]
+    boost, lag, keep, half_gap = params[4], params[5], params[6], params[7]
+    for s in range(sensors):
+        x = v[s]
+        if math.isnan(x):
+            continue
+        mean = x if state[_L_N, s] == 0.0 else state[_L_MEAN, s]
+        mean = mean + alpha * (x - mean)
+        state[_L_MEAN, s] = mean
+        state[_L_N, s] += 1.0
+    outside = False  # only a level outside its range can be novel: most records skip the excess
+    for s in range(sensors):
+        outside |= state[_L_MEAN, s] > state[_L_HI, s] or state[_L_MEAN, s] < state[_L_LO, s]
+    peak = np.zeros(1)
+    top = np.full((1, TOP), -1, dtype=np.int64)
+    if judge and outside:
+        excess = np.zeros(sensors)
+        for s in range(sensors):
+            count = state[_L_N, s]
+            if not (count > warm_up and state[_L_SET, s] > 0.0):
+                continue
+            lo, hi, mean = state[_L_LO, s], state[_L_HI, s], state[_L_MEAN, s]
+            width = hi - lo + 1e-4 * _maximum(abs(lo), abs(hi)) + 1e-9
+            e = _maximum(mean - hi, lo - mean) / (margin * width)
+            if settle > warm_up:
+                young = _minimum(_maximum((settle - count) / (settle - warm_up), 0.0), 1.0)
+                e /= 1.0 + boost * young
+            excess[s] = e
+        _rank(excess, peak, top, 0)
+    if snapshot:
+        ranged = _level_snapshot(state, ring, pos, ranged, lag, keep, half_gap)
+    return peak[0], top[0, 0], top[0, 1], top[0, 2], ranged

@@ -28,12 +28,15 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-# per-sensor state rows: records seen, smoothed level, lower and upper end of the range, whether
-# the range holds a level yet
-_N, _MEAN, _LO, _HI, _SET = 0, 1, 2, 3, 4
+from models.detectors.kernels import level_step
+from models.state_codec import HasCaches
+
+# per-sensor state rows (the kernel's): records seen, smoothed level, lower and upper end of the
+# range, whether the range holds a level yet
+_N = 0
 
 
-class LevelDetector:
+class LevelDetector(HasCaches):
     """Smoothed-level novelty per sensor (River-style ``score_learn_one``).
 
     Parameters
@@ -67,6 +70,9 @@ class LevelDetector:
     [('s',)]
     """
 
+    _kernel_row: NDArray[np.float64] | None = None
+    CACHES = ("_kernel_row",)
+
     def __init__(
         self,
         *,
@@ -98,33 +104,52 @@ class LevelDetector:
         self._pos = 0  # the ring's oldest snapshot, replaced by the next one
         self._ticks = 0  # records since the last snapshot
 
+    def kernel_params(self) -> NDArray[np.float64]:
+        """The settings :data:`models.detectors.kernels.LEVEL_PARAMS` names, in its order, as
+        the compiled step takes them (made once)."""
+        if self._kernel_row is None:
+            keep = self.decay**self.step
+            row = (self.alpha, self.margin, self.warm_up, self.settle, self.boost, self.lag)
+            self._kernel_row = np.array([*row, keep, 0.5 * (1.0 - keep)], dtype=float)
+        return self._kernel_row
+
     def score_learn_one(
         self, x: Mapping[str, float], score: bool = True
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """Judge ``x``'s smoothed levels against their ranges, then learn them.
+        """Judge ``x``'s smoothed levels against their ranges, then learn them (one compiled
+        step, :func:`models.detectors.kernels.level_step`).
 
         Returns ``{"level": (excess, sensors)}`` when a sensor's level is novel (excess > 1).
         Missing and NaN values leave their sensor's level be.
         """
         self._records += 1
-        if not self._complete or tuple(x) != self._names:
-            return self._score_learn_some(x, score)
-        v = np.fromiter(x.values(), float, len(x))
-        if np.isnan(v).any():
-            return self._update(v, ~np.isnan(v), score)
-        st = self._state
-        st[_MEAN] += self.alpha * (v - st[_MEAN])
-        st[_N] += 1.0
-        return self._judged_and_learned(st, score)
+        if self._complete and tuple(x) == self._names:
+            v = np.fromiter(x.values(), float, len(x))
+        else:
+            v = self._values_of_some(x)
+        self._ticks += 1
+        snapshot = self._ticks >= self.step
+        judge = score and self._records > self.warm_up
+        peak, *top, self._ranged = level_step(
+            v, self._state, self._ring, self._pos, judge, snapshot, self._ranged,
+            self.kernel_params(),
+        )  # fmt: skip
+        if snapshot:
+            self._ticks = 0
+            self._pos = (self._pos + 1) % len(self._ring)
+        if not self._complete:
+            self._complete = bool(np.count_nonzero(self._state[_N]) == len(self._names))
+        if not peak:
+            return {}
+        return {"level": (peak, tuple(self._names[i] for i in top if i >= 0))}
 
-    def _score_learn_some(
-        self, x: Mapping[str, float], score: bool
-    ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """A record with some sensors missing, out of order or new (these get a column)."""
+    def _values_of_some(self, x: Mapping[str, float]) -> NDArray[np.float64]:
+        """A record with some sensors missing, out of order or new (these get a column): a
+        value per known sensor, NaN where missing."""
         new = [k for k in x if k not in self._names]
         if new:
             self._names += tuple(new)
-            self._ranged = False
+            self._complete = self._ranged = False
             self._state = np.hstack((self._state, np.zeros((5, len(new)))))
             grown = np.zeros((len(self._ring), len(new)), np.float32)
             self._ring = np.hstack((self._ring, grown))
@@ -132,81 +157,4 @@ class LevelDetector:
         v = np.full(len(self._names), np.nan)
         for k, value in x.items():
             v[index[k]] = value
-        found = self._update(v, ~np.isnan(v), score)
-        self._complete = bool(np.count_nonzero(self._state[_N]) == len(self._names))
-        return found
-
-    def _update(
-        self, v: NDArray[np.float64], seen: NDArray[np.bool_], score: bool
-    ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        st = self._state
-        first = seen & (st[_N] == 0.0)
-        mean = np.where(first, v, st[_MEAN])
-        st[_MEAN] = np.where(seen, mean + self.alpha * (np.nan_to_num(v) - mean), mean)
-        st[_N] += seen
-        return self._judged_and_learned(st, score)
-
-    def _judged_and_learned(
-        self, st: NDArray[np.float64], score: bool
-    ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """Judge the updated levels (when ``score`` and some sensor may be scored), then take a
-        snapshot when one is due."""
-        found: dict[str, tuple[float, tuple[str, ...]]] = {}
-        if score and self._records > self.warm_up:
-            mean = st[_MEAN]
-            # only a level outside its range can be novel: most records skip the full excess
-            if np.count_nonzero(mean > st[_HI]) or np.count_nonzero(mean < st[_LO]):
-                found = self._judge(st)
-        self._ticks += 1
-        if self._ticks >= self.step:
-            self._ticks = 0
-            self._learn_snapshot(st)
-        return found
-
-    def _judge(self, st: NDArray[np.float64]) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """``{"level": ...}`` when a scored sensor's level leaves its range by the margin."""
-        count = st[_N]
-        scored = (count > self.warm_up) & (st[_SET] > 0.0)
-        if not np.count_nonzero(scored):
-            return {}
-        lo, hi, mean = st[_LO], st[_HI], st[_MEAN]
-        width = hi - lo + 1e-4 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-9
-        excess = np.maximum(mean - hi, lo - mean) / (self.margin * width)
-        if self.settle > self.warm_up:
-            young = np.clip((self.settle - count) / (self.settle - self.warm_up), 0.0, 1.0)
-            excess /= 1.0 + self.boost * young
-        excess[~scored] = 0.0
-        hits = np.flatnonzero(excess > 1.0)
-        if not hits.size:
-            return {}
-        order = hits[np.argsort(-excess[hits], kind="stable")]
-        return {"level": (float(excess[order[0]]), tuple(self._names[i] for i in order[:3]))}
-
-    def _learn_snapshot(self, st: NDArray[np.float64]) -> None:
-        """The range takes in the oldest snapshot (``lag`` records old), the newest joins."""
-        oldest = self._ring[self._pos].astype(float)
-        if self._ranged:  # every sensor's range holds a level: the usual case, in place
-            lo, hi = st[_LO], st[_HI]
-            np.minimum(lo, oldest, out=lo)
-            np.maximum(hi, oldest, out=hi)
-            shrink = (0.5 * (1.0 - self.decay**self.step)) * (hi - lo)  # towards the centre
-            lo += shrink
-            hi -= shrink
-        else:
-            self._start_ranges(st, oldest)
-            self._ranged = bool(np.count_nonzero(st[_SET]) == len(self._names))
-        self._ring[self._pos] = st[_MEAN]
-        self._pos = (self._pos + 1) % len(self._ring)
-
-    def _start_ranges(self, st: NDArray[np.float64], oldest: NDArray[np.float64]) -> None:
-        """Ranges while some sensors have none yet: those whose oldest snapshot holds a level
-        start at it or take it in."""
-        started = st[_N] > self.lag  # the oldest snapshot holds a level of this sensor
-        fresh = started & (st[_SET] == 0.0)
-        lo = np.where(fresh, oldest, np.minimum(st[_LO], oldest))
-        hi = np.where(fresh, oldest, np.maximum(st[_HI], oldest))
-        keep = self.decay**self.step
-        centre = 0.5 * (lo + hi)
-        st[_LO] = np.where(started, centre + (lo - centre) * keep, st[_LO])
-        st[_HI] = np.where(started, centre + (hi - centre) * keep, st[_HI])
-        st[_SET] = np.where(started, 1.0, st[_SET])
+        return v
