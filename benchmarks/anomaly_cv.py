@@ -11,11 +11,10 @@ tuned per series.
 
 The choice prefers fewer false alarms over one more window: of the candidates within
 ``--tolerance`` NAB points (1.0, about one window of 101) of the best NAB score, the one with
-the fewest false alarms (then the best score) is chosen. The grid's ``flatline`` turns the
-flatline detector off or on; the level detector (off by default) joins the defaults, without
-and with the flatline detector, as two more candidates (``LEVEL``). The pattern detector (off by
-default) joins the defaults at each of ``PATTERN`` (margin, history) as further candidates; the
-tables are printed choosing without them, then among all, so one run shows both.
+the fewest false alarms (then the best score) is chosen. The grid's ``flatline`` and ``level``
+turn those detectors off or on. The pattern detector (off by default) joins the defaults at each
+of ``PATTERN`` (margin, history) as further candidates; the tables are printed choosing without
+them, then among all, so one run shows both.
 """
 
 from __future__ import annotations
@@ -44,11 +43,10 @@ GRID: dict[str, Sequence[Any]] = {
     "deviation_history": (0.0, 1.25, 1.5),
     "variance_history": (0.0, 1.0),
     "flatline": (False, True),  # the flatline detector off or on (see _monitor)
+    "level": (False, True),  # the level detector off or on
 }
 # the pattern detector (off by default) joins the defaults at these (margin, history) settings
 PATTERN = ((0.1, 0.0), (0.1, 1.0), (0.25, 1.0))
-# the level detector (off by default) joins the defaults in these candidates
-LEVEL: tuple[dict[str, Any], ...] = ({"level": True}, {"level": True, "flatline": True})
 Task = tuple[str, str, dict[str, Any], list[tuple[float, float]]]
 
 
@@ -64,12 +62,12 @@ def _monitor(values: dict[str, Any]) -> MonitorConfig:
     """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on, a
     ``flatline`` or ``level`` turns that detector on (True) or off (False).
 
-    >>> _monitor({"flatline": True, "pattern_margin": 0.1}).detectors[-2:]
-    ('flatline', 'pattern')
+    >>> _monitor({"pattern_margin": 0.1}).detectors[-3:]
+    ('flatline', 'level', 'pattern')
     >>> "flatline" in _monitor({"flatline": False}).detectors
     False
-    >>> _monitor({"level": True, "flatline": True}).detectors[-2:]
-    ('flatline', 'level')
+    >>> _monitor({"level": False, "flatline": True}).detectors[-2:]
+    ('seasonal', 'flatline')
     """
     switches = ("flatline", "level")
     settings = {k: v for k, v in values.items() if k not in switches}
@@ -95,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     candidates = [
         dict(zip(GRID, combo, strict=True)) for combo in itertools.product(*GRID.values())
     ]
-    candidates += [dict(c) for c in LEVEL]
     candidates += [{"pattern_margin": m, "pattern_history": h} for m, h in PATTERN]
     tasks = [(args.corpus, n, c, windows[n]) for c in candidates for n in sorted(windows)]
     with Pool(args.jobs) as pool:

@@ -9,7 +9,7 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 than ever before), ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
 subsequence with no near neighbour among the sensor's past ones) and ``level``
 (:class:`models.detectors.level.LevelDetector`, a smoothed level outside its lagged range);
-the last three are off unless named, see ``DEFAULT_DETECTORS``. Their findings go through the
+``pattern`` is off unless named, see ``DEFAULT_DETECTORS``. Their findings go through the
 policy by kind (:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says
 whether the asset is in alarm, ``kind`` for which kind, ``since`` since when.
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import repeat
 
 from models import state_codec
@@ -60,7 +61,16 @@ DETECTORS = (
     "level",
 )
 # the detectors that alarm unless configured otherwise
-DEFAULT_DETECTORS = ("spike", "shift", "variance", "deviation", "correlation", "seasonal")
+DEFAULT_DETECTORS = (
+    "spike",
+    "shift",
+    "variance",
+    "deviation",
+    "correlation",
+    "seasonal",
+    "flatline",
+    "level",
+)
 _NOVELTY = frozenset(("spike", "shift", "variance"))
 
 
@@ -330,6 +340,26 @@ class AssetMonitor:
         self._skipped = 0
         self._accepting = False
 
+    def adopt(self, config: MonitorConfig) -> None:
+        """Run under ``config`` from now on (a monitor restored from a checkpoint written under
+        other settings: a changed policy file, new defaults). Each part whose construction the
+        change alters (a detector turned on, a margin changed) starts afresh, the rest keeps
+        what it learned; the asset's warm-up is not repeated (a new detector has its own).
+
+        >>> old = AssetMonitor(MonitorConfig(detectors=("spike",), warm_up=5))
+        >>> for i in range(10):
+        ...     _ = old.update({"s": float(i % 3)}, None, 60.0 * i)
+        >>> m = AssetMonitor.from_bytes(old.to_bytes())
+        >>> m.adopt(MonitorConfig(detectors=("spike", "level"), warm_up=5))
+        >>> m._level is not None, m._novelty.snapshot().tolist() == old._novelty.snapshot().tolist()
+        (True, True)
+        """
+        if config != self.config:
+            fresh = AssetMonitor(config)
+            for part in _changed_parts(self.config, config):
+                setattr(self, part, getattr(fresh, part))
+        self.config = config  # one instance shared by the assets of a policy rule
+
     @property
     def records_seen(self) -> int:
         """Records this monitor has processed."""
@@ -558,3 +588,33 @@ class AssetMonitor:
         if not isinstance(obj, cls):
             raise ArtifactError("checkpoint does not hold an asset monitor")
         return obj
+
+
+# the parts of a monitor built from its settings
+_PARTS = (
+    "_scorer",
+    "_threshold",
+    "_drift",
+    "_novelty",
+    "_correlation",
+    "_seasonal",
+    "_pattern",
+    "_flatline",
+    "_level",
+    "_alarm",
+)
+
+
+@lru_cache(maxsize=64)
+def _changed_parts(old: MonitorConfig, new: MonitorConfig) -> tuple[str, ...]:
+    """The parts a monitor built under ``new`` builds differently from one under ``old``.
+
+    >>> _changed_parts(MonitorConfig(), MonitorConfig(hold=3, shift_margin=0.2))
+    ('_novelty', '_alarm')
+    """
+    before, after = AssetMonitor(old), AssetMonitor(new)
+    return tuple(
+        part
+        for part in _PARTS
+        if state_codec.encode(getattr(before, part)) != state_codec.encode(getattr(after, part))
+    )

@@ -58,6 +58,7 @@ class AssetState:
     since_checkpoint: int = 0  # records since the last checkpoint
     since_rul: int = 0
     restored: bool = False
+    settings_due: bool = False  # restored: its monitor takes this worker's settings on its next run
     alert: AlertState = field(default_factory=AlertState)  # its alert lifecycle
 
     @property
@@ -117,7 +118,7 @@ class AssetState:
         self.first_seen_ms = data["first_seen_ms"]
         self.last_seen_ms = data["last_seen_ms"]
         self.add_sensors(data["sensors"])
-        self.restored = True
+        self.restored = self.settings_due = True
 
     def summary(self, history: bool = False) -> dict[str, object]:
         """A JSON-ready view for ``/assets`` (with the recent history if asked)."""

@@ -119,16 +119,22 @@ class ModelPipeline:
         anomalies = 0
         if cfg.detectors is not None and records:  # the record's type, else a [types] pattern
             state.asset_type = cfg.detectors.type_of(records[0].asset_id, state.asset_type)
-        while records:
-            if state.monitor is None:
-                state.monitor = AssetMonitor(
-                    cfg.detectors.config_for(records[0].asset_id, state.asset_type)
-                    if cfg.detectors is not None
-                    else cfg.monitor
-                )
+        monitor = state.monitor
+        if records and (monitor is None or state.settings_due):
+            settings = (
+                cfg.detectors.config_for(state.asset_id, state.asset_type)
+                if cfg.detectors is not None
+                else cfg.monitor
+            )
+            if monitor is None:
+                monitor = state.monitor = AssetMonitor(settings)
+            else:  # restored: a checkpoint written under other settings runs under these
+                monitor.adopt(settings)
+                state.settings_due = False
+        while records and monitor is not None:
             failed: RunFailedError | None = None
             try:
-                run = state.monitor.update_run(
+                run = monitor.update_run(
                     [r.sensors for r in records],
                     [r.settings for r in records],
                     [r.ts_ms / 1000 for r in records],

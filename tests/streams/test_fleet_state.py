@@ -11,6 +11,8 @@ import pytest
 
 from models import state_codec
 from models.errors import ArtifactError
+from models.monitor import MonitorConfig
+from models.policy import DetectorPolicy
 from streams.fleet import SENSOR_SETS, AssetState, Fleet, stored_alerts
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
@@ -125,6 +127,30 @@ def test_checkpoint_restores_the_asset_exactly() -> None:
     pipeline.observe(state, rec("a", 61), a)
     other.observe(back, rec("a", 61), b)
     assert state.last == back.last
+
+
+def test_a_restored_asset_runs_under_the_restoring_workers_policy() -> None:
+    """A checkpoint written before a policy change (or new default detectors) must not keep
+    the asset on its old settings: the changed parts start afresh, the rest keeps learning."""
+    old = ModelPipeline(PipelineConfig(monitor=MonitorConfig(detectors=("spike", "shift"))))
+    state = AssetState("pump-1", 0, NOW_MS)
+    for i in range(60):
+        state.observe(rec("pump-1", i))
+        old.observe(state, rec("pump-1", i), Outputs())
+    raw = old.checkpoint(state)
+    assert raw is not None and state.monitor is not None
+    policy = DetectorPolicy.from_toml('[[rule]]\nassets = "pump-*"\nhold = 3\n')
+    new = ModelPipeline(PipelineConfig(detectors=policy))
+    back = AssetState("pump-1", 0, NOW_MS)
+    assert new.restore(back, raw) and back.monitor is not None
+    assert back.monitor.config.detectors == ("spike", "shift")  # as written, until a record
+    new.observe(back, rec("pump-1", 60), Outputs())
+    assert back.monitor.config is policy.config_for("pump-1", None)  # shared, not a copy
+    assert back.monitor._level is not None and back.monitor._alarm.hold == 3
+    assert back.monitor.records_seen == 61  # learned state kept: no second warm-up
+    learned = back.monitor._scorer
+    new.observe(back, rec("pump-1", 61), Outputs())
+    assert back.monitor._scorer is learned and not back.settings_due  # adopted once
 
 
 @pytest.mark.parametrize(
