@@ -75,7 +75,7 @@ _NOVELTY = frozenset(("spike", "shift", "variance"))
 
 
 @dataclass(frozen=True)
-class MonitorConfig:
+class MonitorConfig(state_codec.Shareable):
     """Settings of an :class:`AssetMonitor` (shared by all assets of a worker).
 
     Examples

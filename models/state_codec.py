@@ -11,6 +11,10 @@ byte state. Values are None, bool, int, float (inf and nan too), str, bytes, lis
 numpy arrays and scalars, nested. Anything else is refused on encode and on decode with a
 :class:`~models.errors.ArtifactError`.
 
+Decoding shares what many checkpoints repeat: a name (a string of up to 128 characters, a tuple
+of strings) or a :class:`Shareable` object (immutable settings) equal to one decoded before is
+that object, so the restored models of a fleet hold each sensor name and setting once.
+
 Layout: ``MAGIC`` + version byte + zlib(msgpack(tree)). In the tree every container is an
 array whose first item is a tag, so data never passes for structure.
 
@@ -45,6 +49,7 @@ import msgpack
 import numpy as np
 
 from models.errors import ArtifactError
+from models.interning import Interner
 
 MAGIC = b"pmst"
 VERSION = 1
@@ -70,6 +75,11 @@ _LIST, _TUPLE, _DICT, _SET, _FROZENSET, _DEQUE, _OBJECT, _NDARRAY, _NPSCALAR = r
 _NATIVE, _RANDOM, _DEFAULTDICT, _REF = 9, 10, 11, 12
 _FACTORIES = {t.__name__: t for t in (list, dict, set, tuple, int, float, str)}
 _SCALARS = (type(None), bool, int, float, str, bytes)
+# Decoded names (strings up to _SHARED_LENGTH characters, tuples of strings) and Shareable
+# objects are shared with every equal one decoded before: a thousand restored assets with the
+# same sensors hold each name once.
+_SHARED_LENGTH = 128
+_SHARED: Interner[Any] = Interner(max_entries=16384)
 
 
 def _name(cls: type) -> str:
@@ -105,6 +115,11 @@ class HasCaches:
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self.CACHES}
+
+
+class Shareable:
+    """Base of an immutable, hashable class (settings) whose decoded instances are replaced by
+    an equal one decoded before, so that many restored objects share one."""
 
 
 class _Encoder:
@@ -217,17 +232,22 @@ class _Decoder:
         ]
 
     def value(self, node: Any, depth: int) -> Any:
-        if type(node) in _SCALARS:
-            return node
-        if type(node) is not list or not node or type(node[0]) is not int or depth > MAX_DEPTH:
+        kind = type(node)
+        if kind in _SCALARS:
+            return _SHARED.shared(node) if kind is str and len(node) <= _SHARED_LENGTH else node
+        if kind is not list or not node or type(node[0]) is not int or depth > MAX_DEPTH:
             raise ArtifactError("malformed state")
         tag, rest, d, value = node[0], node[1:], depth + 1, self.value
-        if tag == _LIST:
-            return [value(v, d) for v in rest]
+        if tag == _LIST:  # decoded in place: ``rest`` is a new list of just the right size
+            for i, v in enumerate(rest):
+                if type(v) is not float:
+                    rest[i] = value(v, d)
+            return rest
         if tag == _DICT:
             return dict(self.pairs(rest, d))
         if tag == _TUPLE:
-            return tuple(value(v, d) for v in rest)
+            values = tuple([value(v, d) for v in rest])
+            return _SHARED.shared(values) if all(type(v) is str for v in values) else values
         if tag in (_SET, _FROZENSET):
             items = [value(v, d) for v in rest]
             return set(items) if tag == _SET else frozenset(items)
@@ -271,11 +291,14 @@ class _Decoder:
         if cls is None:
             cls = self.classes[name] = _class(name)
         obj = cls.__new__(cls)
+        at = len(self.objects)
         self.objects.append(obj)
         for k, v in self.pairs(rest[1:], depth):
             if type(k) is not str or not k.isidentifier() or k.startswith("__"):
                 raise ArtifactError(f"bad attribute name in {name}")
             object.__setattr__(obj, k, v)
+        if isinstance(obj, Shareable):
+            obj = self.objects[at] = _SHARED.shared(obj)
         return obj
 
     def factory(self, node: Any, depth: int) -> Any:

@@ -32,8 +32,8 @@ from operator import eq, itemgetter
 from typing import Any
 
 from models.errors import ConfigError
+from models.interning import Interner
 from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, message
-from streams.interning import Interner
 from streams.settings import default
 
 __all__ = [

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from models import state_codec
 from models.errors import ArtifactError
+from models.interning import Interner
 from streams.alerts import AlertState
-from streams.interning import Interner
 from streams.schema import Telemetry
 from streams.silence import SilenceWatch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -102,6 +103,24 @@ def test_checkpoint_roundtrip_is_exact_and_small() -> None:
     for r in recs[1000:]:
         args = (r.sensors, r.settings, r.ts_ms / 1000)
         assert clone.update(*args) == m.update(*args)
+
+
+def test_restored_monitors_share_names_and_settings_within_the_memory_budget() -> None:
+    sim = FleetSimulator(assets=10, seed=4, fault_share=0.0)
+    config = MonitorConfig(warm_up=100)
+    monitors: dict[str, AssetMonitor] = {}
+    for r in sim.records(10 * 400):
+        monitor = monitors.setdefault(r.asset_id, AssetMonitor(config))
+        monitor.update(r.sensors, r.settings, r.ts_ms / 1000)
+    blobs = [m.to_bytes() for m in monitors.values()]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    restored = [AssetMonitor.from_bytes(b) for b in blobs]
+    per_asset = (tracemalloc.get_traced_memory()[0] - before) / len(restored)
+    tracemalloc.stop()
+    a, b = restored[:2]
+    assert a.config is b.config and a._novelty._names is b._novelty._names
+    assert per_asset < 40_000  # issue 14: at most 50 KB per asset
 
 
 def test_deterministic_hst_with_seed() -> None:

@@ -52,6 +52,7 @@ def test_trained_monitor_round_trip_scores_identically(detector: str, drift: str
 def test_values_round_trip() -> None:
     value = {
         "floats": [0.0, -1.5, math.inf, -math.inf, 1e308],
+        "mixed": [1.0, "a", [2.5, (3,)], None, 4],
         (1, "t"): frozenset({"a"}),
         3: {None, True, b"\x00raw"},
         "dq": deque([1, 2], maxlen=4),
@@ -63,6 +64,7 @@ def test_values_round_trip() -> None:
     }
     back = state_codec.decode(state_codec.encode(value))
     assert back["floats"] == value["floats"] and back[(1, "t")] == frozenset({"a"})
+    assert back["mixed"] == value["mixed"]
     assert back[3] == {None, True, b"\x00raw"}
     assert back["dq"] == deque([1, 2]) and back["dq"].maxlen == 4
     assert back["dd"]["new"] == [] and back["dd"]["k"] == [1]
@@ -79,6 +81,16 @@ def test_shared_objects_stay_shared() -> None:
     back = state_codec.decode(state_codec.encode({"a": scorer, "b": [scorer]}))
     assert back["a"] is back["b"][0] and isinstance(back["a"], DeviationScorer)
     assert "_located" not in vars(back["a"])  # the class's __getstate__ leaves its cache out
+
+
+def test_decoded_names_and_settings_are_shared_between_checkpoints() -> None:
+    long_name = "x" * 200
+    config = MonitorConfig(warm_up=7)
+    blob = state_codec.encode({"names": ("s1", "s2"), "key": "s1", "long": long_name, "c": config})
+    a, b = state_codec.decode(blob), state_codec.decode(blob)
+    assert a["names"] is b["names"] and a["key"] is b["key"] is a["names"][0]
+    assert a["c"] is b["c"] and a["c"] == config
+    assert a["long"] == long_name and a["long"] is not b["long"]  # long strings: not kept
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""One shared object per equal immutable value (a fleet's sensor-name sets), bounded."""
+"""One shared object per equal immutable value (sensor names and name sets), bounded."""
 
 from __future__ import annotations
 
