@@ -12,8 +12,8 @@ tuned per series.
 The choice prefers fewer false alarms over one more window: of the candidates within
 ``--tolerance`` NAB points (1.0, about one window of 101) of the best NAB score, the one with
 the fewest false alarms (then the best score) is chosen. The grid's ``flatline`` and ``level``
-turn those detectors off or on. The pattern detector (off by default) joins the defaults at each
-of ``PATTERN`` (margin, history) as further candidates; the tables are printed choosing without
+turn those detectors off or on, with the pattern detector off; it joins the defaults at each of
+``PATTERN`` (margin, history) as further candidates; the tables are printed choosing without
 them, then among all, so one run shows both.
 """
 
@@ -44,9 +44,10 @@ GRID: dict[str, Sequence[Any]] = {
     "variance_history": (0.0, 1.0),
     "flatline": (False, True),  # the flatline detector off or on (see _monitor)
     "level": (False, True),  # the level detector off or on
+    "pattern": (False,),  # the pattern detector off: it joins at PATTERN's settings
 }
-# the pattern detector (off by default) joins the defaults at these (margin, history) settings
-PATTERN = ((0.1, 0.0), (0.1, 1.0), (0.25, 1.0))
+# the pattern detector joins the defaults at these (margin, history) settings
+PATTERN = ((0.25, 1.0), (0.3, 1.0), (0.5, 1.0))
 Task = tuple[str, str, dict[str, Any], list[tuple[float, float]]]
 
 
@@ -60,23 +61,23 @@ def _judge(task: Task) -> SeriesResult:
 
 def _monitor(values: dict[str, Any]) -> MonitorConfig:
     """The defaults with ``values``; a ``pattern_margin`` turns the pattern detector on, a
-    ``flatline`` or ``level`` turns that detector on (True) or off (False).
+    ``flatline``, ``level`` or ``pattern`` turns that detector on (True) or off (False).
 
     >>> _monitor({"pattern_margin": 0.1}).detectors[-3:]
     ('flatline', 'level', 'pattern')
     >>> "flatline" in _monitor({"flatline": False}).detectors
     False
-    >>> _monitor({"level": False, "flatline": True}).detectors[-2:]
+    >>> _monitor({"level": False, "pattern": False}).detectors[-2:]
     ('seasonal', 'flatline')
     """
-    switches = ("flatline", "level")
+    switches = ("flatline", "level", "pattern")
     settings = {k: v for k, v in values.items() if k not in switches}
     config = replace(MonitorConfig(), **settings)
     detectors = tuple(d for d in config.detectors if d not in switches)
     for name in switches:
         if values.get(name, name in config.detectors):
             detectors += (name,)
-    if "pattern_margin" in values:
+    if "pattern_margin" in values and "pattern" not in detectors:
         detectors += ("pattern",)
     return replace(config, detectors=detectors)
 

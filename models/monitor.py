@@ -9,7 +9,7 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 than ever before), ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
 subsequence with no near neighbour among the sensor's past ones) and ``level``
 (:class:`models.detectors.level.LevelDetector`, a smoothed level outside its lagged range);
-``pattern`` is off unless named, see ``DEFAULT_DETECTORS``. Their findings go through the
+all on by default (``DEFAULT_DETECTORS``). Their findings go through the
 policy by kind (:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says
 whether the asset is in alarm, ``kind`` for which kind, ``since`` since when.
 
@@ -70,6 +70,7 @@ DEFAULT_DETECTORS = (
     "seasonal",
     "flatline",
     "level",
+    "pattern",
 )
 _NOVELTY = frozenset(("spike", "shift", "variance"))
 
@@ -119,7 +120,7 @@ class MonitorConfig(state_codec.Shareable):
     settle_boost: float = 2.0  # ... by up to 1 + this times (falling linearly to 1 by then)
     seasonal_margin: float = 1.0  # daily-cycle residual novelty margin, in widths of its range
     seasonal_explained: float = 0.5  # share of variance a daily profile must explain to score
-    pattern_margin: float = 0.25  # subsequence discord novelty margin (chosen in sample)
+    pattern_margin: float = 0.3  # subsequence discord novelty margin (chosen in sample)
     pattern_length: int = 32  # records a subsequence spans (8 segment means)
     pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
     pattern_reservoir: int = 32  # past subsequences it keeps per sensor (96 of 32: a day of 5 min)

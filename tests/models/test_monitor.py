@@ -98,7 +98,7 @@ def test_checkpoint_roundtrip_is_exact_and_small() -> None:
     for r in recs[:1000]:
         m.update(r.sensors, r.settings, r.ts_ms / 1000)
     blob = m.to_bytes()
-    assert len(blob) < 12_500  # 21 sensors; daily profiles ~2 KB, level ranges and ring ~2 KB
+    assert len(blob) < 17_500  # 21 sensors; daily profiles, level ring ~2 KB each, patterns ~5 KB
     clone = AssetMonitor.from_bytes(blob)
     for r in recs[1000:]:
         args = (r.sensors, r.settings, r.ts_ms / 1000)
@@ -120,7 +120,7 @@ def test_restored_monitors_share_names_and_settings_within_the_memory_budget() -
     tracemalloc.stop()
     a, b = restored[:2]
     assert a.config is b.config and a._novelty._names is b._novelty._names
-    assert per_asset < 40_000  # issue 14: at most 50 KB per asset
+    assert per_asset < 50_000  # issue 14: at most 50 KB per asset (every default detector warm)
 
 
 def test_deterministic_hst_with_seed() -> None:

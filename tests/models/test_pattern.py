@@ -62,7 +62,7 @@ def test_constructor_and_config_refuse_bad_lengths() -> None:
         MonitorConfig(pattern_length=20)
     with pytest.raises(ConfigError, match="pattern_reservoir"):
         MonitorConfig(pattern_reservoir=0)
-    assert "pattern" in DETECTORS and "pattern" not in MonitorConfig().detectors
+    assert "pattern" in DETECTORS and "pattern" in MonitorConfig().detectors
 
 
 def test_monitor_keeps_the_configured_reservoir() -> None:
