@@ -15,16 +15,17 @@ measured on the NAB corpus and separate anomalies from normal variety far worse 
 
 To be cheap, a subsequence of ``length`` records is held as ``points`` means of ``length //
 points`` records each (piecewise aggregate approximation). A record only adds its values to the
-running segment's sums; a query (distances to the reservoir, all sensors at once, numpy) runs
-once per segment. The reservoir holds ``reservoir`` subsequences per sensor: the one that ended
-just before the current one starts (never overlapping it) comes in after each query, in place of
-the one longest unused (not the nearest neighbour of any query), so courses that keep recurring
-stay and one-off ones age out. Only the first ``max_sensors`` sensors of an asset's first record
-are watched (a bounded cost and memory on wide assets).
+running segment; when the segment is complete, one compiled call
+(:func:`models.detectors.kernels.pattern_close`) takes its means and runs the query (distances
+to the reservoir, all sensors at once). The reservoir holds ``reservoir`` subsequences per
+sensor: the one that ended just before the current one starts (never overlapping it) comes in
+after each query, in place of the one longest unused (not the nearest neighbour of any query),
+so courses that keep recurring stay and one-off ones age out. Only the first ``max_sensors``
+sensors of an asset's first record are watched (a bounded cost and memory on wide assets).
 
-State: numpy arrays and lists (any checkpoint codec encodes them); a segment closes in one
-compiled call (:func:`models.detectors.kernels.pattern_close`). A checkpoint that holds the
-per-sensor state as lists (written before the compiled close) is taken over on first use.
+State: numpy arrays and a list of the running segment's values (any checkpoint codec encodes
+them). A checkpoint that holds the per-sensor state as lists (written before the compiled close)
+is taken over on first use.
 """
 
 from __future__ import annotations
