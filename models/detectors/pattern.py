@@ -15,26 +15,37 @@ measured on the NAB corpus and separate anomalies from normal variety far worse 
 
 To be cheap, a subsequence of ``length`` records is held as ``points`` means of ``length //
 points`` records each (piecewise aggregate approximation). A record only adds its values to the
-running segment's sums; a query (distances to the reservoir, all sensors at once, numpy) runs
-once per segment. The reservoir holds ``reservoir`` subsequences per sensor: the one that ended
-just before the current one starts (never overlapping it) comes in after each query, in place of
-the one longest unused (not the nearest neighbour of any query), so courses that keep recurring
-stay and one-off ones age out. Only the first ``max_sensors`` sensors of an asset's first record
-are watched (a bounded cost and memory on wide assets).
+running segment; when the segment is complete, one compiled call
+(:func:`models.detectors.kernels.pattern_close`) takes its means and runs the query (distances
+to the reservoir, all sensors at once). The reservoir holds ``reservoir`` subsequences per
+sensor: the one that ended just before the current one starts (never overlapping it) comes in
+after each query, in place of the one longest unused (not the nearest neighbour of any query),
+so courses that keep recurring stay and one-off ones age out. Only the first ``max_sensors``
+sensors of an asset's first record are watched (a bounded cost and memory on wide assets).
 
-State: plain lists and numpy arrays (any checkpoint codec encodes them).
+State: numpy arrays and a list of the running segment's values (any checkpoint codec encodes
+them). A checkpoint that holds the per-sensor state as lists (written before the compiled close)
+is taken over on first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from math import isnan, sqrt
 
 import numpy as np
 from numpy.typing import NDArray
 
+from models.detectors.kernels import pattern_close
+from models.state_codec import HasCaches
 
-class PatternDetector:
+# the per-sensor lists and counters of a checkpoint written before the compiled close, in the
+# order of the kernel's state rows and counters
+_LEGACY_ROWS = ("_last", "_spread", "_score", "_lo", "_hi", "_sum", "_count")
+_LEGACY_COUNTERS = ("_pos", "_segments", "_kept", "_queries")
+_KEPT, _QUERIES = 2, 3  # counters read here
+
+
+class PatternDetector(HasCaches):
     """Subsequence discord per sensor (River-style ``score_learn_one``).
 
     Parameters
@@ -69,6 +80,11 @@ class PatternDetector:
     [('s',)]
     """
 
+    _kernel_row: NDArray[np.float64] | None = None
+    CACHES = ("_kernel_row",)
+    # None in a checkpoint written before the compiled close (its state is taken over)
+    _values: list[float | None] | None = None
+
     def __init__(
         self,
         *,
@@ -92,25 +108,29 @@ class PatternDetector:
         self.warm_up = warm_up
         self.smooth = smooth
         self._names: tuple[str, ...] = ()
-        self._sum: list[float] = []  # the running segment's sum per sensor ...
-        self._count: list[float] = []  # ... and its number of values
+        self._values = []  # the running segment's records: a value per sensor (None: missing)
         self._ticks = 0  # records in the running segment
+        # per sensor (the kernel's rows): last segment mean, usual spread within a subsequence,
+        # smoothed discord score and its range's lower and upper end, the running segment's sum
+        # and number of values
+        self._state: NDArray[np.float64] = np.zeros((7, 0))
         # the last 2P segment means, written twice (column j and j + 2P), so that the window
-        # ending at the newest segment is one slice; pos: the next column
+        # ending at the newest segment is one slice
         self._ring: NDArray[np.float64] = np.zeros((0, 4 * points))
-        self._pos = 0
-        self._segments = 0  # segments closed
-        self._kept = 0  # subsequences in the reservoir (the same for every sensor)
         self._past: NDArray[np.float32] = np.zeros((0, 0, points), dtype=np.float32)
         self._used: NDArray[np.float64] = np.zeros((0, 0))  # query that last used each entry
-        # per sensor: last segment mean, usual spread within a subsequence, smoothed discord
-        # score and its range's lower and upper end
-        self._last: list[float] = []
-        self._spread: list[float] = []
-        self._score: list[float] = []
-        self._lo: list[float] = []
-        self._hi: list[float] = []
-        self._queries = 0  # queries judged against a full reservoir
+        # the ring's next column, segments closed, subsequences in the reservoir (the same for
+        # every sensor), queries judged against a full reservoir
+        self._counters: NDArray[np.int64] = np.zeros(4, dtype=np.int64)
+
+    def kernel_params(self) -> NDArray[np.float64]:
+        """The settings :data:`models.detectors.kernels.PATTERN_PARAMS` names, in its order, as
+        the compiled close takes them (made once)."""
+        if self._kernel_row is None:
+            keep = self.decay ** (self.length // self.points)
+            row = (self.margin, self.smooth, keep, self.warm_up, self.reservoir)
+            self._kernel_row = np.array(row, dtype=float)
+        return self._kernel_row
 
     def score_learn_one(
         self, x: Mapping[str, float], score: bool = True
@@ -119,117 +139,53 @@ class PatternDetector:
         ends with it and learn it.
 
         Returns ``{"pattern": (excess, sensors)}`` when a watched sensor's course is novel
-        (excess > 1), else ``{}``.
+        (excess > 1), else ``{}``. Missing and NaN values leave the segment be.
         """
         if not self._names:
             self._start(x)
-        sums, counts = self._sum, self._count
-        for i, name in enumerate(self._names):
-            v = x.get(name)
-            if v is not None and not isnan(v):  # missing and NaN values leave the segment be
-                sums[i] += v
-                counts[i] += 1.0
+        values = self._values
+        if values is None:
+            values = self._take_over_lists()
+        values.extend(map(x.get, self._names))
         self._ticks += 1
         if self._ticks < self.length // self.points:
             return {}
-        return self._close(score)
+        self._values, self._ticks = [], 0
+        peak, *top = pattern_close(
+            np.array(values, dtype=np.float64), self._state, self._ring, self._past,
+            self._used, self._counters, score, self.kernel_params(),
+        )  # fmt: skip
+        if top[0] < 0:
+            return {}
+        return {"pattern": (peak, tuple(self._names[i] for i in top if i >= 0))}
+
+    @property
+    def queries(self) -> int:
+        """Queries judged against a full reservoir."""
+        return int(self._counters[_QUERIES])
+
+    @property
+    def kept(self) -> int:
+        """Past subsequences in the reservoir (the same for every sensor)."""
+        return int(self._counters[_KEPT])
 
     def _start(self, x: Mapping[str, float]) -> None:
         names = tuple(x)[: self.max_sensors]
         n, k, p = len(names), self.reservoir, self.points
         self._names = names
-        self._sum, self._count = [0.0] * n, [0.0] * n
-        self._last, self._spread, self._score = [0.0] * n, [0.0] * n, [0.0] * n
-        self._lo, self._hi = [0.0] * n, [0.0] * n
+        self._values = []
+        self._state = np.zeros((7, n))
         self._ring = np.zeros((n, 4 * p))
         self._past = np.zeros((n, k, p), dtype=np.float32)
         self._used = np.zeros((n, k))
 
-    def _close(self, score: bool) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """Close the segment: query the reservoir with the newest subsequence, then learn."""
-        p, n = self.points, len(self._names)
-        # a sensor without values in the segment holds its last mean
-        last = [
-            s / c if c > 0.0 else m
-            for s, c, m in zip(self._sum, self._count, self._last, strict=True)
-        ]
-        self._last = last
-        self._sum, self._count, self._ticks = [0.0] * n, [0.0] * n, 0
-        pos = self._pos
-        self._ring[:, pos] = last
-        self._ring[:, pos + 2 * p] = last
-        self._pos = (pos + 1) % (2 * p)
-        self._segments += 1
-        if self._segments < p:
-            return {}
-        window = self._ring[:, pos + 1 : pos + 1 + 2 * p]  # oldest segment first
-        query = window[:, p:]
-        self._learn_spread(query.std(axis=1).tolist())
-        scale = 1.0 / np.array([max(s, 1e-12) for s in self._spread])
-        found: dict[str, tuple[float, tuple[str, ...]]] = {}
-        if self._kept:
-            found = self._query(query * scale[:, None], score)
-        if self._segments >= 2 * p:
-            self._keep(window[:, :p] * scale[:, None])
-        return found
-
-    def _learn_spread(self, spread: list[float]) -> None:
-        """The usual spread within a subsequence: the unit subsequences are compared in."""
-        old = self._spread
-        self._spread = [
-            s if o == 0.0 else o * 0.98 + s * 0.02 for o, s in zip(old, spread, strict=True)
-        ]
-
-    def _query(
-        self, query: NDArray[np.float64], score: bool
-    ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """Nearest-neighbour distance of each sensor's subsequence; judge it, learn its range."""
-        diff = self._past[:, : self._kept, :] - query[:, None, :]
-        d2 = (diff * diff).mean(axis=2)
-        nearest = d2.argmin(axis=1)
-        rows = np.arange(len(self._names))
-        self._used[rows, nearest] = self._segments
-        if self._kept < self.reservoir:
-            return {}  # a reservoir still filling says little about what is new
-        dist = [sqrt(d) for d in d2[rows, nearest].tolist()]
-        if self._queries:
-            a = self.smooth
-            dist = [s + a * (d - s) for s, d in zip(self._score, dist, strict=True)]
-        self._score = dist
-        lo, hi = self._lo, self._hi
-        found: dict[str, tuple[float, tuple[str, ...]]] = {}
-        if self._queries == 0:
-            lo, hi = list(dist), list(dist)
-        elif score and self._queries >= self.warm_up:
-            found = self._judge(dist)
-        self._queries += 1
-        keep = self.decay ** (self.length // self.points)
-        self._lo, self._hi = [], []
-        for was_lo, was_hi, d in zip(lo, hi, dist, strict=True):
-            low, high = min(was_lo, d), max(was_hi, d)
-            centre = 0.5 * (low + high)
-            self._lo.append(centre + (low - centre) * keep)
-            self._hi.append(centre + (high - centre) * keep)
-        return found
-
-    def _judge(self, dist: list[float]) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """``{"pattern": (excess, sensors)}`` when a score leaves its range by the margin."""
-        excess = [
-            (d - hi) / (self.margin * (hi - lo) + 1e-12)
-            for d, lo, hi in zip(dist, self._lo, self._hi, strict=True)
-        ]
-        hits = sorted((i for i, e in enumerate(excess) if e > 1.0), key=lambda i: -excess[i])
-        if not hits:
-            return {}
-        return {"pattern": (excess[hits[0]], tuple(self._names[i] for i in hits[:3]))}
-
-    def _keep(self, sub: NDArray[np.float64]) -> None:
-        """Take a past subsequence into the reservoir, in place of the longest unused one."""
-        rows = np.arange(len(self._names))
-        if self._kept < self.reservoir:
-            slot: NDArray[np.intp] | int = self._kept
-            self._kept += 1
-        else:
-            slot = self._used.argmin(axis=1)
-        self._past[rows, slot] = sub
-        self._used[rows, slot] = self._segments
+    def _take_over_lists(self) -> list[float | None]:
+        """Take over a checkpoint's per-sensor lists and counters (written before the compiled
+        close) as the kernel's arrays."""
+        legacy = self.__dict__
+        rows = [legacy.pop(name) for name in _LEGACY_ROWS]
+        self._state = np.array(rows, dtype=np.float64).reshape(len(rows), len(self._names))
+        counters = [legacy.pop(name) for name in _LEGACY_COUNTERS]
+        self._counters = np.array(counters, dtype=np.int64)
+        self._values = []
+        return self._values

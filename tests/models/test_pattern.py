@@ -42,8 +42,8 @@ def test_missing_and_nan_values_do_not_poison_the_state() -> None:
         if i % 3 == 0:
             del x["b"]
         d.score_learn_one(x)
-    assert np.isfinite(d._past).all() and np.isfinite(d._lo + d._hi + d._spread).all()
-    assert d._queries > 0
+    assert np.isfinite(d._past).all() and np.isfinite(d._state).all()
+    assert d.queries > 0
 
 
 def test_state_is_bounded_and_plain() -> None:
@@ -71,7 +71,7 @@ def test_monitor_keeps_the_configured_reservoir() -> None:
     for i in range(1000):
         m.update({"s": float(i % 7), "t": float(i % 5)}, None, 300.0 * i)
     assert m._pattern is not None and m._pattern._past.shape == (2, 96, 8)
-    assert m._pattern._kept == 96  # filled: 2 records a segment, 500 segments
+    assert m._pattern.kept == 96  # filled: 2 records a segment, 500 segments
 
 
 def test_monitor_alarms_with_kind_pattern_and_checkpoints_it() -> None:
