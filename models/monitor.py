@@ -9,7 +9,7 @@ alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.
 than ever before), ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
 subsequence with no near neighbour among the sensor's past ones) and ``level``
 (:class:`models.detectors.level.LevelDetector`, a smoothed level outside its lagged range);
-all on by default (``DEFAULT_DETECTORS``). Their findings go through the
+all on by default (``DETECTORS``). Their findings go through the
 policy by kind (:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says
 whether the asset is in alarm, ``kind`` for which kind, ``since`` since when.
 
@@ -49,19 +49,8 @@ from models.detectors.seasonal import SeasonalDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError, PmaintError
 
+# the detectors; every one alarms unless a policy names fewer
 DETECTORS = (
-    "spike",
-    "shift",
-    "variance",
-    "deviation",
-    "correlation",
-    "seasonal",
-    "flatline",
-    "pattern",
-    "level",
-)
-# the detectors that alarm unless configured otherwise
-DEFAULT_DETECTORS = (
     "spike",
     "shift",
     "variance",
@@ -101,7 +90,7 @@ class MonitorConfig(state_codec.Shareable):
     top_k: int = 3
     seed: int = 0
     # detectors that alarm, and the policy by kind (see models.detectors)
-    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    detectors: tuple[str, ...] = DETECTORS
     debounce: int = 12  # records in a row a sustained deviation needs before it alarms ...
     weak_debounce: int = 48  # ... or one whose peak is at most deviation_history times the
     deviation_history: float = 1.5  # peak of the asset's earlier sustained runs (0: off)
