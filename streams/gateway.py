@@ -20,7 +20,7 @@ from kafka.errors import KafkaError
 from models.datafiles import read_bytes, read_text, resolve, suffix
 from models.errors import DataError, PmaintError
 from models.simulator import EPOCH_MS, SENSORS, SETTINGS, FleetSimulator
-from streams.kafka_clients import check_tls, security_kwargs
+from streams.kafka_clients import check_connection, security_kwargs
 from streams.routing import partition_for
 from streams.settings import Settings
 
@@ -108,7 +108,7 @@ class Gateway:
     """A kafka-python producer of telemetry, framed per partition, paced to a rate."""
 
     def __init__(self, settings: Settings, frame: int = 1, rate: float = 0.0) -> None:
-        check_tls(settings)
+        check_connection(settings)
         try:
             self.producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap_servers(),

@@ -165,6 +165,16 @@ def worker_env(bootstrap: str, prefix: str, **settings: str) -> dict[str, str]:
     return env
 
 
+def run_pmaint(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``pmaint ARGS`` in a subprocess with ``env``; its text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
 def start_worker(
     env: dict[str, str], workdir: Path, ready_timeout: float = 60, data_dir: Path | None = None
 ) -> WorkerProcess:

@@ -6,11 +6,15 @@ both take the same security options, built here once.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import socket
 import ssl
 from typing import Any
 
+from aiokafka import errors as aio_errors
+from aiokafka.conn import create_conn
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -63,6 +67,53 @@ def check_tls(settings: Settings) -> None:
         return
 
 
+def check_sasl(settings: Settings) -> None:
+    """With SASL on, log in to the first bootstrap broker once before a client starts, so
+    rejected credentials or a mechanism the broker lacks are one clear ``PmaintError`` instead
+    of clients retrying (kafka-python) or raising ``KeyError: 'v'`` (aiokafka). Unreachable
+    brokers are left to the clients to report."""
+    if not settings.kafka_security_protocol.startswith("SASL"):
+        return
+    host, _, port = settings.bootstrap_servers()[0].rpartition(":")
+    host = host.strip("[]")
+    where = f"Kafka at {host}:{port}: SASL {settings.kafka_sasl_mechanism} login as"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # works inside a running loop too
+        failure = pool.submit(asyncio.run, _sasl_login(settings, host, int(port))).result()
+    if failure is not None:
+        raise PmaintError(f"{where} {settings.kafka_sasl_username!r} failed: {failure}")
+
+
+async def _sasl_login(settings: Settings, host: str, port: int) -> str | None:
+    """Open and close one authenticated connection; why it was refused, or ``None``."""
+    timeout_ms = round(settings.kafka_connect_timeout_s * 1000)
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(host, port, request_timeout_ms=timeout_ms, **security_kwargs(settings)),
+            settings.kafka_connect_timeout_s,
+        )
+    except KeyError:
+        # the broker answered the SCRAM proof with an RFC 5802 server-error ("e=...") inside
+        # a successful SaslAuthenticate response; aiokafka reads it as a missing "v" key
+        return "the broker rejected the user name or password"
+    except aio_errors.SaslAuthenticationFailed:
+        return "the broker rejected the user name or password"
+    except aio_errors.UnsupportedSaslMechanismError:
+        return "the broker does not offer this mechanism"
+    except aio_errors.KafkaConnectionError:
+        # connected, then dropped: Tansu drops a handshake for a mechanism it lacks
+        return "the broker closed the connection (does it offer this mechanism?)"
+    except (aio_errors.KafkaError, OSError, TimeoutError, ValueError):
+        return None
+    conn.close()
+    return None
+
+
+def check_connection(settings: Settings) -> None:
+    """The TLS and SASL checks a client runs before it starts."""
+    check_tls(settings)
+    check_sasl(settings)
+
+
 def security_kwargs(settings: Settings) -> dict[str, Any]:
     """Security options shared by kafka-python and aiokafka clients."""
     kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
@@ -81,7 +132,7 @@ def security_kwargs(settings: Settings) -> dict[str, Any]:
 
 def admin_client(settings: Settings) -> KafkaAdminClient:
     """A kafka-python admin client, or a ``PmaintError`` naming the unreachable brokers."""
-    check_tls(settings)
+    check_connection(settings)
     try:
         return KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers(),

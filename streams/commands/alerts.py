@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from models.errors import ConfigError, DataError, PmaintError
 from streams.alert_event import KINDS, SEVERITIES, AlertEvent, to_rfc3339
-from streams.kafka_clients import check_tls, security_kwargs
+from streams.kafka_clients import check_connection, security_kwargs
 from streams.settings import Settings, load_settings
 
 EXAMPLES = """examples:
@@ -160,7 +160,7 @@ async def _follow(settings: Settings, args: argparse.Namespace, printer: _Printe
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    check_tls(settings)
+    check_connection(settings)
     printer = _Printer(args, sys.stdout)
     job = _follow(settings, args, printer) if args.follow else catch_up(settings, printer)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one-line error says it

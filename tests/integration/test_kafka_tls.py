@@ -4,14 +4,12 @@ and ``pmaint alerts`` with ``PMAINT_KAFKA_SECURITY_PROTOCOL=SSL``; a wrong CA is
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streams.harness import start_worker, wait_until, worker_env
+from streams.harness import run_pmaint, start_worker, wait_until, worker_env
 from streams.tls_harness import TlsBroker, make_ca, start_tls_tansu
 
 pytestmark = pytest.mark.integration
@@ -22,13 +20,6 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     broker = start_tls_tansu(tmp_path_factory.mktemp("tansu-tls"))
     yield broker
     broker.stop()
-
-
-def pmaint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def tls_env(broker: TlsBroker, prefix: str, cafile: Path, **settings: str) -> dict[str, str]:
@@ -47,13 +38,13 @@ def test_worker_produce_and_alerts_over_tls(
     )  # fmt: skip
     worker = start_worker(env, tmp_path)
     try:
-        sent = pmaint(env, "produce", "--simulate", "--assets", "4", "--records", "400",
-                      "--frame", "20", "--faults", "1.0", "--seed", "5")  # fmt: skip
+        sent = run_pmaint(env, "produce", "--simulate", "--assets", "4", "--records", "400",
+                          "--frame", "20", "--faults", "1.0", "--seed", "5")  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         wait_until(lambda: worker.metric("pmaint_records_total", outcome="ok") >= 400, 90, "ok")
         wait_until(lambda: worker.metric("pmaint_alerts_total") >= 1, 30, "an alert")
         published = worker.metric("pmaint_alerts_total")
-        tail = pmaint(env, "alerts", "--json")
+        tail = run_pmaint(env, "alerts", "--json")
         assert tail.returncode == 0, tail.stderr
         events = [json.loads(line) for line in tail.stdout.splitlines()]
         assert len(events) == published
@@ -73,7 +64,7 @@ def test_wrong_ca_is_one_clear_line(
         ("worker",),
         ("check",),
     ):
-        done = pmaint(env, *args)
+        done = run_pmaint(env, *args)
         out = done.stderr if args[0] != "check" else done.stdout
         assert done.returncode != 0, args
         line = [x for x in out.splitlines() if "TLS handshake failed" in x]

