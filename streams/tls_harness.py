@@ -67,13 +67,16 @@ class TlsBroker:
         self.broker.stop()
 
 
-def start_tls_tansu(workdir: Path) -> TlsBroker:
-    """Tansu reachable only over TLS (through ``stunnel4`` on a free port)."""
+def start_tls_tansu(workdir: Path, authentication: bool = False) -> TlsBroker:
+    """Tansu reachable only over TLS (through ``stunnel4`` on a free port), with SASL
+    logins required when ``authentication``."""
     binary = require("stunnel4")
     ca = make_ca(workdir, "pmaint-test-ca")
     cert, key = issue_server_cert(workdir, ca)
     tls_port = free_port()
-    broker = EmbeddedBroker(workdir / "tansu.log", advertised_port=tls_port)
+    broker = EmbeddedBroker(
+        workdir / "tansu.log", advertised_port=tls_port, authentication=authentication
+    )
     conf = workdir / "stunnel.conf"
     conf.write_text(
         "foreground = yes\npid =\ndebug = warning\n[kafka]\n"
