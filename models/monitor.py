@@ -344,9 +344,10 @@ class AssetMonitor:
         >>> m._level is not None, m._novelty.snapshot().tolist() == old._novelty.snapshot().tolist()
         (True, True)
         """
-        if config != self.config:
+        changed = _changed_parts(self.config, config) if config != self.config else ()
+        if changed:
             fresh = AssetMonitor(config)
-            for part in _changed_parts(self.config, config):
+            for part in changed:
                 setattr(self, part, getattr(fresh, part))
         self.config = config  # one instance shared by the assets of a policy rule
 
