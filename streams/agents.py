@@ -66,6 +66,7 @@ from streams.schema import DeadLetter, Telemetry
 from streams.settings import default
 from streams.sinks.base import Sink
 from streams.sinks.line_protocol import Point
+from streams.time_budget import TimeBudget
 
 log = logging.getLogger("pmaint.agents")
 
@@ -388,38 +389,37 @@ class TelemetryAgent:
         (the loop, and with it the outputs before, would wait for all of them). Also run by a
         timer, budget after budget while no batch is in, so a worker without traffic saves its
         assets too. Returns how many were saved."""
-        started = time.perf_counter()
-        budget_s = self.budget_s * share
-        assets = self.processor.fleet.assets
-        saved = 0
-        while self._due:  # at least 16 a call, so the oldest requests are always taken
-            for state in [self._due.pop(k) for k in list(self._due)[:16]]:
+        budget = TimeBudget(self.budget_s * share)
+        fleet = self.processor.fleet
+        assets, saved = fleet.assets, 0
+        # at least one chunk (16) a call, so the oldest requests are always taken
+        for chunk in budget.chunks_of(self._pop_due):
+            for state in chunk:
                 if assets.get(state.asset_id) is state:  # not dropped or evicted since
                     self.save(state)
                     saved += 1
-            if time.perf_counter() - started >= budget_s:
-                return saved
+        if budget.spent:
+            return saved
         before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        while time.perf_counter() - started < budget_s:
-            due = self.processor.fleet.unsaved_since(before, 16)
-            for state in due:
+        for chunk in budget.chunks_of(partial(fleet.unsaved_since, before), check_first=True):
+            for state in chunk:
                 self.save(state)
-            saved += len(due)
-            if not due:
-                break
+            saved += len(chunk)
         return saved
+
+    def _pop_due(self, limit: int) -> list[AssetState]:
+        """The first ``limit`` checkpoints the pipeline asked for, no longer asked for."""
+        return [self._due.pop(k) for k in list(self._due)[:limit]]
 
     def revive_silent(self, now: float) -> None:
         """Bring the watched assets whose silence matters at event time ``now`` back into
         memory (the alert engine's tick then judges them), for at most a share of a part's
         budget (16 at least); the rest wait for the next tick."""
-        started = time.perf_counter()
+        budget = TimeBudget(self.budget_s * CHECKPOINT_SHARE)
         fleet = self.processor.fleet
-        while due := fleet.silent.pop_due(now, limit=16):
-            for asset_id, partition in due:
+        for chunk in budget.chunks_of(lambda limit: fleet.silent.pop_due(now, limit)):
+            for asset_id, partition in chunk:
                 fleet.revive(asset_id, partition)
-            if time.perf_counter() - started >= self.budget_s * CHECKPOINT_SHARE:
-                break
 
     def scan_stored(self, asset_ids: Iterable[str | bytes]) -> None:
         """Watch for silence these stored assets of this worker's partitions (those not in
@@ -433,14 +433,11 @@ class TelemetryAgent:
         """Read the alert state of stored assets found by :meth:`scan_stored`, for at most
         ``share`` of a part's budget, and watch each until its silence matters; returns how many
         were taken."""
-        started, stored, taken = time.perf_counter(), self._stored, 0
+        budget, taken = TimeBudget(self.budget_s * share), 0
         fleet, engine = self.processor.fleet, self.pipeline.engine
-        while stored and time.perf_counter() - started < self.budget_s * share:
-            batch = list(itertools.islice(stored, 16))
-            for asset_id in batch:
-                del stored[asset_id]
-            taken += len(batch)
-            for asset_id in batch:
+        for chunk in budget.chunks_of(self._pop_stored, check_first=True):
+            taken += len(chunk)
+            for asset_id in chunk:
                 if asset_id in fleet.assets or asset_id in fleet.silent:
                     continue
                 raw = self.checkpoint_of(asset_id)
@@ -453,6 +450,13 @@ class TelemetryAgent:
                 partition = partition_for(asset_id, self.processor.partitions)
                 fleet.silent.watch(asset_id, partition, engine.next_look(alert))
         return taken
+
+    def _pop_stored(self, limit: int) -> list[str]:
+        """The first ``limit`` stored assets found by :meth:`scan_stored`, no longer waiting."""
+        chunk = list(itertools.islice(self._stored, limit))
+        for asset_id in chunk:
+            del self._stored[asset_id]
+        return chunk
 
     def save(self, state: AssetState) -> None:
         """Checkpoint ``state`` now; it goes into the table once the outputs of the records it
