@@ -18,12 +18,14 @@ Operating settings travel in the same ``x`` under keys starting with ``regime_pr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from river import anomaly, stats
 
+from models.detectors.kernels import scaler_deviations, scaler_learn, scaler_score
 from models.state_codec import HasCaches
 
 Features = Mapping[str, float]
@@ -153,6 +155,65 @@ def _table(rows: Sequence[Features], names: Mapping[str, int]) -> np.ndarray[Any
     return out
 
 
+class SensorTable(HasCaches):
+    """Running statistics of one operating regime's sensors: a row each of records seen,
+    mean and variance (updated in place by compiled kernels), in the order the sensors
+    first came.
+
+    >>> t = SensorTable()
+    >>> t.rows_for({"s2": 1.0, "s1": 2.0}, grow=True).tolist(), t.names
+    ([0, 1], ('s2', 's1'))
+    >>> t.rows_for({"s1": 2.0, "s3": 0.0}).tolist()
+    [1, -1]
+    >>> t.drop(["s2"]); t.names, t.rows_for({"s1": 2.0}).tolist()
+    (('s1',), [0])
+    """
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.stats: NDArray[np.float64] = np.zeros((0, 3))
+
+    # the rows of the last record's sensors in its order (-1: none yet), and whether it had a
+    # sensor without a row (caches: never checkpointed)
+    _keys: tuple[str, ...] | None = None
+    _rows: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+    _missing = False
+    CACHES = ("_keys", "_rows", "_missing")
+
+    @classmethod
+    def of(cls, lists: Mapping[str, Sequence[float]]) -> SensorTable:
+        """A table of per-sensor ``[n, mean, variance]`` lists (checkpoints before tables)."""
+        table = cls()
+        table.names = tuple(lists)
+        table.stats = np.array([list(v) for v in lists.values()], float).reshape(-1, 3)
+        return table
+
+    def rows_for(self, sensors: Features, grow: bool = False) -> NDArray[np.int64]:
+        """The row of each of ``sensors`` (in its order), -1 where there is none; ``grow``:
+        a new row (nothing learned yet) for each sensor without one."""
+        keys = tuple(sensors)
+        if keys != self._keys or (grow and self._missing):
+            index = {k: i for i, k in enumerate(self.names)}
+            new = [k for k in keys if k not in index]
+            if grow and new:
+                index.update((k, i) for i, k in enumerate(new, len(self.names)))
+                self.names += tuple(new)
+                self.stats = np.concatenate([self.stats, np.zeros((len(new), 3))])
+                new = []
+            self._rows = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
+            self._keys, self._missing = keys, bool(new)
+        return self._rows
+
+    def drop(self, sensors: Iterable[str]) -> None:
+        """Forget the statistics of ``sensors``."""
+        gone = set(sensors)
+        keep = [i for i, k in enumerate(self.names) if k not in gone]
+        if len(keep) < len(self.names):
+            self.names = tuple(self.names[i] for i in keep)
+            self.stats = np.ascontiguousarray(self.stats[keep])
+            self._keys = None
+
+
 class RegimeScaler(HasCaches):
     """Running per-regime, per-sensor mean and variance; signed standardised deviations.
 
@@ -206,12 +267,13 @@ class RegimeScaler(HasCaches):
         self.regime_tolerance = regime_tolerance
         self.max_regimes = max_regimes
         self._regimes = OperatingRegimes(regime_tolerance, max_regimes)
-        self._stats: dict[int, dict[str, list[float]]] = {}
+        self._tables = {}  # per regime
 
     # The last scored ``x``, split and located, for a ``learn_one`` of the same object to reuse
     # (``x`` must not change in between). Not part of the state: never pickled.
     _located: tuple[Features, dict[str, float], dict[str, float], int | None] | None = None
     CACHES = ("_located",)
+    _tables: dict[int, SensorTable] | None = None  # (None: a checkpoint of per-sensor lists)
 
     def _locate(self, x: Features) -> tuple[dict[str, float], dict[str, float], int | None]:
         sensors, settings = self.split(x)
@@ -266,19 +328,13 @@ class RegimeScaler(HasCaches):
         :meth:`regimes_of` gives it, ``None`` for a new one)."""
         if regime is None:
             regime = self._regimes.learn_one(settings)
-        table = self._stats.setdefault(regime, {})
-        least, get = 1.0 / self.window, table.get
-        for k, v in sensors.items():
-            st = get(k)
-            if st is None:
-                table[k] = [1.0, v, 0.0]
-                continue
-            st[0] = n = st[0] + 1.0  # (counted before a bad value raises, as always)
-            a = 1.0 / n
-            a = least if least > a else a  # max(1.0 / n, least), cheaper
-            mean = st[1]
-            d = v - mean
-            st[1], st[2] = mean + a * d, (1.0 - a) * (st[2] + a * d * d)
+        tables = self._tables if self._tables is not None else self._take_over()
+        table = tables.get(regime)
+        if table is None:
+            table = tables[regime] = SensorTable()
+        rows = table.rows_for(sensors, grow=True)
+        values = _values(sensors)
+        scaler_learn(table.stats, values, rows, 1.0 / self.window)
 
     def contributions(self, x: Features) -> dict[str, float]:
         """Signed standardised deviation of each scored sensor of ``x`` (learns nothing)."""
@@ -287,32 +343,61 @@ class RegimeScaler(HasCaches):
 
     def deviations(self, sensors: Features, regime: int | None) -> dict[str, float]:
         """:meth:`contributions` of a record's sensors already split off and located."""
-        table = self._stats.get(regime) if regime is not None else None
-        if not table:
-            return {}
-        out: dict[str, float] = {}
-        clip, resolution, min_count, sqrt = self.clip, self.resolution, self.min_count, math.sqrt
-        low, get = -clip, table.get
-        for k, v in sensors.items():
-            st = get(k)
-            if st is None:
-                continue
-            n, mean, var = st
-            if n < min_count:
-                continue
-            sd = sqrt(var) + resolution * abs(mean) + 1e-9
-            q = (v - mean) / sd
-            q = q if q < clip else clip  # max(-clip, min(clip, q)), NaN included
-            out[k] = q if q > low else low
-        return out
+        deviations = self._deviation_array(sensors, regime)
+        return (
+            {} if deviations is None else _as_dict(sensors, deviations[0].tolist(), deviations[1])
+        )
+
+    def _deviation_array(
+        self, sensors: Features, regime: int | None
+    ) -> tuple[NDArray[np.float64], int] | None:
+        """The deviation of each of ``sensors`` in its order (NaN: not scored) and how many
+        are scored; ``None`` when nothing of ``regime`` was learned."""
+        tables = self._tables if self._tables is not None else self._take_over()
+        table = tables.get(regime) if regime is not None else None
+        if table is None or not table.names or not sensors:
+            return None
+        values = _values(sensors)
+        z = np.empty(len(values))
+        scored = scaler_deviations(
+            table.stats, values, table.rows_for(sensors), self.clip, self.resolution,
+            self.min_count, z,
+        )  # fmt: skip
+        return z, scored
 
     def forget(self, sensors: Features | list[str], x: Features | None = None) -> None:
         """Drop the statistics of ``sensors`` (in ``x``'s regime, or in all regimes)."""
         regime = self.regime_of(x) if x is not None else None
-        for r, table in self._stats.items():
+        tables = self._tables if self._tables is not None else self._take_over()
+        for r, table in tables.items():
             if regime is None or r == regime:
-                for k in sensors:
-                    table.pop(k, None)
+                table.drop(sensors)
+
+    def _take_over(self) -> dict[int, SensorTable]:
+        """The statistics as tables, taken over from the per-sensor lists of a checkpoint
+        written before they were arrays."""
+        lists: dict[int, dict[str, list[float]]] = self.__dict__.pop("_stats", {})
+        self._tables = {r: SensorTable.of(table) for r, table in lists.items()}
+        return self._tables
+
+
+def _values(sensors: Features) -> NDArray[np.float64]:
+    """The values of ``sensors``, in order. A value that is not a real number raises
+    ``TypeError``, as arithmetic on it did (numpy alone would read ``None`` as NaN).
+
+    >>> _values({"s1": None})
+    Traceback (most recent call last):
+    TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'
+    """
+    sum(sensors.values())  # (raises on a value that is not a number; cheaper than a loop)
+    return np.fromiter(sensors.values(), float, len(sensors))
+
+
+def _as_dict(sensors: Features, z: list[float], scored: int) -> dict[str, float]:
+    """The scored ones of a record's deviations ``z`` by sensor (NaN: not scored)."""
+    if scored == len(z):
+        return dict(zip(sensors, z, strict=True))
+    return {k: q for k, q in zip(sensors, z, strict=True) if not math.isnan(q)}
 
 
 def aggregate(z: Mapping[str, float], how: str = "mean") -> float:
@@ -363,6 +448,13 @@ class Scorer(RegimeScaler):
         """The score of a record already split and located, and its deviations."""
         raise NotImplementedError
 
+    def explain_located(
+        self, sensors: Features, regime: int | None, k: int
+    ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
+        """:meth:`score_located` and the ``k`` largest deviations (:func:`top_contributors`)."""
+        score, z = self.score_located(sensors, regime)
+        return score, z, top_contributors(z, k)
+
     def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
         """``(score_one(x), contributions(x))`` computed once."""
         sensors, _, regime = self._locate(x)
@@ -404,6 +496,31 @@ class DeviationScorer(Scorer):
         """:meth:`score_and_explain` of a record already split and located."""
         z = self.deviations(sensors, regime)
         return aggregate(z, self.how), z
+
+    def explain_located(
+        self, sensors: Features, regime: int | None, k: int
+    ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
+        """:meth:`score_located` and the ``k`` largest deviations, from one compiled pass over
+        the deviations (the same numbers as :func:`aggregate` and :func:`top_contributors`).
+
+        >>> m = DeviationScorer(min_count=5)
+        >>> for i in range(50):
+        ...     m.learn_one({"s1": 10.0 + (i % 5) * 0.1, "s2": 1.0 + (i % 3) * 0.01})
+        >>> x = {"s1": 15.0, "s2": 1.01}
+        >>> score, z = m.score_located(x, 0)
+        >>> m.explain_located(x, 0, 1) == (score, z, top_contributors(z, 1))
+        True
+        """
+        deviations = self._deviation_array(sensors, regime)
+        if deviations is None:
+            return 0.0, {}, ()
+        z, scored = deviations
+        candidates = np.empty(len(z), dtype=np.int64)
+        score, n = scaler_score(z, _AGGREGATES.index(self.how), k, candidates)
+        keys, values = tuple(sensors), z.tolist()
+        ranked = sorted([(-abs(values[i]), keys[i], values[i]) for i in candidates[:n].tolist()])
+        top = tuple([(s, round(q, 3)) for _, s, q in ranked[:k]])
+        return score, _as_dict(sensors, values, scored), top
 
 
 class HalfSpaceScorer(Scorer):

@@ -37,7 +37,7 @@ from functools import lru_cache
 from itertools import repeat
 
 from models import state_codec
-from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer, top_contributors
+from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.flatline import FlatlineDetector
@@ -468,7 +468,7 @@ class AssetMonitor:
         ``regime``), learn from it, and append its results to ``run`` (``novelty``: the run's
         novelty findings where planned)."""
         cfg = self.config
-        score, z = self._scorer.score_located(sensors, regime)
+        score, z, top = self._scorer.explain_located(sensors, regime, cfg.top_k)
         threshold = self._threshold.get()
         self._seen += 1
         warming_up = self._seen <= cfg.warm_up
@@ -477,7 +477,6 @@ class AssetMonitor:
         # a lasting fault must not teach the threshold that it is normal: no score counts above
         # threshold_cap times the floor
         self._threshold.update(min(score, self._threshold.floor * cfg.threshold_cap))
-        top = top_contributors(z, cfg.top_k)
         novel = None
         if novelty is not None and len(run) < novelty.size:
             novel = novelty.take(len(run))
