@@ -8,6 +8,8 @@ usually move together and now do not. Hotelling's T² is the other half: the rec
 inside the components, each scaled by its variance (sensors that still move together, but
 further than ever). Like the novelty detectors, each statistic alarms when it rises above its
 slowly forgetting maximum by ``margin`` times that maximum; the larger excess is reported.
+A record is projected, judged and learned in one compiled call (the decomposition stays in
+numpy), with the products and sums numpy's would give, to the last bit.
 
 State: a tuple of sensor names and numpy arrays (plain data for any checkpoint codec).
 """
@@ -19,11 +21,13 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import covariance_learn
+from models.detectors.kernels import correlation_step, covariance_learn
 
 # a record's residual off the components and its per-sensor T² contributions, with their SPE
 # (squared residual) and T² (sum)
 _Parts = tuple[NDArray[np.float64], NDArray[np.float64], float, float]
+Findings = dict[str, tuple[float, tuple[str, ...]]]
+_NO_BASIS, _NO_VARIANCE = np.zeros((0, 0)), np.zeros(0)  # the compiled step before components
 
 
 class CorrelationDetector:
@@ -92,7 +96,9 @@ class CorrelationDetector:
         self._basis: NDArray[np.float64] | None = None
         self._max = 0.0
 
-    def _vector(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
+    def _values(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
+        """``z``'s values in its own order (``[self._order]``: in the state's); None when too
+        few. Another sensor set starts the detector again."""
         if len(z) < self.min_sensors:
             return None
         keys = tuple(z)
@@ -103,7 +109,7 @@ class CorrelationDetector:
                 self._t2_max, self._inverse_variance = 0.0, None
                 self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
             self._keys, self._order = keys, np.argsort(keys, kind="stable")
-        return np.fromiter(z.values(), float, len(z))[self._order]
+        return np.fromiter(z.values(), float, len(z))
 
     def _split(self, v: NDArray[np.float64]) -> _Parts | None:
         """The record's residual off the components and per-sensor T² contributions, with their
@@ -116,30 +122,53 @@ class CorrelationDetector:
         # (add.reduce is what ndarray.sum runs, without its Python-level wrapper)
         return res, t2_parts, float(res @ res), float(np.add.reduce(t2_parts, axis=None))
 
-    def score_one(self, z: Mapping[str, float]) -> dict[str, tuple[float, tuple[str, ...]]]:
+    def score_one(self, z: Mapping[str, float]) -> Findings:
         """``{"correlation": (excess, sensors)}`` when the SPE or T² is novel, else ``{}``."""
-        v = self._vector(z)
-        return {} if v is None else self._judge(self._split(v))
+        return self._step(z, judge=True, learn=False)
 
     def learn_one(self, z: Mapping[str, float]) -> None:
         """Take ``z`` into the covariance (and the remembered SPE and T² maxima)."""
-        v = self._vector(z)
-        if v is not None:
-            self._learn(v, self._split(v))
+        self._step(z, judge=False, learn=True)
 
-    def score_learn_one(
-        self, z: Mapping[str, float], score: bool = True
-    ) -> dict[str, tuple[float, tuple[str, ...]]]:
+    def score_learn_one(self, z: Mapping[str, float], score: bool = True) -> Findings:
         """:meth:`score_one` (when ``score``) then :meth:`learn_one`, the projection made once."""
-        v = self._vector(z)
-        if v is None:
+        return self._step(z, judge=score, learn=True)
+
+    def _step(self, z: Mapping[str, float], judge: bool, learn: bool) -> Findings:
+        """One record in one compiled call (:func:`~models.detectors.kernels.correlation_step`):
+        judged when ``judge`` (and past ``min_count``), learned when ``learn``; every
+        ``refresh`` records learned, the components are recomputed."""
+        values = self._values(z)
+        if values is None:
             return {}
+        judge = judge and self._n >= self.min_count
+        if correlation_step is None:
+            return self._numpy_step(values[self._order], judge, learn)
+        basis, inverse_variance = self._basis, self._inverse_variance
+        if basis is None or inverse_variance is None:
+            basis, inverse_variance = _NO_BASIS, _NO_VARIANCE
+        excess, *top, spe_max, t2_max = correlation_step(
+            values, self._order, self._mean, self._cov, basis, inverse_variance, self._n,
+            self._max, self._t2_max, self.margin, self.decay, self.alpha, judge, learn,
+        )  # fmt: skip
+        if learn:
+            self._max, self._t2_max = spe_max, t2_max
+            self._n += 1
+            if self._n % self.refresh == 0:
+                self._decompose()
+        if not excess:
+            return {}
+        return {"correlation": (excess, tuple(self._names[i] for i in top if i >= 0))}
+
+    def _numpy_step(self, v: NDArray[np.float64], judge: bool, learn: bool) -> Findings:
+        """:meth:`_step` in numpy (where the compiled step is not available)."""
         parts = self._split(v)
-        found = self._judge(parts) if score else {}
-        self._learn(v, parts)
+        found = self._judge(parts) if judge else {}
+        if learn:
+            self._learn(v, parts)
         return found
 
-    def _judge(self, parts: _Parts | None) -> dict[str, tuple[float, tuple[str, ...]]]:
+    def _judge(self, parts: _Parts | None) -> Findings:
         if parts is None or self._n < self.min_count:
             return {}
         res, t2_parts, spe, t2 = parts
