@@ -18,7 +18,7 @@ Operating settings travel in the same ``x`` under keys starting with ``regime_pr
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from river import anomaly, stats
 
 from models.detectors.kernels import scaler_deviations, scaler_learn, scaler_score
+from models.sensor_table import SensorTable
 from models.state_codec import HasCaches
 
 Features = Mapping[str, float]
@@ -155,65 +156,6 @@ def _table(rows: Sequence[Features], names: Mapping[str, int]) -> np.ndarray[Any
     return out
 
 
-class SensorTable(HasCaches):
-    """Running statistics of one operating regime's sensors: a row each of records seen,
-    mean and variance (updated in place by compiled kernels), in the order the sensors
-    first came.
-
-    >>> t = SensorTable()
-    >>> t.rows_for({"s2": 1.0, "s1": 2.0}, grow=True).tolist(), t.names
-    ([0, 1], ('s2', 's1'))
-    >>> t.rows_for({"s1": 2.0, "s3": 0.0}).tolist()
-    [1, -1]
-    >>> t.drop(["s2"]); t.names, t.rows_for({"s1": 2.0}).tolist()
-    (('s1',), [0])
-    """
-
-    def __init__(self) -> None:
-        self.names: tuple[str, ...] = ()
-        self.stats: NDArray[np.float64] = np.zeros((0, 3))
-
-    # the rows of the last record's sensors in its order (-1: none yet), and whether it had a
-    # sensor without a row (caches: never checkpointed)
-    _keys: tuple[str, ...] | None = None
-    _rows: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-    _missing = False
-    CACHES = ("_keys", "_rows", "_missing")
-
-    @classmethod
-    def of(cls, lists: Mapping[str, Sequence[float]]) -> SensorTable:
-        """A table of per-sensor ``[n, mean, variance]`` lists (checkpoints before tables)."""
-        table = cls()
-        table.names = tuple(lists)
-        table.stats = np.array([list(v) for v in lists.values()], float).reshape(-1, 3)
-        return table
-
-    def rows_for(self, sensors: Features, grow: bool = False) -> NDArray[np.int64]:
-        """The row of each of ``sensors`` (in its order), -1 where there is none; ``grow``:
-        a new row (nothing learned yet) for each sensor without one."""
-        keys = tuple(sensors)
-        if keys != self._keys or (grow and self._missing):
-            index = {k: i for i, k in enumerate(self.names)}
-            new = [k for k in keys if k not in index]
-            if grow and new:
-                index.update((k, i) for i, k in enumerate(new, len(self.names)))
-                self.names += tuple(new)
-                self.stats = np.concatenate([self.stats, np.zeros((len(new), 3))])
-                new = []
-            self._rows = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
-            self._keys, self._missing = keys, bool(new)
-        return self._rows
-
-    def drop(self, sensors: Iterable[str]) -> None:
-        """Forget the statistics of ``sensors``."""
-        gone = set(sensors)
-        keep = [i for i, k in enumerate(self.names) if k not in gone]
-        if len(keep) < len(self.names):
-            self.names = tuple(self.names[i] for i in keep)
-            self.stats = np.ascontiguousarray(self.stats[keep])
-            self._keys = None
-
-
 class RegimeScaler(HasCaches):
     """Running per-regime, per-sensor mean and variance; signed standardised deviations.
 
@@ -331,7 +273,7 @@ class RegimeScaler(HasCaches):
         tables = self._tables if self._tables is not None else self._take_over()
         table = tables.get(regime)
         if table is None:
-            table = tables[regime] = SensorTable()
+            table = tables[regime] = SensorTable(3)
         rows = table.rows_for(sensors, grow=True)
         values = _values(sensors)
         scaler_learn(table.stats, values, rows, 1.0 / self.window)
@@ -377,7 +319,7 @@ class RegimeScaler(HasCaches):
         """The statistics as tables, taken over from the per-sensor lists of a checkpoint
         written before they were arrays."""
         lists: dict[int, dict[str, list[float]]] = self.__dict__.pop("_stats", {})
-        self._tables = {r: SensorTable.of(table) for r, table in lists.items()}
+        self._tables = {r: SensorTable.of(table, 3) for r, table in lists.items()}
         return self._tables
 
 

@@ -18,7 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from river import drift as river_drift
+
+from models.detectors.kernels import cusum_step
+from models.sensor_table import SensorTable
 
 _ADWIN: Any = river_drift.ADWIN
 
@@ -94,37 +98,32 @@ class SensorDriftDetector:
         self.delta = delta
         self.min_shift = min_shift
         self.merge_s = merge_s
-        self._cusum: dict[str, list[float]] = {}  # sensor -> [g_up, n_up, g_down, n_down]
+        # per sensor: g_up, n_up, g_down, n_down (a dict of lists in older checkpoints)
+        self._cusum: SensorTable | dict[str, list[float]] = SensorTable(4)
         self._adwin: dict[str, Any] = {}
         self._last_fired: dict[str, tuple[float, float]] = {}  # sensor -> (time, sign)
 
     def _cusum_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
-        """One two-sided CUSUM step of every sensor of ``z``: the sensors that fired, with their
+        """One two-sided CUSUM step of every sensor of ``z`` (compiled:
+        :func:`~models.detectors.kernels.cusum_step`): the sensors that fired, with their
         estimated shift (their statistics start again)."""
-        k, limit, table = self.slack, self.limit, self._cusum
-        low, get = -k, table.get
-        fired = []
-        for sensor, value in z.items():
-            st = get(sensor)
-            if st is None:
-                st = table[sensor] = [0.0, 0.0, 0.0, 0.0]
-            elif st[0] == 0.0 and st[2] == 0.0 and low <= value <= k:
-                continue  # both sums at 0 (so their counts too) and staying there: no change
-            up = st[0] + value - k
-            st[0] = up = up if up > 0.0 else 0.0  # max(0.0, up), NaN included
-            st[1] = st[1] + 1.0 if up > 0.0 else 0.0
-            down = st[2] - value - k
-            st[2] = down = down if down > 0.0 else 0.0
-            st[3] = st[3] + 1.0 if down > 0.0 else 0.0
-            if up > limit:
-                shift = k + up / st[1]
-            elif down > limit:
-                shift = -(k + down / st[3])
-            else:
-                continue
-            st[:] = [0.0, 0.0, 0.0, 0.0]
-            fired.append((sensor, shift))
-        return fired
+        table = self._table()
+        rows = table.rows_for(z, grow=True)
+        values = np.fromiter(z.values(), float, len(z))
+        fired, shifts = np.empty(len(z), dtype=np.int64), np.empty(len(z))
+        n = cusum_step(table.stats, values, rows, self.slack, self.limit, fired, shifts)
+        if not n:
+            return []
+        keys = tuple(z)
+        return [(keys[i], s) for i, s in zip(fired[:n].tolist(), shifts[:n].tolist(), strict=True)]
+
+    def _table(self) -> SensorTable:
+        """The CUSUM state (a checkpoint written before it was a table holds per-sensor lists:
+        taken over here)."""
+        table = self._cusum
+        if isinstance(table, dict):
+            table = self._cusum = SensorTable.of(table, 4)
+        return table
 
     def _adwin_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
         """One ADWIN step of every sensor of ``z``: the sensors that fired, with their shift."""
@@ -165,6 +164,6 @@ class SensorDriftDetector:
 
     def reset(self, sensors: list[str]) -> None:
         """Forget the change statistics of ``sensors`` (after their baseline was relearned)."""
+        self._table().drop(sensors)
         for s in sensors:
-            self._cusum.pop(s, None)
             self._adwin.pop(s, None)

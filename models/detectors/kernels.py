@@ -783,3 +783,44 @@ _CORRELATION_STEP_SIGNATURE = (
 # where numpy's BLAS is not found the compiled step cannot reproduce its products: None (the
 # detector keeps its numpy step)
 correlation_step = compiled(_CORRELATION_STEP_SIGNATURE)(_correlation_step) if _BLAS else None
+
+
+@compiled(
+    "int64(float64[:, ::1], float64[::1], int64[::1], float64, float64, int64[::1], float64[::1])"
+)
+def cusum_step(
+    state: NDArray[np.float64],
+    values: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    slack: float,
+    limit: float,
+    fired: NDArray[np.int64],
+    shifts: NDArray[np.float64],
+) -> int:
+    """One two-sided CUSUM step of each of ``values`` on its ``rows`` of ``state`` (upper sum,
+    its count, lower sum, its count), in place, as ``SensorDriftDetector`` always did: the
+    positions of the values that fired into ``fired``, their shifts into ``shifts`` (their rows
+    start again). Returns how many fired."""
+    low, n = -slack, 0
+    for i in range(len(values)):
+        row, value = rows[i], values[i]
+        if state[row, 0] == 0.0 and state[row, 2] == 0.0 and low <= value <= slack:
+            continue  # both sums at 0 (so their counts too) and staying there: no change
+        up = state[row, 0] + value - slack
+        up = up if up > 0.0 else 0.0  # max(0.0, up), NaN included
+        state[row, 0] = up
+        state[row, 1] = state[row, 1] + 1.0 if up > 0.0 else 0.0
+        down = state[row, 2] - value - slack
+        down = down if down > 0.0 else 0.0
+        state[row, 2] = down
+        state[row, 3] = state[row, 3] + 1.0 if down > 0.0 else 0.0
+        if up > limit:
+            shift = slack + up / state[row, 1]
+        elif down > limit:
+            shift = -(slack + down / state[row, 3])
+        else:
+            continue
+        state[row, :] = 0.0
+        fired[n], shifts[n] = i, shift
+        n += 1
+    return n

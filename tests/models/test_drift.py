@@ -59,7 +59,7 @@ def test_reset_forgets_sensor_and_state_pickles() -> None:
     b = [clone.update(z, 1000.0 + i) for i, z in enumerate(probe)]
     assert a == b
     det.reset(["s3"])
-    assert "s3" not in det._cusum
+    assert "s3" not in det._table().names
 
 
 def test_bad_method() -> None:
