@@ -25,7 +25,12 @@ import numpy as np
 from numpy.typing import NDArray
 from river import anomaly, stats
 
-from models.detectors.kernels import scaler_deviations, scaler_learn, scaler_score
+from models.detectors.kernels import (
+    regime_nearest,
+    scaler_deviations,
+    scaler_learn,
+    scaler_score,
+)
 from models.sensor_table import SensorTable
 from models.state_codec import HasCaches
 
@@ -61,9 +66,12 @@ class OperatingRegimes(HasCaches):
         self.max_regimes = max_regimes
         self._centres: list[dict[str, float]] = []
 
-    # each centre's tolerance per setting, made once (a cache: never checkpointed)
+    # each centre's tolerance per setting, made once; and for settings of one key order that
+    # every centre has: that order, the number of centres, their values and tolerances as
+    # arrays (caches: never checkpointed)
     _scales: list[list[tuple[str, float, float]]] | None = None
-    CACHES = ("_scales",)
+    _grid: tuple[tuple[str, ...], int, NDArray[np.float64], NDArray[np.float64]] | None = None
+    CACHES = ("_scales", "_grid")
 
     def _scaled(self) -> list[list[tuple[str, float, float]]]:
         """Per centre: (setting, centre value, tolerance * max(1, |value|))."""
@@ -75,7 +83,26 @@ class OperatingRegimes(HasCaches):
             scales.append([(k, c, tolerance * max(1.0, abs(c))) for k, c in centre.items()])
         return scales
 
+    def _grid_for(
+        self, keys: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], int, NDArray[np.float64], NDArray[np.float64]] | None:
+        """The centres as arrays in the order ``keys``, when every centre has exactly those
+        settings (the usual case); else None."""
+        grid, centres = self._grid, self._centres
+        if grid is not None and grid[0] == keys and grid[1] == len(centres):
+            return grid
+        if self.tolerance <= 0 or any(c.keys() != set(keys) for c in centres):
+            return None
+        values = np.array([[c[k] for k in keys] for c in centres], float).reshape(-1, len(keys))
+        scales = self.tolerance * np.maximum(1.0, np.abs(values))
+        self._grid = grid = (keys, len(centres), values, scales)
+        return grid
+
     def _nearest(self, settings: Features) -> tuple[int | None, float]:
+        grid = self._grid_for(tuple(settings))
+        if grid is not None:  # one compiled pass over the centres
+            i, d = regime_nearest(_values(settings), grid[2], grid[3])
+            return (i if i >= 0 else None), d
         best, best_d = None, math.inf
         scales = self._scaled()
         for i, centre in enumerate(self._centres):

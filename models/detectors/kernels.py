@@ -824,3 +824,21 @@ def cusum_step(
         fired[n], shifts[n] = i, shift
         n += 1
     return n
+
+
+@compiled("Tuple((int64, float64))(float64[::1], float64[:, ::1], float64[:, ::1])")
+def regime_nearest(
+    values: NDArray[np.float64], centres: NDArray[np.float64], scales: NDArray[np.float64]
+) -> tuple[int, float]:
+    """The first of ``centres`` (rows) nearest to ``values`` (-1 when none is nearer than
+    infinity) and its distance: the largest ``|value - centre| / scale`` over the settings,
+    NaN ignored, as ``OperatingRegimes`` measures it."""
+    best, best_d = -1, np.inf
+    for i in range(centres.shape[0]):
+        d = 0.0
+        for j in range(values.shape[0]):
+            e = abs(values[j] - centres[i, j]) / scales[i, j]
+            d = e if e > d else d  # max(d, e), NaN ignored
+        if d < best_d:
+            best, best_d = i, d
+    return best, best_d

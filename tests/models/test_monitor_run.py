@@ -186,11 +186,11 @@ def test_caches_are_not_state_a_restored_monitor_goes_on_exactly_alike() -> None
     m = AssetMonitor(BASE)
     for _, sensors, settings, ts in own[:200]:
         m.update(sensors, settings, ts)
-    assert m._novelty._margin_row is not None and m._scorer._regimes._scales
+    assert m._novelty._margin_row is not None and m._scorer._regimes._grid is not None
     saved = m.to_bytes()
     restored = AssetMonitor.from_bytes(saved)
     assert "_margin_row" not in vars(restored._novelty)
-    assert "_scales" not in vars(restored._scorer._regimes)
+    assert "_grid" not in vars(restored._scorer._regimes)
     assert restored.to_bytes() == saved
     for _, sensors, settings, ts in own[200:]:
         assert repr(m.update(sensors, settings, ts)) == repr(restored.update(sensors, settings, ts))
