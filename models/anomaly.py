@@ -297,7 +297,7 @@ class RegimeScaler(HasCaches):
         :meth:`regimes_of` gives it, ``None`` for a new one)."""
         if regime is None:
             regime = self._regimes.learn_one(settings)
-        tables = self._tables if self._tables is not None else self._take_over()
+        tables = self._regime_tables()
         table = tables.get(regime)
         if table is None:
             table = tables[regime] = SensorTable(3)
@@ -322,7 +322,7 @@ class RegimeScaler(HasCaches):
     ) -> tuple[NDArray[np.float64], int] | None:
         """The deviation of each of ``sensors`` in its order (NaN: not scored) and how many
         are scored; ``None`` when nothing of ``regime`` was learned."""
-        tables = self._tables if self._tables is not None else self._take_over()
+        tables = self._regime_tables()
         table = tables.get(regime) if regime is not None else None
         if table is None or not table.names or not sensors:
             return None
@@ -337,17 +337,19 @@ class RegimeScaler(HasCaches):
     def forget(self, sensors: Features | list[str], x: Features | None = None) -> None:
         """Drop the statistics of ``sensors`` (in ``x``'s regime, or in all regimes)."""
         regime = self.regime_of(x) if x is not None else None
-        tables = self._tables if self._tables is not None else self._take_over()
+        tables = self._regime_tables()
         for r, table in tables.items():
             if regime is None or r == regime:
                 table.drop(sensors)
 
-    def _take_over(self) -> dict[int, SensorTable]:
-        """The statistics as tables, taken over from the per-sensor lists of a checkpoint
-        written before they were arrays."""
-        lists: dict[int, dict[str, list[float]]] = self.__dict__.pop("_stats", {})
-        self._tables = {r: SensorTable.of(table, 3) for r, table in lists.items()}
-        return self._tables
+    def _regime_tables(self) -> dict[int, SensorTable]:
+        """The statistics per regime; a checkpoint written before they were tables holds
+        per-sensor lists (``_stats``), taken over here."""
+        tables = self._tables
+        if tables is None:
+            lists: dict[int, dict[str, list[float]]] = self.__dict__.pop("_stats", {})
+            tables = self._tables = {r: SensorTable.of(t, 3) for r, t in lists.items()}
+        return tables
 
 
 def _values(sensors: Features) -> NDArray[np.float64]:
