@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.fleet import stored_alerts
 from streams.gateway import Gateway
 from streams.harness import Server, start_worker, wait_until, worker_env
 from streams.settings import load_settings
@@ -32,6 +33,10 @@ class Fleet:
         self.gateway = Gateway(settings)
         self.rng = random.Random(7)
         self.base = int(time.time() * 1000) - 3_600_000
+
+    def time(self, r: int) -> float:
+        """Round ``r``'s event time, in seconds."""
+        return (self.base + r * 10_000) / 1000
 
     def rounds(self, first: int, last: int, quiet_until: int = 5) -> None:
         for r in range(first, last):
@@ -80,25 +85,36 @@ def test_a_stored_asset_silent_across_a_restart_is_alerted(
     first = start_worker(env, tmp_path)
     changelog = f"{env['PMAINT_APP_ID']}-checkpoints-changelog"
 
-    def saved_before_the_live_ones() -> bool:
-        """Every asset's checkpoint is on the changelog, and the last one of quiet's partition
-        is a live asset's: the test broker (Tansu 0.6) reports a partition's end offset as its
-        last batch's first offset + 1, so a restarted worker's recovery may stop short of the
-        last batch's later records; the live assets report again anyway."""
-        messages = read_topic(bootstrap, changelog)
-        keys = {m.key.decode() for m in messages}
-        partition = next((m.partition for m in messages if m.key == b"quiet"), None)
-        last = [m.key for m in messages if m.partition == partition][-1:]
-        return keys == {*LIVE, "quiet"} and last != [b"quiet"]
+    def saved() -> list[tuple[int, str, float]]:
+        """The changelog's checkpoints: partition, asset, and the event time it last reported."""
+        return [
+            (m.partition, m.key.decode(), stored_alerts(m.value).seen)
+            for m in read_topic(bootstrap, changelog)
+        ]
+
+    def last_reports_saved() -> bool:
+        newest = {asset: seen for _, asset, seen in saved()}
+        return newest == {**dict.fromkeys(LIVE, fleet.time(8)), "quiet": fleet.time(4)}
+
+    def a_live_one_saved_after_quiet() -> bool:
+        """The test broker (Tansu 0.6) reports a partition's end offset as its last batch's
+        first offset + 1, so a restarted worker's recovery may stop short of the last batch's
+        later records: quiet's checkpoint must not be in its partition's last batch."""
+        messages = saved()
+        partition = next(p for p, asset, _ in messages if asset == "quiet")
+        _, last, seen = [m for m in messages if m[0] == partition][-1]
+        return last != "quiet" and seen == fleet.time(9)
 
     try:
         fleet.rounds(0, 9)  # quiet reports until 40 s, the clock reaches 80 s: not stale yet
-        wait_until(saved_before_the_live_ones, 60, "every asset checkpointed")
+        wait_until(last_reports_saved, 60, "every asset's last report checkpointed")
+        fleet.rounds(9, 10)  # saved later, so in a later batch than quiet's (50 s silent)
+        wait_until(a_live_one_saved_after_quiet, 60, "a live asset beside quiet checkpointed")
     finally:
         first.kill()
     second = start_worker(env, tmp_path)  # a new data dir: the table comes from its changelog
     try:
-        fleet.rounds(9, 25)
+        fleet.rounds(10, 25)
         alerts = env["PMAINT_TOPIC_ALERTS"]
         wait_until(lambda: "quiet" in stale_assets(bootstrap, alerts), 30, "quiet alerted")
     finally:
