@@ -105,6 +105,23 @@ def test_new_assets_are_not_checkpointed_on_their_first_record() -> None:
     assert [s.asset_id for s in out.checkpoints] == ["a", "a"]  # records 3 and 6
 
 
+def test_a_fleet_reporting_in_step_falls_due_apart() -> None:
+    pipeline = ModelPipeline(PipelineConfig(checkpoint_every=20))
+    states = [AssetState(f"asset-{i:03d}", 0, NOW_MS) for i in range(40)]
+    due: dict[str, list[int]] = {s.asset_id: [] for s in states}
+    for i in range(1, 41):
+        out = Outputs()
+        for state in states:
+            state.observe(rec(state.asset_id, i))
+            pipeline.observe(state, rec(state.asset_id, i), out)
+        for state in out.checkpoints:
+            due[state.asset_id].append(i)
+    firsts = [records[0] for records in due.values()]
+    assert all(11 <= first <= 20 for first in firsts)  # after half the interval, at the latest
+    assert len(set(firsts)) >= 8  # spread, not all at once
+    assert all(records[1] - records[0] == 20 for records in due.values())  # then every 20
+
+
 def trained_state(asset: str = "a") -> tuple[ModelPipeline, AssetState]:
     pipeline = ModelPipeline(PipelineConfig())
     state = AssetState(asset, 0, NOW_MS)
