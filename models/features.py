@@ -14,9 +14,10 @@ choices for one model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -208,21 +209,33 @@ class Normalizer:
         [0.5]
         """
         try:
-            row = [[float(sensors[name]) for name in self.sensors]]
+            values = [float(sensors[name]) for name in self.sensors]
         except KeyError as exc:
             raise DataError(f"missing sensor {exc.args[0]!r}") from None
-        if not np.isfinite(row).all():
-            bad = next(n for n, v in zip(self.sensors, row[0], strict=True) if not np.isfinite(v))
-            raise DataError(f"non-finite sensor {bad!r}")
-        srow = None
-        if settings is not None and self.n_regimes > 1:
+        if not math.isfinite(sum(values)):  # one sum: finite values rarely overflow it
+            bad = [n for n, v in zip(self.sensors, values, strict=True) if not math.isfinite(v)]
+            if bad:
+                raise DataError(f"non-finite sensor {bad[0]!r}")
+        regime = 0
+        if self.n_regimes > 1:
+            if settings is None:
+                raise DataError(f"operating settings are required ({self.n_regimes} regimes)")
             names = self.setting_names or SETTINGS[: self.centroids.shape[1]]
             try:
                 srow = [[float(settings[name]) for name in names]]
             except KeyError as exc:
                 raise DataError(f"missing operating setting {exc.args[0]!r}") from None
-        out: NDArray[np.float32] = self.transform(row, srow)[0]
+            regime = int(self.regime(srow)[0])
+        lo, span = self._ranges
+        scaled = (np.array(values) - lo[regime]) / span[regime]
+        out: NDArray[np.float32] = scaled.clip(*CLIP).astype(np.float32)
         return out
+
+    @cached_property
+    def _ranges(self) -> tuple[FloatArray, FloatArray]:
+        """Per regime, each sensor's low end and span (1 where the range is empty): what
+        :meth:`transform` scales by, made once for :meth:`transform_one`."""
+        return self.lo, np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (lists of floats)."""

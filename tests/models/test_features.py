@@ -94,6 +94,30 @@ def test_transform_one_matches_batch_and_reports_missing() -> None:
         norm.transform_one(sensors)
 
 
+@pytest.mark.parametrize("regimes", [1, 3])
+def test_transform_one_is_the_batch_scaling_to_the_bit(regimes: int) -> None:
+    runs = simulated_runs(assets=3, lives=1, seed=11, regimes=regimes)
+    norm = fit_normalizer(runs, INFORMATIVE_SENSORS)
+    assert norm.n_regimes == regimes
+    rng = np.random.default_rng(4)
+    raw = np.concatenate([r.sensors for r in runs])
+    settings = np.concatenate([r.settings for r in runs])
+    raw = raw * rng.choice([1.0, 1.0, 1.5, -2.0, 1e300], size=raw.shape)  # clipped, overflowing
+    raw[::7, 3] = -0.0
+    for row, srow in zip(raw, settings, strict=True):
+        sensors = {f"s{i + 1}": float(v) for i, v in enumerate(row)}
+        setting = {f"setting{i + 1}": float(v) for i, v in enumerate(srow)}
+        batch = norm.transform(row[None, [int(n[1:]) - 1 for n in norm.sensors]], srow[None])[0]
+        assert norm.transform_one(sensors, setting).tobytes() == batch.tobytes()
+
+
+def test_transform_one_names_a_non_finite_sensor() -> None:
+    norm = Normalizer.fit([[0.0, 0.0], [1.0, 1.0]], np.zeros((2, 3)), ("a", "b"))
+    with pytest.raises(DataError, match="non-finite sensor 'b'"):
+        norm.transform_one({"a": 1.0, "b": float("nan")})
+    assert norm.transform_one({"a": 1e308, "b": 1e308}).tolist() == [2.0, 2.0]  # sum overflows
+
+
 def test_out_of_range_values_are_clipped() -> None:
     norm = Normalizer.fit([[0.0], [1.0]], np.zeros((2, 3)), ("s2",))
     assert norm.transform([[1e9], [-1e9]]).ravel().tolist() == [2.0, -1.0]
