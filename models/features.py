@@ -195,9 +195,8 @@ class Normalizer:
             raise DataError(f"operating settings are required ({self.n_regimes} regimes)")
         else:
             regime = self.regime(settings)
-        lo, hi = self.lo[regime], self.hi[regime]
-        span = np.where(hi > lo, hi - lo, 1.0)
-        return np.clip((x - lo) / span, *CLIP).astype(np.float32)
+        lo, span = self._ranges
+        return np.clip((x - lo[regime]) / span[regime], *CLIP).astype(np.float32)
 
     def transform_one(
         self, sensors: Mapping[str, float], settings: Mapping[str, float] | None = None
@@ -234,7 +233,7 @@ class Normalizer:
     @cached_property
     def _ranges(self) -> tuple[FloatArray, FloatArray]:
         """Per regime, each sensor's low end and span (1 where the range is empty): what
-        :meth:`transform` scales by, made once for :meth:`transform_one`."""
+        :meth:`transform` and :meth:`transform_one` scale by, made once."""
         return self.lo, np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
