@@ -8,20 +8,21 @@ window, alert lifecycle) → RUL forecasts batched across assets → outputs: de
 ``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
 memory budget are checkpointed and dropped, and restored from it on their next record).
 
-A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is scored in parts (at most
-``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's model work, which holds the event loop,
-takes about ``PMAINT_BATCH_BUDGET_MS``); each part's outputs are handed on to be published while
-the next part is scored, parts scored while a publication awaits its acknowledgements going out
-together in the next one (at most two publications in flight). Every output of a batch is
-acknowledged (by the broker, by InfluxDB) before the batch's offsets are acked, batches in the
-order they came, and an asset's checkpoint reaches the table only after the outputs of the records
-it has seen; so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad
-message never raises out of the loop; a failing send is retried with backoff until it goes
-through, which slows the stream (backpressure) instead of dropping data. A send the broker refuses
-for good (too large) is not retried: a forwarded frame is halved until its parts go through, and
-a record refused on its own is dead-lettered (``undeliverable:<error>``). While a batch's outputs
-wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s` says how long (``/ready``
-turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
+A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is decoded in chunks of about 256 KiB,
+and a chunk scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's
+model work, which holds the event loop, takes about ``PMAINT_BATCH_BUDGET_MS``; an asset's
+records of the chunk kept together, so the monitor takes them as one run); each part's outputs
+are handed on to be published while the next part is scored, parts scored while a publication
+awaits its acknowledgements going out together in the next one (at most two publications in
+flight). Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's
+offsets are acked, batches in the order they came, and an asset's checkpoint reaches the table only
+after the outputs of the records it has seen; so a crash replays instead of losing (at-least-once;
+outputs are idempotent). A bad message never raises out of the loop; a failing send is retried with
+backoff until it goes through, which slows the stream (backpressure) instead of dropping data. A
+send the broker refuses for good (too large) is not retried: a forwarded frame is halved until its
+parts go through, and a record refused on its own is dead-lettered (``undeliverable:<error>``).
+While a batch's outputs wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s`
+says how long (``/ready`` turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
 """
 
 from __future__ import annotations
@@ -149,18 +150,36 @@ def _average(mean: float, value: float) -> float:
     return value if not mean else 0.8 * mean + 0.2 * value
 
 
-def split(result: BatchResult, size: int) -> Iterator[BatchResult]:
-    """``result`` in parts of at most ``size`` records; the first part carries the dead letters
-    and forwards.
+def split(result: BatchResult, size: int) -> list[BatchResult]:
+    """``result`` in parts of at most ``size`` records, an asset's records together (in their
+    order, assets in the order they first appear: :func:`by_asset`), so that the monitor takes
+    each asset's records of the chunk as one run; the first part carries the dead letters and
+    forwards.
 
-    >>> r = BatchResult(records=[(i, None) for i in range(5)], dead=[("d", None)])  # type: ignore
-    >>> [(len(p.records), len(p.dead)) for p in split(r, 2)]
-    [(2, 1), (2, 0), (1, 0)]
+    >>> rec = lambda asset: (Telemetry(asset, 0, {}), None)
+    >>> r = BatchResult(records=[rec(a) for a in "abab" + "c"], dead=[("d", None)])  # type: ignore
+    >>> [([t.asset_id for t, _ in p.records], len(p.dead)) for p in split(r, 2)]
+    [(['a', 'a'], 1), (['b', 'b'], 0), (['c'], 0)]
     """
-    records = result.records
-    yield BatchResult(records[:size], result.forward, result.dead)
-    for start in range(size, len(records), size):
-        yield BatchResult(records[start : start + size])
+    records = by_asset(result.records)
+    return [BatchResult(records[:size], result.forward, result.dead)] + [
+        BatchResult(records[start : start + size]) for start in range(size, len(records), size)
+    ]
+
+
+def by_asset(records: list[tuple[Telemetry, AssetState]]) -> list[tuple[Telemetry, AssetState]]:
+    """``records`` with each asset's together, in their order; assets in the order they first
+    appear. Only the order across assets changes, which nothing downstream depends on: an
+    asset's outputs keep their order, and a batch's offsets are acked after all of its outputs.
+
+    >>> records = [(Telemetry(a, 0, {}), None) for a in "abca"]
+    >>> [t.asset_id for t, _ in by_asset(records)]  # type: ignore[arg-type]
+    ['a', 'a', 'b', 'c']
+    """
+    runs: dict[str, list[tuple[Telemetry, AssetState]]] = {}
+    for item in records:
+        runs.setdefault(item[0].asset_id, []).append(item)
+    return [item for run in runs.values() for item in run]
 
 
 @dataclass
@@ -295,9 +314,12 @@ class TelemetryAgent:
             t0 = time.perf_counter()
             result = self.processor.process(chunk)
             stage.labels("decode").inc(time.perf_counter() - t0)
-            for part in split(result, self.part_records()):
+            chunk_parts = split(result, self.part_records())
+            for part in chunk_parts:
                 t1 = time.perf_counter()
-                out = await self.run_models(part)
+                # silence is judged after a chunk's last part: before it, the assets of later
+                # parts have not had their records of the chunk yet
+                out = await self.run_models(part, tick=part is chunk_parts[-1])
                 t2 = time.perf_counter()
                 self.save_states(out)
                 t3 = time.perf_counter()
@@ -505,7 +527,10 @@ class TelemetryAgent:
             await self.rewind(skip.partition, skip.start)
         return kept
 
-    async def run_models(self, result: BatchResult) -> Outputs:
+    async def run_models(self, result: BatchResult, tick: bool = True) -> Outputs:
+        """Score ``result``'s records (each asset's as one run), forecast the RUL windows due
+        and, with ``tick``, at most every ``tick_every_s``, move the fleet's clock and judge
+        silent assets."""
         out = Outputs()
         runs: dict[str, tuple[AssetState, list[Telemetry]]] = {}  # each asset's records, in order
         for record, state in result.records:
@@ -531,7 +556,7 @@ class TelemetryAgent:
                     self.pipeline.forecast(state, record, forecast, out)
                 self.metrics.forecasts.inc(len(group))
         now = time.monotonic()
-        if result.records and now - self._ticked >= self.tick_every_s:
+        if tick and result.records and now - self._ticked >= self.tick_every_s:
             self._ticked = now
             fleet = self.processor.fleet
             fleet_now = self.clock.advance(len(fleet))

@@ -14,7 +14,7 @@ from streams.fleet import Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
-from streams.schema import Limits
+from streams.schema import Limits, Telemetry
 from streams.sinks.kafka import AlertPublisher
 
 NOW_MS = 1_767_225_600_000
@@ -106,9 +106,16 @@ def test_a_batch_is_acked_after_its_outputs_and_the_batches_before_it() -> None:
     asyncio.run(run())
 
 
-def test_split_keeps_every_record_once_and_the_dead_letters_in_the_first_part() -> None:
-    result = BatchResult(records=[(i, i) for i in range(7)], dead=[("d", 0)])  # type: ignore[misc]
-    parts = list(split(result, 3))
+def test_split_keeps_every_record_once_an_assets_together_and_the_dead_letters_first() -> None:
+    assets = "abcab" + "ca"  # interleaved, as frames of several assets arrive
+    records = [(Telemetry(a, i, {}), None) for i, a in enumerate(assets)]
+    result = BatchResult(records=records, dead=[("d", 0)])  # type: ignore[arg-type,list-item]
+    parts = split(result, 3)
     assert [len(p.records) for p in parts] == [3, 3, 1]
-    assert [r for p in parts for r in p.records] == result.records
+    kept = [r for p in parts for r in p.records]
+    assert sorted(kept, key=lambda r: r[0].ts_ms) == records  # each record once
+    # each asset's records together and in their order, assets as they first appeared
+    assert [(r.asset_id, r.ts_ms) for r, _ in kept] == [
+        ("a", 0), ("a", 3), ("a", 6), ("b", 1), ("b", 4), ("c", 2), ("c", 5)
+    ]  # fmt: skip
     assert [len(p.dead) for p in parts] == [1, 0, 0]

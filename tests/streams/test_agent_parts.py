@@ -84,3 +84,31 @@ def test_a_part_does_not_grow_with_a_backlog() -> None:
     assert worker.part_records() == 20
     worker._learn_cost(100, 10.0)  # slow: parts shrink to the floor, never grow
     assert worker.part_records() == MIN_PART_RECORDS
+
+
+def test_silence_is_judged_only_after_every_asset_of_a_chunk_had_its_records() -> None:
+    """A chunk's parts take assets in turn; judged between them, an asset whose records come in
+    a later part would look silent for as long as the chunk spans."""
+
+    async def run() -> None:
+        dlq, table = GatedTopic(), dict[str, bytes]()
+        dlq.gate.set()
+        worker = agent(dlq, table)
+        worker.max_records, worker.tick_every_s = MIN_PART_RECORDS, 0.0  # every part may tick
+        assets = ("a", "b", "c", "d")
+
+        def batch(start: int, rounds: int) -> list[Event]:  # a reading a minute, interleaved
+            return [
+                Event(Message("t", 0, start + n), orjson.dumps(
+                    {"asset_id": a, "ts": NOW_MS + (start + n) * 15_000, "sensors": {"s1": n % 7}}
+                ))
+                for n, a in enumerate(a for _ in range(rounds) for a in assets)
+            ]  # fmt: skip
+
+        await worker.handle(batch(0, 1))  # type: ignore[arg-type]
+        await worker.handle(batch(4, 20))  # type: ignore[arg-type]  # 20 min in 5 parts
+        events = [orjson.loads(m) for m in dlq.sent]
+        assert [e for e in events if isinstance(e, dict) and "kind" in e] == []
+        assert len(worker.processor.fleet) == 4
+
+    asyncio.run(run())
