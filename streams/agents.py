@@ -541,19 +541,19 @@ class TelemetryAgent:
         if out.rul_due and self.sinks.rul is not None:
             by_model: dict[int, list[RulDue]] = {}  # one forward pass per model
             for due in out.rul_due:
-                by_model.setdefault(id(due[3]), []).append(due)
+                by_model.setdefault(id(due.predictor), []).append(due)
             for group in by_model.values():
-                model = group[0][3]
+                model = group[0].predictor
                 try:
-                    forecasts = await self.sinks.rul.predict_many(model, [d[2] for d in group])
+                    forecasts = await self.sinks.rul.predict_many(model, [d.window for d in group])
                 except Exception as exc:  # those forecasts are lost, the stream goes on
                     log.warning(
                         "%d RUL forecasts (model %s) failed: %s",
                         len(group), model.version, exc,
                     )  # fmt: skip
                     continue
-                for (state, record, _, _), forecast in zip(group, forecasts, strict=True):
-                    self.pipeline.forecast(state, record, forecast, out)
+                for due, forecast in zip(group, forecasts, strict=True):
+                    self.pipeline.forecast(due, forecast, out)
                 self.metrics.forecasts.inc(len(group))
         now = time.monotonic()
         if tick and result.records and now - self._ticked >= self.tick_every_s:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,7 +71,16 @@ def checkpoint_phase(asset_id: str, every: int) -> int:
     return zlib.crc32(asset_id.encode()) % every // 2
 
 
-RulDue = tuple[AssetState, Telemetry, NDArray[np.float32], RulPredictor]  # forecast to make
+class RulDue(NamedTuple):
+    """A forecast to make: for ``record`` of the asset whose state is ``state``, from ``window``
+    by ``predictor``; ``top_sensors``: what explained the record's score, for the forecast's
+    alert (the record's own, however many records of the asset its part scored after it)."""
+
+    state: AssetState
+    record: Telemetry
+    top_sensors: tuple[tuple[str, float], ...]
+    window: NDArray[np.float32]
+    predictor: RulPredictor
 
 
 @dataclass
@@ -206,7 +216,8 @@ class ModelPipeline:
                 since=run.since[i],
                 magnitude=run.magnitude[i],
             )
-            if run.is_anomaly[i] or state.records % self.config.anomaly_every == 0:
+            # every n-th by the record's own count: the same points however records are batched
+            if run.is_anomaly[i] or (run.first_seen + i) % self.config.anomaly_every == 0:
                 out.points.append(anomaly_point(signal, tags=tags))
             if events := engine.observe(alert, signal):
                 out.add_alerts(events, state)
@@ -239,7 +250,7 @@ class ModelPipeline:
             out.points.append(drift_point(drift, state.site, state.line))
             out.add_alerts(self.engine.observe(state.alert, drift), state)
         if served is not None:
-            self._window(state, record, served, out)
+            self._window(state, record, run.top_sensors[i], served, out)
         else:
             state.window = None  # no model for this asset (type): anomaly detection only
         state.since_checkpoint += 1
@@ -248,7 +259,12 @@ class ModelPipeline:
             out.checkpoints.append(state)  # (the worker also saves assets idle with changes)
 
     def _window(
-        self, state: AssetState, record: Telemetry, served: ServedModel, out: Outputs
+        self,
+        state: AssetState,
+        record: Telemetry,
+        top: tuple[tuple[str, float], ...],
+        served: ServedModel,
+        out: Outputs,
     ) -> None:
         if state.window is None or state.window_key is not served.key:  # first, or a new model
             if state.window is None or state.window_key != served.key:  # with other inputs
@@ -261,20 +277,18 @@ class ModelPipeline:
         state.since_rul += 1
         if state.window.ready and state.since_rul >= self.config.rul_every:
             state.since_rul = 0
-            out.rul_due.append((state, record, state.window.array(), served.predictor))
+            out.rul_due.append(RulDue(state, record, top, state.window.array(), served.predictor))
 
-    def forecast(
-        self, state: AssetState, record: Telemetry, forecast: RulForecast, out: Outputs
-    ) -> None:
-        """Take one RUL forecast into the outputs and the alert lifecycle."""
-        top = state.last.top_sensors if state.last is not None else ()
+    def forecast(self, due: RulDue, forecast: RulForecast, out: Outputs) -> None:
+        """Take the forecast ``due`` asked for into the outputs and the alert lifecycle."""
+        state, record = due.state, due.record
         signal = RulSignal(
             record.asset_id,
             record.ts_ms / 1000,
             forecast.rul,
             forecast.rul_p10,
             forecast.rul_p90,
-            top,
+            due.top_sensors,
             forecast.model_version,
             forecast.in_domain,
             forecast.unit,

@@ -5,16 +5,21 @@ over several parts, not in one long hold of the event loop."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 
 import orjson
 
+from models.monitor import MonitorConfig
+from models.simulator import FleetSimulator
 from streams.agents import MIN_PART_RECORDS, TelemetryAgent
+from streams.alert_event import AlertEvent
 from streams.fleet import Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
 from streams.schema import Limits
+from streams.sinks.line_protocol import Point
 from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, take
 
 
@@ -112,3 +117,51 @@ def test_silence_is_judged_only_after_every_asset_of_a_chunk_had_its_records() -
         assert len(worker.processor.fleet) == 4
 
     asyncio.run(run())
+
+
+def test_grouping_a_chunk_by_asset_changes_no_assets_outputs() -> None:
+    """Each asset's points and alert events, in order, are the same whether the monitor takes its
+    records one message at a time (in arrival order) or a chunk's records as one run each."""
+    sim = FleetSimulator(assets=20, seed=3, fault_share=0.5, fault_rate=0.05, start_ms=NOW_MS)
+    frames, frame = [], []
+    for rec in sim.records(20 * 300):
+        frame.append(rec.to_message())
+        if len(frame) == 20:  # a record of every asset a frame, as the simulator's gateway sends
+            value = orjson.dumps({"records": frame})
+            frames.append(Event(Message("t", 0, len(frames)), value))
+            frame = []
+
+    def outputs(batches: list[list[Event]]) -> dict[str, list[object]]:
+        dlq = GatedTopic()
+        dlq.gate.set()
+        worker = agent(dlq, {})
+        worker.pipeline = ModelPipeline(  # scored from the 30th record, a point every 5th
+            PipelineConfig(MonitorConfig(warm_up=30, novelty_warm_up=30), anomaly_every=5)
+        )
+        worker.tick_every_s = math.inf  # the clock's ticks come by wall time: none here
+        by_asset: dict[str, list[object]] = {}
+        run_models = worker.run_models
+
+        async def kept(result: BatchResult, tick: bool = True) -> Outputs:
+            out = await run_models(result, tick)
+            for p in out.points:
+                by_asset.setdefault(f"{p.tags['asset_id']} points", []).append(p)
+            for e in out.alerts:
+                by_asset.setdefault(f"{e.asset_id} alerts", []).append(e)
+            return out
+
+        async def run() -> None:
+            for batch in batches:
+                await worker.handle(batch)  # type: ignore[arg-type]
+
+        worker.run_models = kept  # type: ignore[method-assign]
+        asyncio.run(run())
+        return by_asset
+
+    one_by_one = outputs([[f] for f in frames])
+    grouped = outputs([frames])  # chunks of 256 KiB: ~30 records an asset a run
+    scores = [p.fields["score"] for v in grouped.values() for p in v
+              if isinstance(p, Point) and p.measurement == "anomaly"]  # fmt: skip
+    assert len(scores) > 1000 and sum(s > 0 for s in scores) > 500  # type: ignore[operator]
+    assert any(isinstance(e, AlertEvent) for v in grouped.values() for e in v)
+    assert grouped == one_by_one

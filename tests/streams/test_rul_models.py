@@ -13,6 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from models.errors import ArtifactError
+from models.monitor import MonitorConfig
 from models.policy import DetectorPolicy
 from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
@@ -129,6 +130,29 @@ def test_pipeline_swaps_between_batches_and_keeps_windows(tmp_path: Path) -> Non
     assert pipeline.models.for_type(None).predictor is a  # type: ignore[union-attr]
     out = feed(pipeline, state, 6, 2)
     assert [m.version for *_, m in out.rul_due] == [vb, vb]  # same inputs: window kept
+
+
+def test_a_forecast_carries_its_own_records_top_sensors_in_a_run(tmp_path: Path) -> None:
+    """Forecasts are made after the run that asked for them: each still names the sensors that
+    explained its own record, as one record at a time would."""
+    tiny_artifact(tmp_path / "a", 1)
+    model = ServingModels.single(RulPredictor.load(tmp_path / "a", "cpu"))
+    config = PipelineConfig(monitor=MonitorConfig(warm_up=3, min_count=3), rul_every=2)
+    one, run = (ModelPipeline(config, model) for _ in range(2))
+    records = [record("p1", i) for i in range(40)]
+    state, tops, alone = AssetState("p1", 0, T0), {}, Outputs()
+    for rec in records:
+        state.observe(rec)
+        one.observe(state, rec, alone)
+        assert state.last is not None
+        tops[rec.ts_ms] = state.last.top_sensors
+    state, together = AssetState("p1", 0, T0), Outputs()
+    for rec in records:
+        state.observe(rec)
+    run.observe_run(state, records, together)
+    due = [(d.record.ts_ms, d.top_sensors) for d in together.rul_due]
+    assert due == [(d.record.ts_ms, d.top_sensors) for d in alone.rul_due]
+    assert due == [(ts, tops[ts]) for ts, _ in due] and len({t for _, t in due}) > 3
 
 
 def test_typed_assets_get_their_model_or_none(tmp_path: Path) -> None:
