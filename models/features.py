@@ -195,8 +195,7 @@ class Normalizer:
             raise DataError(f"operating settings are required ({self.n_regimes} regimes)")
         else:
             regime = self.regime(settings)
-        lo, span = self._ranges
-        return np.clip((x - lo[regime]) / span[regime], *CLIP).astype(np.float32)
+        return self._scaled(x, regime)
 
     def transform_one(
         self, sensors: Mapping[str, float], settings: Mapping[str, float] | None = None
@@ -225,9 +224,12 @@ class Normalizer:
             except KeyError as exc:
                 raise DataError(f"missing operating setting {exc.args[0]!r}") from None
             regime = int(self.regime(srow)[0])
+        return self._scaled(np.array(values), regime)
+
+    def _scaled(self, x: FloatArray, regime: int | NDArray[np.intp]) -> NDArray[np.float32]:
+        """``x`` (one row, or rows with a regime each) scaled by its regime's ranges, clipped."""
         lo, span = self._ranges
-        scaled = (np.array(values) - lo[regime]) / span[regime]
-        out: NDArray[np.float32] = scaled.clip(*CLIP).astype(np.float32)
+        out: NDArray[np.float32] = ((x - lo[regime]) / span[regime]).clip(*CLIP).astype(np.float32)
         return out
 
     @cached_property

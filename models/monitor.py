@@ -192,6 +192,10 @@ class MonitorRun:
     def __len__(self) -> int:
         return len(self.score)
 
+    def records_seen(self, i: int) -> int:
+        """The monitor's count of the run's ``i``-th record (its first record is 1)."""
+        return self.first_seen + i
+
     def result(self, i: int) -> MonitorResult:
         """The :class:`MonitorResult` of the run's ``i``-th record."""
         return MonitorResult(
@@ -201,7 +205,7 @@ class MonitorRun:
             warming_up=self.warming_up[i],
             top_sensors=self.top_sensors[i],
             drift=self.drift[i],
-            records_seen=self.first_seen + i,
+            records_seen=self.records_seen(i),
             learned=self.learned[i],
             alarm=self.alarm[i],
             kind=self.kind[i],

@@ -217,7 +217,7 @@ class ModelPipeline:
                 magnitude=run.magnitude[i],
             )
             # every n-th by the record's own count: the same points however records are batched
-            if run.is_anomaly[i] or (run.first_seen + i) % self.config.anomaly_every == 0:
+            if run.is_anomaly[i] or run.records_seen(i) % self.config.anomaly_every == 0:
                 out.points.append(anomaly_point(signal, tags=tags))
             if events := engine.observe(alert, signal):
                 out.add_alerts(events, state)
