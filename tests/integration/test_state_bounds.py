@@ -215,7 +215,11 @@ def test_fleet_over_budget_is_evicted_restored_and_still_scored(
         # each asset saved twice (evicted, or idle with changes once traffic stopped)
         saved = lambda: worker.metric("pmaint_checkpoints_total") >= 2 * assets  # noqa: E731
         idle_since = time.monotonic()
-        wait_until(saved, 120, "idle assets checkpointed")
+        try:
+            wait_until(saved, 120, "idle assets checkpointed")
+        except RuntimeError as e:
+            counts = {m: worker.metric(m) for m in ("pmaint_checkpoints_total", "pmaint_assets")}
+            raise AssertionError(f"{e}; worker: {counts}") from e
         print(f"D5: idle assets checkpointed in {time.monotonic() - idle_since:.1f} s")
         _, ready = worker.get("/ready")
         assert json.loads(ready)["assets"] <= budget
