@@ -1,4 +1,5 @@
-"""RUL inference throughput: the fused ensemble forward, and the worker's RUL service; two lines.
+"""RUL inference: the fused ensemble forward, the worker's RUL service, a forward pass beside the
+event loop; three lines.
 
     python -m benchmarks.rul [--model DIR] [--device cpu|auto|cuda] [--batch 1024] [--calls 8]
 
@@ -13,6 +14,12 @@ thread, one ``RulForecast`` per window), against the predictor's ``predict`` on 
 batches called directly (the best the service could reach). It replaces the former
 ``rul_batcher_windows_per_s`` line: the micro-batcher it measured is gone.
 
+``rul_forward_beside_python_ms`` (CPU only): the median time of one forecast of 16 windows (a
+part's worth in the worker) on a thread while the calling thread runs Python, as the event loop
+does while it scores the next part: the predictor as served (its forward pass one TorchScript
+call, :func:`~models.rul.serve.gil_free`) against the same model run eagerly (the baseline),
+whose every layer waits for the GIL again.
+
 All rates come from the same run on the same device, from interleaved samples (fastest of each
 kept), with every forward pass on one thread. Without ``--model`` a freshly initialised network
 of the default architecture (``TrainConfig()``, five members) is used (speed does not depend on
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +47,7 @@ from models.rul.artifact import ArtifactMetadata
 from models.rul.device import DEVICES, resolve_device
 from models.rul.fused import FusedEnsemble
 from models.rul.network import QuantileEnsemble
-from models.rul.serve import RulPredictor
+from models.rul.serve import Forecaster, RulPredictor
 from models.rul.train import TrainConfig
 from streams.rul_service import RulService
 
@@ -115,6 +123,28 @@ async def _measure(
     return {**best, "rounds": rounds}
 
 
+def beside_python(predictor: RulPredictor, windows: NDArray[np.float32], seconds: float) -> float:
+    """Median ms of ``predictor.predict(windows)`` on a thread while this thread runs Python
+    (dict building, like the event loop's scoring), sampled for about ``seconds``."""
+    times: list[float] = []
+    done = threading.Event()
+
+    def forecast() -> None:
+        deadline = time.perf_counter() + seconds
+        while len(times) < 3 or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            predictor.predict(windows)
+            times.append(time.perf_counter() - start)
+        done.set()
+
+    thread = threading.Thread(target=forecast, name="rul-forward")
+    thread.start()
+    while not done.is_set():
+        {i: i * 2 for i in range(1000)}
+    thread.join()
+    return float(np.median(times)) * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -161,6 +191,19 @@ def main(argv: list[str] | None = None) -> int:
         baseline_name=f"RulPredictor.predict called directly, batch {args.batch}",
         **common,
     )
+    if predictor.device.type == "cpu":
+        eager = RulPredictor(predictor.model, predictor.metadata, predictor.device)
+        eager._forward = Forecaster(eager.model).eval()  # what the predictor ran before
+        windows = batches[0][:16]
+        seconds = min(10.0, args.seconds / 2)
+        emit(
+            "rul_forward_beside_python_ms",
+            beside_python(predictor, windows, seconds),
+            "ms",
+            beside_python(eager, windows, seconds),
+            baseline_name="the same model run eagerly, 16 windows, beside a busy Python thread",
+            **common | {"batch": 16, "calls": 1},
+        )
     return 0
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+import torch
 from faust.types import TP
 from mode import Service
 
@@ -227,6 +229,8 @@ def create_app(
         models, source = ServingModels.single(predictor), None
     else:
         models, source = load_models(settings)
+    if models or source is not None:
+        torch.set_num_threads(rul_threads(settings))
     pipeline = ModelPipeline(pipeline_config(settings), models)
     sinks = Sinks(
         telemetry=telemetry,
@@ -331,6 +335,18 @@ def create_app(
     metrics.watch_models(pipeline.model_versions)
     register_pages(app, runtime)
     return app, runtime
+
+
+def rul_threads(settings: Settings) -> int:
+    """Threads for RUL forward passes on the CPU (``PMAINT_RUL_THREADS``; 0: one per core the
+    worker may use, less the event loop's, which scores the next part meanwhile).
+
+    >>> rul_threads(Settings(rul_threads=3))
+    3
+    >>> rul_threads(Settings()) == max(1, len(os.sched_getaffinity(0)) - 1)
+    True
+    """
+    return settings.rul_threads or max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def describe(settings: Settings) -> str:

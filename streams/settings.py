@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     rul_required: bool = False
     rul_device: Literal["auto", "cpu", "cuda"] = "auto"
     rul_every: int = Field(1, ge=1)
+    rul_threads: int = Field(0, ge=0)  # torch's CPU threads; 0: one per core but the loop's
 
     # Alerts
     alert_debounce_records: int = Field(12, ge=1)

@@ -24,7 +24,7 @@ from models.metrics import rmse
 from models.rul.artifact import METADATA, WEIGHTS, load_artifact, save_artifact
 from models.rul.data import Run, final_windows, fit_normalizer, inputs, simulated_runs
 from models.rul.network import QuantileLSTM
-from models.rul.serve import AssetWindow, RulPredictor, evaluate
+from models.rul.serve import AssetWindow, Forecaster, RulPredictor, evaluate
 from models.rul.train import TrainConfig, TrainResult, pinball_loss, train_rul
 
 
@@ -338,6 +338,25 @@ def test_ensemble_is_the_mean_of_its_members(fd001_model: TrainResult) -> None:
         )
         for k in (0, 1)
     ]
+
+
+def test_the_gil_free_forward_forecasts_as_the_eager_model(fd001_model: TrainResult) -> None:
+    """The traced and frozen ensemble the CPU predictor runs: the eager model's forecasts, for
+    any batch size (it was traced on a batch of two)."""
+    predictor = RulPredictor(fd001_model.model, fd001_model.metadata)
+    assert isinstance(predictor._forward, torch.jit.ScriptModule)
+    eager = Forecaster(fd001_model.model)
+    rng = np.random.default_rng(4)
+    for batch in (1, 2, 7, 300):
+        x = torch.from_numpy(rng.random((batch, 30, 29), dtype=np.float32))
+        factor = torch.from_numpy(rng.uniform(0.5, 3.0, batch).astype(np.float32))
+        with torch.inference_mode():
+            expected, got = eager(x, factor), predictor._forward(x, factor)
+        assert torch.allclose(got, expected, rtol=1e-6, atol=1e-5), batch
+    median = list(fd001_model.model.quantiles).index(0.5)
+    with torch.inference_mode():
+        members = fd001_model.model(x)[:, median].clamp_min(0.0).numpy()
+    np.testing.assert_allclose(predictor.predict(x.numpy()).p50, members, rtol=1e-6, atol=1e-5)
 
 
 def test_evaluation_scores_the_uncapped_truth(
