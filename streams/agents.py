@@ -11,8 +11,9 @@ memory budget are checkpointed and dropped, and restored from it on their next r
 A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is decoded in chunks of about 256 KiB,
 and a chunk scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's
 model work, which holds the event loop, takes about ``PMAINT_BATCH_BUDGET_MS``; an asset's
-records of the chunk kept together, so the monitor takes them as one run); each part's outputs
-are handed on to be published while the next part is scored, parts scored while a publication
+records of the chunk kept together, so the monitor takes them as one run; a part's RUL forecasts
+run off the event loop while the next part is scored, unless it holds the same assets); each
+part's outputs are handed on to be published while the next part is scored, parts scored while a publication
 awaits its acknowledgements going out together in the next one (at most two publications in
 flight). Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's
 offsets are acked, batches in the order they came, and an asset's checkpoint reaches the table only
@@ -62,7 +63,7 @@ from streams.processor import (
 )
 from streams.retry import retry
 from streams.routing import partition_for
-from streams.rul_service import RulService
+from streams.rul_service import RulForecast, RulService
 from streams.schema import DeadLetter, Telemetry
 from streams.settings import default
 from streams.sinks.base import Sink
@@ -70,6 +71,7 @@ from streams.sinks.line_protocol import Point
 from streams.time_budget import TimeBudget
 
 log = logging.getLogger("pmaint.agents")
+Forecasts = asyncio.Task[list[tuple[RulDue, RulForecast]]]  # a part's RUL forecasts, running
 
 # a part's publishing has a fixed cost (a Kafka request, an InfluxDB request): parts are not made
 # smaller than this, whatever the budget
@@ -198,6 +200,22 @@ class Publication:
         self.records += len(part.records)
 
 
+@dataclass
+class Scored:
+    """A part whose records are scored and whose checkpoints are taken; its RUL forecasts may
+    still be running (``forecasts``), for the assets ``awaiting`` them."""
+
+    part: BatchResult
+    out: Outputs
+    checkpoints: dict[str, bytes]
+    forecasts: Forecasts | None = None
+    awaiting: frozenset[str] = frozenset()
+
+    def holds_any(self, part: BatchResult) -> bool:
+        """Whether ``part`` has records of an asset awaiting this part's forecasts."""
+        return not self.awaiting.isdisjoint(record.asset_id for record, _ in part.records)
+
+
 class TelemetryAgent:
     """Consumes telemetry in bounded parts and publishes every output of a batch before acking
     it; the next part's models run while the previous part's outputs await their acks."""
@@ -243,6 +261,10 @@ class TelemetryAgent:
         # checkpoints the pipeline asked for and not taken yet: assets that fall due together
         # are checkpointed over several parts, within each part's budget
         self._due: dict[str, AssetState] = {}
+        # assets whose RUL forecasts are running while the next part is scored: their
+        # checkpoints wait for the forecasts (``_deferred``)
+        self._forecasting: set[str] = set()
+        self._deferred: dict[str, AssetState] = {}
         self._stored: dict[str, None] = {}  # stored assets to watch for silence, an ordered set
         self.busy = False  # within feed()
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
@@ -310,38 +332,87 @@ class TelemetryAgent:
 
     async def _feed(self, batch: list[Inbound]) -> None:
         stage = self.metrics.stage_seconds
-        for chunk in chunks(await self.admit(batch), self.chunk_bytes):
-            t0 = time.perf_counter()
-            result = self.processor.process(chunk)
-            stage.labels("decode").inc(time.perf_counter() - t0)
-            chunk_parts = split(result, self.part_records())
-            for part in chunk_parts:
-                t1 = time.perf_counter()
-                # silence is judged after a chunk's last part: before it, the assets of later
-                # parts have not had their records of the chunk yet
-                out = await self.run_models(part, tick=part is chunk_parts[-1])
-                t2 = time.perf_counter()
-                self.save_states(out)
-                t3 = time.perf_counter()
-                if not out.rul_due:  # a forecast's batch costs the same for 1 record or 1000
-                    self._learn_cost(len(part.records), t2 - t1)
-                stage.labels("models").inc(t2 - t1)
-                stage.labels("save").inc(t3 - t2)
-                taken, self._taken = self._taken, {}
-                self._hand_on(part, out, taken)
-                # let the part's sends go out (and earlier acks come in) before the next part's
-                # model work holds the event loop
-                await asyncio.sleep(0)
-                parts = self._parts
-                parts.difference_update([t for t in parts if t.done()])
-                while len(parts) > self.in_flight:  # backpressure: publications are bounded
-                    parts.discard(oldest := self._sends.popleft())
-                    await oldest
+        ahead: Scored | None = None  # a part whose RUL forecasts run while the next is scored
+        try:
+            for chunk in chunks(await self.admit(batch), self.chunk_bytes):
+                if ahead is not None:  # decoding restores assets from their checkpoints
+                    await self._finish(ahead)
+                    ahead = None
+                t0 = time.perf_counter()
+                result = self.processor.process(chunk)
+                stage.labels("decode").inc(time.perf_counter() - t0)
+                chunk_parts = split(result, self.part_records())
+                for part in chunk_parts:
+                    # silence is judged after a chunk's last part: before it, the assets of
+                    # later parts have not had their records of the chunk yet
+                    tick = part is chunk_parts[-1] and self._tick_due(part)
+                    if ahead is not None and (tick or ahead.holds_any(part)):
+                        await self._finish(ahead)  # an asset's work stays in order
+                        ahead = None
+                    scored = await self._score(part, tick, overlap=not tick)
+                    if ahead is not None:
+                        await self._finish(ahead)
+                    ahead = scored if scored.forecasts is not None else None
+                    if scored.forecasts is None:
+                        await self._finish(scored)
+            if ahead is not None:
+                await self._finish(ahead)
+        finally:  # cancelled: what awaited forecasts is saved with the next part, as if it had none
+            self._forecasting.clear()
+            self._due.update(self._deferred)
+            self._deferred.clear()
+
+    async def _score(self, part: BatchResult, tick: bool, overlap: bool) -> Scored:
+        """Score ``part``, start its RUL forecasts (awaited here unless ``overlap``), with
+        ``tick`` judge silent assets, and take the checkpoints due: those of assets awaiting a
+        forecast only once it is in."""
+        stage = self.metrics.stage_seconds
+        t1 = time.perf_counter()
+        out = self.score(part)
+        forecasts = self._start_forecasts(out.rul_due)
+        if forecasts is not None and not overlap:
+            await self._apply(forecasts, out)
+            forecasts = None
+        if tick:
+            self.tick(out)
+        t2 = time.perf_counter()
+        if not out.rul_due:  # a forecast's batch costs the same for 1 record or 1000
+            self._learn_cost(len(part.records), t2 - t1)
+        awaiting = frozenset(d.state.asset_id for d in out.rul_due) if forecasts else frozenset()
+        self._forecasting |= awaiting
+        self.save_states(out)
+        taken, self._taken = self._taken, {}
+        stage.labels("models").inc(t2 - t1)
+        stage.labels("save").inc(time.perf_counter() - t2)
+        return Scored(part, out, taken, forecasts, awaiting)
+
+    async def _finish(self, scored: Scored) -> None:
+        """Take ``scored``'s forecasts in (and the checkpoints that waited for them), then hand
+        its outputs on to be published."""
+        if scored.forecasts is not None:
+            t = time.perf_counter()
+            await self._apply(scored.forecasts, scored.out)
+            self._forecasting -= scored.awaiting
+            for asset_id in scored.awaiting:
+                if (state := self._deferred.pop(asset_id, None)) is not None:
+                    self.save(state, into=scored.checkpoints)
+            self.metrics.stage_seconds.labels("models").inc(time.perf_counter() - t)
+        self._hand_on(scored.part, scored.out, scored.checkpoints)
+        # let the part's sends go out (and earlier acks come in) before the next part's model
+        # work holds the event loop
+        await asyncio.sleep(0)
+        parts = self._parts
+        parts.difference_update([t for t in parts if t.done()])
+        while len(parts) > self.in_flight:  # backpressure: publications are bounded
+            parts.discard(oldest := self._sends.popleft())
+            await oldest
 
     def _hand_on(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
         """Publish ``part``'s outputs after everything handed on before: with the publication
         that has not started yet (``_open``: a publication leaves it when it starts sending), or
         in a new one (when none waits, or it holds ``max_records`` already)."""
+        for event in out.alerts:
+            self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
         pub = self._open
         if pub is None or pub.records >= self.max_records:
             pub = self._open = Publication()
@@ -480,9 +551,14 @@ class TelemetryAgent:
             del self._stored[asset_id]
         return chunk
 
-    def save(self, state: AssetState) -> None:
-        """Checkpoint ``state`` now; it goes into the table once the outputs of the records it
-        has seen are acknowledged (:attr:`unwritten` until then)."""
+    def save(self, state: AssetState, into: dict[str, bytes] | None = None) -> None:
+        """Checkpoint ``state`` now (into the checkpoints taken since the last part, or
+        ``into``); it goes into the table once the outputs of the records it has seen are
+        acknowledged (:attr:`unwritten` until then). An asset whose RUL forecasts are running is
+        checkpointed once they are in."""
+        if state.asset_id in self._forecasting:
+            self._deferred[state.asset_id] = state
+            return
         raw = self.pipeline.checkpoint(state)
         state.since_checkpoint = 0
         self._due.pop(state.asset_id, None)
@@ -492,8 +568,7 @@ class TelemetryAgent:
             return
         self.unwritten[state.asset_id] = raw
         self.metrics.checkpoints.inc()
-
-        self._taken[state.asset_id] = raw
+        (self._taken if into is None else into)[state.asset_id] = raw
 
     def checkpoint_of(self, asset_id: str) -> bytes | None:
         """The asset's latest checkpoint: taken and not yet written, or from the table."""
@@ -531,6 +606,16 @@ class TelemetryAgent:
         """Score ``result``'s records (each asset's as one run), forecast the RUL windows due
         and, with ``tick``, at most every ``tick_every_s``, move the fleet's clock and judge
         silent assets."""
+        out = self.score(result)
+        forecasts = self._start_forecasts(out.rul_due)
+        if forecasts is not None:
+            await self._apply(forecasts, out)
+        if tick and self._tick_due(result):
+            self.tick(out)
+        return out
+
+    def score(self, result: BatchResult) -> Outputs:
+        """Score ``result``'s records, each asset's as one run; RUL windows due in ``rul_due``."""
         out = Outputs()
         runs: dict[str, tuple[AssetState, list[Telemetry]]] = {}  # each asset's records, in order
         for record, state in result.records:
@@ -538,35 +623,53 @@ class TelemetryAgent:
             runs.setdefault(record.asset_id, (state, []))[1].append(record)
         for state, records in runs.values():
             self.metrics.anomalies.inc(self.pipeline.observe_run(state, records, out))
-        if out.rul_due and self.sinks.rul is not None:
-            by_model: dict[int, list[RulDue]] = {}  # one forward pass per model
-            for due in out.rul_due:
-                by_model.setdefault(id(due.predictor), []).append(due)
-            for group in by_model.values():
-                model = group[0].predictor
-                try:
-                    forecasts = await self.sinks.rul.predict_many(model, [d.window for d in group])
-                except Exception as exc:  # those forecasts are lost, the stream goes on
-                    log.warning(
-                        "%d RUL forecasts (model %s) failed: %s",
-                        len(group), model.version, exc,
-                    )  # fmt: skip
-                    continue
-                for due, forecast in zip(group, forecasts, strict=True):
-                    self.pipeline.forecast(due, forecast, out)
-                self.metrics.forecasts.inc(len(group))
-        now = time.monotonic()
-        if tick and result.records and now - self._ticked >= self.tick_every_s:
-            self._ticked = now
-            fleet = self.processor.fleet
-            fleet_now = self.clock.advance(len(fleet))
-            if fleet_now > -math.inf:
-                self.revive_silent(fleet_now)
-                for asset_id in self.pipeline.tick(fleet_now, fleet.assets, out):
-                    fleet.changed(asset_id)  # its alert state is due a checkpoint
-        for event in out.alerts:
-            self.metrics.alerts.labels(event.kind, event.severity, event.state).inc()
         return out
+
+    def _start_forecasts(self, due: list[RulDue]) -> Forecasts | None:
+        """The forecasts of ``due``, one forward pass per model, running off the event loop."""
+        if not due or self.sinks.rul is None:
+            return None
+        return asyncio.create_task(self._forecasts(self.sinks.rul, due), name="pmaint.rul")
+
+    async def _forecasts(
+        self, rul: RulService, due: list[RulDue]
+    ) -> list[tuple[RulDue, RulForecast]]:
+        by_model: dict[int, list[RulDue]] = {}  # one forward pass per model
+        for d in due:
+            by_model.setdefault(id(d.predictor), []).append(d)
+        made: list[tuple[RulDue, RulForecast]] = []
+        for group in by_model.values():
+            model = group[0].predictor
+            try:
+                forecasts = await rul.predict_many(model, [d.window for d in group])
+            except Exception as exc:  # those forecasts are lost, the stream goes on
+                log.warning(
+                    "%d RUL forecasts (model %s) failed: %s", len(group), model.version, exc
+                )  # fmt: skip
+                continue
+            made += zip(group, forecasts, strict=True)
+        return made
+
+    async def _apply(self, forecasts: Forecasts, out: Outputs) -> None:
+        """Take the forecasts into ``out`` and their assets' alert lifecycles, in order."""
+        made = await forecasts
+        for due, forecast in made:
+            self.pipeline.forecast(due, forecast, out)
+        self.metrics.forecasts.inc(len(made))
+
+    def _tick_due(self, result: BatchResult) -> bool:
+        """Whether a part of ``result``'s records is the time to tick (every ``tick_every_s``)."""
+        return bool(result.records) and time.monotonic() - self._ticked >= self.tick_every_s
+
+    def tick(self, out: Outputs) -> None:
+        """Move the fleet's clock and judge silent assets (their alerts into ``out``)."""
+        self._ticked = time.monotonic()
+        fleet = self.processor.fleet
+        fleet_now = self.clock.advance(len(fleet))
+        if fleet_now > -math.inf:
+            self.revive_silent(fleet_now)
+            for asset_id in self.pipeline.tick(fleet_now, fleet.assets, out):
+                fleet.changed(asset_id)  # its alert state is due a checkpoint
 
     async def publish(self, parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
         """Publish the outputs of ``parts`` (in their order) and wait for every acknowledgement."""

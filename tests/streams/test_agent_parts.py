@@ -140,21 +140,21 @@ def test_grouping_a_chunk_by_asset_changes_no_assets_outputs() -> None:
         )
         worker.tick_every_s = math.inf  # the clock's ticks come by wall time: none here
         by_asset: dict[str, list[object]] = {}
-        run_models = worker.run_models
+        publish = worker.publish
 
-        async def kept(result: BatchResult, tick: bool = True) -> Outputs:
-            out = await run_models(result, tick)
-            for p in out.points:
-                by_asset.setdefault(f"{p.tags['asset_id']} points", []).append(p)
-            for e in out.alerts:
-                by_asset.setdefault(f"{e.asset_id} alerts", []).append(e)
-            return out
+        async def kept(parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
+            for _, out in parts:
+                for p in out.points:
+                    by_asset.setdefault(f"{p.tags['asset_id']} points", []).append(p)
+                for e in out.alerts:
+                    by_asset.setdefault(f"{e.asset_id} alerts", []).append(e)
+            await publish(parts)
 
         async def run() -> None:
             for batch in batches:
                 await worker.handle(batch)  # type: ignore[arg-type]
 
-        worker.run_models = kept  # type: ignore[method-assign]
+        worker.publish = kept  # type: ignore[method-assign]
         asyncio.run(run())
         return by_asset
 

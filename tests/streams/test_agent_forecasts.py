@@ -1,0 +1,154 @@
+"""RUL forecasts run off the event loop while the agent scores the next part: an asset's outputs
+and checkpoints are those of a worker that waits for each part's forecasts."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from models import state_codec
+from models.monitor import MonitorConfig
+from models.rul.serve import RulPredictor
+from streams.agents import MIN_PART_RECORDS, Scored, Sinks, TelemetryAgent
+from streams.fleet import Fleet
+from streams.metrics import Metrics
+from streams.pipeline import ModelPipeline, PipelineConfig
+from streams.processor import BatchResult, TelemetryProcessor
+from streams.rul_models import ServedModel, ServingModels
+from streams.rul_service import RulService
+from streams.schema import Limits
+from streams.sinks.kafka import AlertPublisher
+from tests.models.test_rul_registry import tiny_artifact
+from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message
+
+ASSETS, ROUNDS = 24, 48
+
+
+class Table(dict[str, bytes]):
+    """The checkpoint table, keeping every checkpoint written, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[str, bytes]] = []
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.written.append((key, value))
+        super().__setitem__(key, value)
+
+
+def frames() -> list[Event]:
+    """A record of every asset a frame; half the assets drift towards failure."""
+    rng = np.random.default_rng(5)
+    out = []
+    for n in range(ROUNDS):
+        records = [
+            {"asset_id": f"a{a:02d}", "ts": NOW_MS + n * 60_000, "sensors": {
+                "s2": float(rng.normal(1.0 + (a % 2) * n / 10, 0.1)),
+                "s3": float(rng.normal(2.0, 0.2)),
+            }}
+            for a in range(ASSETS)
+        ]  # fmt: skip
+        out.append(Event(Message("t", 0, n), orjson.dumps({"records": records})))
+    return out
+
+
+def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Table, dict, int]:
+    """Every batch through an agent with a RUL model; the checkpoint table, each asset's
+    outputs in order, and how many parts were scored while forecasts of another were running."""
+    config = PipelineConfig(
+        MonitorConfig(warm_up=10, novelty_warm_up=10), anomaly_every=3, rul_every=2,
+        checkpoint_every=4,
+    )  # fmt: skip
+    served = ServingModels({None: ServedModel.of(RulPredictor.load(model, "cpu"))})
+    dlq, table, service = GatedTopic(), Table(), RulService()
+    dlq.gate.set()
+    sinks = Sinks(dlq, dlq, AlertPublisher(dlq), table, rul=service)  # type: ignore[arg-type]
+    processor = TelemetryProcessor(Limits(), 1, Fleet(), Metrics())
+    worker = TelemetryAgent(processor, ModelPipeline(config, served), sinks, None)  # type: ignore[arg-type]
+    worker.max_records, worker.tick_every_s = max_records, float("inf")
+    outputs: dict[str, list[object]] = {}
+    overlapped = 0
+    score, publish = worker._score, worker.publish
+
+    async def scored(part: BatchResult, tick: bool, overlap: bool) -> Scored:
+        nonlocal overlapped
+        overlapped += bool(worker._forecasting)
+        return await score(part, tick, overlap)
+
+    async def published(parts: list[tuple[BatchResult, object]]) -> None:
+        for _, out in parts:
+            for p in out.points:  # type: ignore[attr-defined]
+                outputs.setdefault(f"{p.tags['asset_id']} {p.measurement}", []).append(p)
+            for e in out.alerts:  # type: ignore[attr-defined]
+                outputs.setdefault(f"{e.asset_id} alerts", []).append(e)
+        await publish(parts)  # type: ignore[arg-type]
+
+    worker._score, worker.publish = scored, published  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async with service:
+            for batch in batches:
+                await worker.handle(batch)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    return table, outputs, overlapped
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, floats to float32 rounding: a forecast's last bits depend on which windows share
+    its forward pass."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5)
+    if is_dataclass(a) and is_dataclass(b):
+        names = [f.name for f in fields(a)]
+        return type(a) is type(b) and same(
+            [getattr(a, n) for n in names], [getattr(b, n) for n in names]
+        )
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.shape == b.shape and bool(np.allclose(a, b, 1e-5, 1e-5, equal_nan=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def by_records(table: Table) -> dict[tuple[str, int], object]:
+    """Each written checkpoint, decoded, by asset and how many records it had seen; its
+    anomaly monitor (no RUL in it) as encoded."""
+    decoded = [(k, state_codec.decode(v)) for k, v in table.written]
+    return {
+        (k, v["records"]): v | {"monitor": state_codec.encode(v["monitor"])} for k, v in decoded
+    }
+
+
+def test_forecasts_overlapping_the_next_part_change_no_output_or_checkpoint(
+    tmp_path: Path,
+) -> None:
+    tiny_artifact(tmp_path / "m", 1)
+    events = frames()
+    # a frame a batch, one part: each part's forecasts are awaited before anything else is done
+    table_alone, alone, overlapped_alone = run(tmp_path / "m", [[f] for f in events], 1000)
+    # four frames a batch, parts of 16 records: four assets' four records each
+    batches = [events[i : i + 4] for i in range(0, ROUNDS, 4)]
+    table, together, overlapped = run(tmp_path / "m", batches, MIN_PART_RECORDS)
+    assert overlapped_alone == 0 and overlapped > 50
+    forecasts = [p for k, v in together.items() if k.endswith(" rul") for p in v]
+    assert len(forecasts) > ASSETS * ROUNDS // 4
+    assert same(together, alone)
+    # a checkpoint taken while its asset's forecast ran would lack it
+    ckpt_alone, ckpt = by_records(table_alone), by_records(table)
+    both = ckpt.keys() & ckpt_alone.keys()
+    assert len(both) > ASSETS * 2
+    assert all(same(ckpt[k], ckpt_alone[k]) for k in both)
+    # three frames a batch: an asset's records in two parts, the second scored only once the
+    # first part's forecasts are in
+    batches = [events[i : i + 3] for i in range(0, ROUNDS, 3)]
+    _, together, overlapped = run(tmp_path / "m", batches, MIN_PART_RECORDS)
+    assert overlapped > 20
+    assert same(together, alone)
