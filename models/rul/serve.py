@@ -79,8 +79,8 @@ class Forecaster(nn.Module):
 
 
 def gil_free(forecaster: Forecaster, window: int, features: int) -> torch.jit.ScriptModule:
-    """``forecaster`` (in eval mode, on the CPU) traced and frozen into one TorchScript call,
-    with the same forecasts. Eager, each layer of each member is a call that gives the GIL up
+    """``forecaster`` (in eval mode, on the CPU) traced and frozen, with no pass that changes
+    numerics, into one TorchScript call: the same forecasts. Eager, each layer of each member is a call that gives the GIL up
     and waits for it again; beside a busy Python thread (the worker's event loop) each wait
     lasts up to the interpreter's switch interval (5 ms), so a forward pass of 7 ms took over
     half a second. The traced call holds the GIL only to start and to return.
@@ -99,7 +99,7 @@ def gil_free(forecaster: Forecaster, window: int, features: int) -> torch.jit.Sc
         # constant, and builds the state from the input's batch size (any batch size works)
         warnings.simplefilter("ignore", TracerWarning)
         traced = torch.jit.trace(forecaster.eval(), example, check_trace=False)  # type: ignore[no-untyped-call]
-    frozen: torch.jit.ScriptModule = torch.jit.freeze(traced)
+    frozen: torch.jit.ScriptModule = torch.jit.freeze(traced, optimize_numerics=False)
     return frozen
 
 
