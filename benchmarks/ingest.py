@@ -71,7 +71,7 @@ async def bare_loop(settings: Settings, records: int, frame: int) -> float:
 class IngestOnly(TelemetryAgent):
     """The worker's ingest stage alone: decode, validate, route, per-asset state, dead letters."""
 
-    async def run_models(self, result: BatchResult, tick: bool = True) -> Outputs:
+    def score(self, result: BatchResult) -> Outputs:
         return Outputs()
 
 
