@@ -8,22 +8,22 @@ window, alert lifecycle) → RUL forecasts batched across assets → outputs: de
 ``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
 memory budget are checkpointed and dropped, and restored from it on their next record).
 
-A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is decoded in chunks of about 256 KiB,
-and a chunk scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's
-model work, which holds the event loop, takes about ``PMAINT_BATCH_BUDGET_MS``; an asset's
-records of the chunk kept together, so the monitor takes them as one run; a part's RUL forecasts
-run off the event loop while the next part is scored, unless it holds the same assets); each
-part's outputs are handed on to be published while the next part is scored, parts scored while a publication
-awaits its acknowledgements going out together in the next one (at most two publications in
-flight). Every output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's
-offsets are acked, batches in the order they came, and an asset's checkpoint reaches the table only
-after the outputs of the records it has seen; so a crash replays instead of losing (at-least-once;
-outputs are idempotent). A bad message never raises out of the loop; a failing send is retried with
-backoff until it goes through, which slows the stream (backpressure) instead of dropping data. A
-send the broker refuses for good (too large) is not retried: a forwarded frame is halved until its
-parts go through, and a record refused on its own is dead-lettered (``undeliverable:<error>``).
-While a batch's outputs wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s`
-says how long (``/ready`` turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
+A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is decoded in chunks of about 256 KiB, and a
+chunk scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's model work,
+which holds the event loop, takes about ``PMAINT_BATCH_BUDGET_MS``; an asset's records of the chunk
+kept together, so the monitor takes them as one run; a part's RUL forecasts run off the event loop
+while the next part is scored, unless it holds the same assets); each part's outputs are handed on
+to be published while the next part is scored, parts scored while a publication awaits its
+acknowledgements going out together in the next one (at most two publications in flight). Every
+output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets are
+acked, batches in the order they came, and an asset's checkpoint reaches the table only after the
+outputs of the records it has seen; so a crash replays instead of losing (at-least-once; outputs
+are idempotent). A bad message never raises out of the loop; a failing send is retried with backoff
+until it goes through, which slows the stream (backpressure) instead of dropping data. A send the
+broker refuses for good (too large) is not retried: a forwarded frame is halved until its parts go
+through, and a record refused on its own is dead-lettered (``undeliverable:<error>``). While a
+batch's outputs wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s` says how
+long (``/ready`` turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
 """
 
 from __future__ import annotations

@@ -80,10 +80,11 @@ class Forecaster(nn.Module):
 
 def gil_free(forecaster: Forecaster, window: int, features: int) -> torch.jit.ScriptModule:
     """``forecaster`` (in eval mode, on the CPU) traced and frozen, with no pass that changes
-    numerics, into one TorchScript call: the same forecasts. Eager, each layer of each member is a call that gives the GIL up
-    and waits for it again; beside a busy Python thread (the worker's event loop) each wait
-    lasts up to the interpreter's switch interval (5 ms), so a forward pass of 7 ms took over
-    half a second. The traced call holds the GIL only to start and to return.
+    numerics, into one TorchScript call: the same forecasts. Eager, each layer of each member
+    is a call that gives the GIL up and waits for it again; beside a busy Python thread (the
+    worker's event loop) each wait lasts up to the interpreter's switch interval (5 ms), so a
+    forward pass of 7 ms took over half a second. The traced call holds the GIL only to start
+    and to return.
 
     >>> from models.rul.artifact import Architecture
     >>> _ = torch.manual_seed(0)
