@@ -14,7 +14,7 @@ import orjson
 from models import state_codec
 from models.monitor import MonitorConfig
 from models.rul.serve import RulPredictor
-from streams.agents import MIN_PART_RECORDS, Scored, Sinks, TelemetryAgent
+from streams.agents import MIN_PART_RECORDS, Publication, Scored, Sinks, TelemetryAgent
 from streams.fleet import Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
@@ -80,7 +80,7 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
         overlapped += bool(worker._forecasting)
         return await score(part, tick, overlap)
 
-    async def published(parts: list[tuple[BatchResult, object]]) -> None:
+    async def publish_kept(parts: list[tuple[BatchResult, object]]) -> None:
         for _, out in parts:
             for p in out.points:  # type: ignore[attr-defined]
                 outputs.setdefault(f"{p.tags['asset_id']} {p.measurement}", []).append(p)
@@ -88,7 +88,20 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
                 outputs.setdefault(f"{e.asset_id} alerts", []).append(e)
         await publish(parts)  # type: ignore[arg-type]
 
-    worker._score, worker.publish = scored, published  # type: ignore[method-assign]
+    # no checkpoint goes out with a part before the records its model has learned
+    published: dict[str, int] = {}
+    send = worker._send
+
+    async def sent(pub: Publication) -> None:
+        for part, _ in pub.parts:
+            for record, _ in part.records:
+                published[record.asset_id] = published.get(record.asset_id, 0) + 1
+        for asset_id, raw in pub.checkpoints.items():
+            learned = state_codec.decode(raw)["monitor"].records_seen
+            assert learned <= published.get(asset_id, 0), (asset_id, learned)
+        await send(pub)
+
+    worker._score, worker.publish, worker._send = scored, publish_kept, sent  # type: ignore[method-assign]
 
     async def main() -> None:
         async with service:
@@ -147,7 +160,8 @@ def test_forecasts_overlapping_the_next_part_change_no_output_or_checkpoint(
     assert len(both) > ASSETS * 2
     assert all(same(ckpt[k], ckpt_alone[k]) for k in both)
     # three frames a batch: an asset's records in two parts, the second scored only once the
-    # first part's forecasts are in
+    # first part's forecasts are in (else the first part's checkpoint of the asset, deferred
+    # until then, would hold the second part's records: `run` checks every publication)
     batches = [events[i : i + 3] for i in range(0, ROUNDS, 3)]
     _, together, overlapped = run(tmp_path / "m", batches, MIN_PART_RECORDS)
     assert overlapped > 20
