@@ -345,11 +345,12 @@ class TelemetryAgent:
                 for part in chunk_parts:
                     # silence is judged after a chunk's last part: before it, the assets of
                     # later parts have not had their records of the chunk yet
-                    tick = part is chunk_parts[-1] and self._tick_due(part)
+                    last = part is chunk_parts[-1]
+                    tick = last and self._tick_due(part)
                     if ahead is not None and (tick or ahead.holds_any(part)):
                         await self._finish(ahead)  # an asset's work stays in order
                         ahead = None
-                    scored = await self._score(part, tick, overlap=not tick)
+                    scored = await self._score(part, tick, overlap=not tick, evict=last)
                     if ahead is not None:
                         await self._finish(ahead)
                     ahead = scored if scored.forecasts is not None else None
@@ -362,10 +363,10 @@ class TelemetryAgent:
             self._due.update(self._deferred)
             self._deferred.clear()
 
-    async def _score(self, part: BatchResult, tick: bool, overlap: bool) -> Scored:
+    async def _score(self, part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
         """Score ``part``, start its RUL forecasts (awaited here unless ``overlap``), with
-        ``tick`` judge silent assets, and take the checkpoints due: those of assets awaiting a
-        forecast only once it is in."""
+        ``tick`` judge silent assets, and take the checkpoints due (those of assets awaiting a
+        forecast only once it is in) and, with ``evict``, those of the assets evicted."""
         stage = self.metrics.stage_seconds
         t1 = time.perf_counter()
         out = self.score(part)
@@ -380,7 +381,7 @@ class TelemetryAgent:
             self._learn_cost(len(part.records), t2 - t1)
         awaiting = frozenset(d.state.asset_id for d in out.rul_due) if forecasts else frozenset()
         self._forecasting |= awaiting
-        self.save_states(out)
+        self.save_states(out, evict)
         taken, self._taken = self._taken, {}
         stage.labels("models").inc(t2 - t1)
         stage.labels("save").inc(time.perf_counter() - t2)
@@ -461,15 +462,18 @@ class TelemetryAgent:
         for event in events:
             event.ack()
 
-    def save_states(self, out: Outputs) -> None:
+    def save_states(self, out: Outputs, evict: bool = True) -> None:
         """Checkpoint the assets the pipeline asked for, those idle with changes older than the
         checkpoint interval (a few per batch: new assets' first checkpoints are coalesced, not
-        one per first record), then evict the least recently seen beyond the budget."""
+        one per first record), then, with ``evict``, evict the least recently seen beyond the
+        budget. The agent evicts after a chunk's last part only: before it, the least recently
+        seen could be assets of the chunk not scored yet, whose learning would then go to a state
+        no longer in the fleet (so the fleet holds up to a chunk's assets over the budget)."""
         fleet = self.processor.fleet
         for state in out.checkpoints:
             self._due.setdefault(state.asset_id, state)
         self.save_idle()
-        for state in fleet.over_budget():
+        for state in fleet.over_budget() if evict else ():
             if state.since_checkpoint or self._due.get(state.asset_id) is state:
                 self.save(state)
             self.metrics.evictions.inc()

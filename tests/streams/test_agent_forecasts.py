@@ -75,10 +75,10 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
     overlapped = 0
     score, publish = worker._score, worker.publish
 
-    async def scored(part: BatchResult, tick: bool, overlap: bool) -> Scored:
+    async def scored(part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
         nonlocal overlapped
         overlapped += bool(worker._forecasting)
-        return await score(part, tick, overlap)
+        return await score(part, tick, overlap, evict)
 
     async def publish_kept(parts: list[tuple[BatchResult, object]]) -> None:
         for _, out in parts:

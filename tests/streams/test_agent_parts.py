@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from models import state_codec
 from models.monitor import MonitorConfig
 from models.simulator import FleetSimulator
 from streams.agents import MIN_PART_RECORDS, TelemetryAgent
@@ -165,3 +166,30 @@ def test_grouping_a_chunk_by_asset_changes_no_assets_outputs() -> None:
     assert len(scores) > 1000 and sum(s > 0 for s in scores) > 500  # type: ignore[operator]
     assert any(isinstance(e, AlertEvent) for v in grouped.values() for e in v)
     assert grouped == one_by_one
+
+
+def test_a_chunk_of_more_assets_than_the_budget_loses_no_assets_learning() -> None:
+    """A chunk holding more assets than the memory budget: every asset's record is learned, and
+    each asset is either in memory or checkpointed (none is evicted between its decoding and its
+    scoring, which would leave its learning on a state nobody saves)."""
+
+    async def run() -> None:
+        dlq, table = GatedTopic(), dict[str, bytes]()
+        dlq.gate.set()
+        worker = agent(dlq, table)
+        worker.processor.fleet.budget, worker.max_records = 10, MIN_PART_RECORDS
+        ids = [f"a{i:03d}" for i in range(60)]
+        records = [{"asset_id": a, "ts": NOW_MS, "sensors": {"s1": 1.0}} for a in ids]
+        await worker.handle([Event(Message("t", 0, 0), orjson.dumps({"records": records}))])  # type: ignore[list-item]
+        fleet = worker.processor.fleet
+        assert len(fleet) <= 10
+        learned = {
+            a: fleet.assets[a].monitor.records_seen
+            if a in fleet.assets
+            else state_codec.decode(table[a])["monitor"].records_seen
+            for a in ids
+            if a in fleet.assets or a in table
+        }
+        assert learned == dict.fromkeys(ids, 1)
+
+    asyncio.run(run())
