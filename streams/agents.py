@@ -353,9 +353,10 @@ class TelemetryAgent:
                     scored = await self._score(part, tick, overlap=not tick, evict=last)
                     if ahead is not None:
                         await self._finish(ahead)
-                    ahead = scored if scored.forecasts is not None else None
-                    if scored.forecasts is None:
+                    ahead = scored
+                    if scored.forecasts is None:  # nothing to wait for: handed on now
                         await self._finish(scored)
+                        ahead = None
             if ahead is not None:
                 await self._finish(ahead)
         finally:  # cancelled: what awaited forecasts is saved with the next part, as if it had none
@@ -369,13 +370,7 @@ class TelemetryAgent:
         forecast only once it is in) and, with ``evict``, those of the assets evicted."""
         stage = self.metrics.stage_seconds
         t1 = time.perf_counter()
-        out = self.score(part)
-        forecasts = self._start_forecasts(out.rul_due)
-        if forecasts is not None and not overlap:
-            await self._apply(forecasts, out)
-            forecasts = None
-        if tick:
-            self.tick(out)
+        out, forecasts = await self._models(part, tick, overlap)
         t2 = time.perf_counter()
         if not out.rul_due:  # a forecast's batch costs the same for 1 record or 1000
             self._learn_cost(len(part.records), t2 - t1)
@@ -610,13 +605,22 @@ class TelemetryAgent:
         """Score ``result``'s records (each asset's as one run), forecast the RUL windows due
         and, with ``tick``, at most every ``tick_every_s``, move the fleet's clock and judge
         silent assets."""
+        out, _ = await self._models(result, tick and self._tick_due(result), overlap=False)
+        return out
+
+    async def _models(
+        self, result: BatchResult, tick: bool, overlap: bool
+    ) -> tuple[Outputs, Forecasts | None]:
+        """Score ``result``, start its RUL forecasts (the running task returned with
+        ``overlap``, else awaited and applied) and, with ``tick``, judge silent assets."""
         out = self.score(result)
         forecasts = self._start_forecasts(out.rul_due)
-        if forecasts is not None:
+        if forecasts is not None and not overlap:
             await self._apply(forecasts, out)
-        if tick and self._tick_due(result):
+            forecasts = None
+        if tick:
             self.tick(out)
-        return out
+        return out, forecasts
 
     def score(self, result: BatchResult) -> Outputs:
         """Score ``result``'s records, each asset's as one run; RUL windows due in ``rul_due``."""

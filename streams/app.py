@@ -229,7 +229,8 @@ def create_app(
         models, source = ServingModels.single(predictor), None
     else:
         models, source = load_models(settings)
-    if models or source is not None:
+    forecasting = bool(models) or source is not None
+    if forecasting:
         torch.set_num_threads(rul_threads(settings))
     pipeline = ModelPipeline(pipeline_config(settings), models)
     sinks = Sinks(
@@ -238,7 +239,7 @@ def create_app(
         alerts=AlertPublisher(raw_topic(settings.topic_alerts)),
         checkpoints=cast(MutableMapping[str, bytes], checkpoints),
         influx=InfluxSink.from_settings(settings) if settings.influx_url else None,
-        rul=RulService() if models or source is not None else None,
+        rul=RulService() if forecasting else None,
     )
     # started before the app's own services (the agent sends through them from its first
     # batch) and stopped after them (the agent's last outputs are flushed first)

@@ -138,9 +138,10 @@ class RulPredictor:
         self.metadata = metadata
         self.max_batch = max_batch
         self._inputs = metadata.inputs  # one spec, shared by every asset's window keeper
-        self._forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = Forecaster(self.model)
+        forecaster = Forecaster(self.model)
+        self._forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = forecaster
         if self.device.type == "cpu" and isinstance(self.model, QuantileEnsemble):
-            self._forward = gil_free(Forecaster(self.model), metadata.window, self.n_features)
+            self._forward = gil_free(forecaster, metadata.window, self.n_features)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> RulPredictor:
