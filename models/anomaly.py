@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from river import anomaly, stats
 
 from models.detectors.kernels import (
     regime_nearest,
+    regimes_nearest,
     scaler_deviations,
     scaler_learn,
     scaler_score,
@@ -133,32 +135,25 @@ class OperatingRegimes(HasCaches):
         return best if d <= 1.0 else None
 
     def predict_many(self, rows: Sequence[Features]) -> list[int | None]:
-        """:meth:`predict_one` of each of ``rows``, the distances computed as one array.
-
-        The same numbers as record by record (the same float operations, elementwise); rows
-        or centres that are not finite take :meth:`predict_one` itself.
+        """:meth:`predict_one` of each of ``rows``: rows of the settings every centre has, in
+        one order (the usual run), in one compiled call; others one by one.
 
         >>> r = OperatingRegimes()
         >>> r.learn_one({"setting1": 0.25}), r.learn_one({"setting1": 0.7})
         (0, 1)
-        >>> rows = [{"setting1": v} for v in (0.7, 0.251, 9.0, 0.25)] * 3
+        >>> rows = [{"setting1": v} for v in (0.7, 0.251, 9.0, 0.25, float("nan"))] * 3
         >>> r.predict_many(rows) == [r.predict_one(x) for x in rows]
         True
         """
-        if len(rows) < 8 or not self._centres:  # a few rows: the arrays cost more
+        keys = tuple(rows[0]) if rows else ()
+        grid = self._grid_for(keys) if len(rows) > 1 and self._centres else None
+        if grid is None or any(tuple(x) != keys for x in rows):
             return [self.predict_one(x) for x in rows]
-        names: dict[str, int] = {}
-        for x in (*self._centres, *rows):
-            for k in x:
-                names.setdefault(k, len(names))
-        s, c = _table(rows, names), _table(self._centres, names)
-        if not (np.isfinite(s).all() and np.isfinite(c).all()):
-            return [self.predict_one(x) for x in rows]
-        scale = self.tolerance * np.maximum(1.0, np.abs(c))
-        d = (np.abs(s[:, None, :] - c[None, :, :]) / scale[None, :, :]).max(axis=2)
-        best = np.argmin(d, axis=1)
-        near = d[np.arange(len(rows)), best] <= 1.0
-        return [int(b) if ok else None for b, ok in zip(best.tolist(), near.tolist(), strict=True)]
+        flat = chain.from_iterable(x.values() for x in rows)
+        values = np.fromiter(flat, float, len(rows) * len(keys)).reshape(len(rows), len(keys))
+        best, dist = regimes_nearest(values, grid[2], grid[3])
+        near = (dist <= 1.0).tolist()
+        return [b if ok else None for b, ok in zip(best.tolist(), near, strict=True)]
 
     def learn_one(self, settings: Features) -> int:
         """The regime of ``settings``, opening a new one when none matches."""
@@ -172,15 +167,6 @@ class OperatingRegimes(HasCaches):
     def n_regimes(self) -> int:
         """Number of regimes seen so far."""
         return len(self._centres)
-
-
-def _table(rows: Sequence[Features], names: Mapping[str, int]) -> np.ndarray[Any, Any]:
-    """``rows`` as a matrix over the columns ``names`` (a missing key is 0.0)."""
-    out = np.zeros((len(rows), len(names)))
-    for i, x in enumerate(rows):
-        for k, v in x.items():
-            out[i, names[k]] = v
-    return out
 
 
 class RegimeScaler(HasCaches):

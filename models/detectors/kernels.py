@@ -842,3 +842,15 @@ def regime_nearest(
         if d < best_d:
             best, best_d = i, d
     return best, best_d
+
+
+@compiled("Tuple((int64[::1], float64[::1]))(float64[:, ::1], float64[:, ::1], float64[:, ::1])")
+def regimes_nearest(
+    rows: NDArray[np.float64], centres: NDArray[np.float64], scales: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """:func:`regime_nearest` of each of ``rows``: the nearest centres and their distances."""
+    best = np.empty(rows.shape[0], dtype=np.int64)
+    dist = np.empty(rows.shape[0])
+    for r in range(rows.shape[0]):
+        best[r], dist[r] = regime_nearest(rows[r], centres, scales)
+    return best, dist

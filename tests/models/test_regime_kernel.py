@@ -71,3 +71,25 @@ def test_centres_of_other_settings_take_the_loop() -> None:
     for x in ({"setting1": 0.2, "setting2": 5.1}, {"setting1": 0.9}, {"setting2": 5.0}):
         assert repr(regimes._nearest(x)) == repr(loop_nearest(regimes, x))
     assert regimes.predict_one({"setting1": 0.9}) == 1
+
+
+def test_a_run_of_settings_gets_each_rows_regime() -> None:
+    """``predict_many`` (one compiled call for a run of the same settings in one order, row by
+    row otherwise) gives each row what ``predict_one`` gives it: NaN and infinite values, rows
+    in another order, rows of other settings, a run of one row."""
+    for seed in (3, 4):
+        regimes = OperatingRegimes(max_regimes=12)
+        stream = settings_stream(seed, 2000)
+        for x in stream[:300]:
+            regimes.learn_one(x)
+        rng = random.Random(seed)
+        usual = [x for x in stream[300:] if tuple(x) == ("setting1", "setting2", "setting3")]
+        known = sum(r is not None for r in regimes.predict_many(usual))
+        assert 0 < known < len(usual)  # some rows match a regime, some match none
+        for start in range(0, 600, 25):
+            run = usual[start : start + rng.choice((1, 2, 12, 40))]
+            if rng.random() < 0.3:
+                run = [*run, rng.choice(stream)]  # perhaps another order
+            if rng.random() < 0.1:
+                run = [{"setting1": 0.5}, *run]  # other settings
+            assert regimes.predict_many(run) == [regimes.predict_one(x) for x in run]
