@@ -8,23 +8,22 @@ window, alert lifecycle) → RUL forecasts batched across assets → outputs: de
 ``pm.alerts``, points to InfluxDB, model checkpoints to the changelog table (assets beyond the
 memory budget are checkpointed and dropped, and restored from it on their next record).
 
-A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is taken in chunks of about 2 MiB (decoded
-256 KiB at a time, the event loop free between), and a chunk scored in parts (at most
-``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's model work, which holds the event loop,
-takes about ``PMAINT_BATCH_BUDGET_MS``; an asset's records of the chunk kept together, so the
-monitor takes them as one run; a part's RUL forecasts run off the event loop while the next part is
-scored, unless it holds the same assets); each part's outputs are handed on to be published while
-the next part is scored, parts scored while a publication awaits its acknowledgements going out
-together in the next one (at most two publications in flight). Every output of a batch is
-acknowledged (by the broker, by InfluxDB) before the batch's offsets are acked, batches in the order
-they came, and an asset's checkpoint reaches the table only after the outputs of the records it has
-seen; so a crash replays instead of losing (at-least-once; outputs are idempotent). A bad message
-never raises out of the loop; a failing send is retried with backoff until it goes through, which
-slows the stream (backpressure) instead of dropping data. A send the broker refuses for good (too
-large) is not retried: a forwarded frame is halved until its parts go through, and a record refused
-on its own is dead-lettered (``undeliverable:<error>``). While a batch's outputs wait for their
-acknowledgements, :meth:`TelemetryAgent.unacknowledged_s` says how long (``/ready`` turns 503 past
-``PMAINT_READY_SEND_FAILURE_S``).
+A batch (what arrived within ``PMAINT_BATCH_FILL_MS``) is decoded in chunks of about 256 KiB, and a
+chunk scored in parts (at most ``PMAINT_BATCH_MAX_RECORDS`` records, sized so a part's model work,
+which holds the event loop, takes about ``PMAINT_BATCH_BUDGET_MS``; an asset's records of the chunk
+kept together, so the monitor takes them as one run; a part's RUL forecasts run off the event loop
+while the next part is scored, unless it holds the same assets); each part's outputs are handed on
+to be published while the next part is scored, parts scored while a publication awaits its
+acknowledgements going out together in the next one (at most two publications in flight). Every
+output of a batch is acknowledged (by the broker, by InfluxDB) before the batch's offsets are
+acked, batches in the order they came, and an asset's checkpoint reaches the table only after the
+outputs of the records it has seen; so a crash replays instead of losing (at-least-once; outputs
+are idempotent). A bad message never raises out of the loop; a failing send is retried with backoff
+until it goes through, which slows the stream (backpressure) instead of dropping data. A send the
+broker refuses for good (too large) is not retried: a forwarded frame is halved until its parts go
+through, and a record refused on its own is dead-lettered (``undeliverable:<error>``). While a
+batch's outputs wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s` says how
+long (``/ready`` turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
 """
 
 from __future__ import annotations
@@ -77,10 +76,6 @@ Forecasts = asyncio.Task[list[tuple[RulDue, RulForecast]]]  # a part's RUL forec
 # a part's publishing has a fixed cost (a Kafka request, an InfluxDB request): parts are not made
 # smaller than this, whatever the budget
 MIN_PART_RECORDS = 16
-# a chunk's records are grouped by asset (the monitor takes an asset's records as one run: the
-# longer the run, the less a record costs), and the assets it brings in stay until its last part
-CHUNK_BYTES = 2_097_152  # about 5,000 records of a plant's frames
-DECODE_BYTES = 262_144  # decoded at a time, about as long as a part's model work
 # of a part's budget, what checkpointing may add to it: a fleet whose checkpoints fall due
 # together (every checkpoint_every records, every checkpoint_interval_s) is saved over many parts
 CHECKPOINT_SHARE = 0.25
@@ -236,7 +231,7 @@ class TelemetryAgent:
         fill_s: float = default("batch_fill_ms") / 1000,
         max_records: int = default("batch_max_records"),
         tick_every_s: float = 1.0,
-        chunk_bytes: int = CHUNK_BYTES,
+        chunk_bytes: int = 262_144,
         in_flight: int = 2,
     ) -> None:
         self.processor = processor
@@ -248,7 +243,7 @@ class TelemetryAgent:
         self.fill_s = fill_s  # longest a batch waits for more messages
         self.max_records = max_records  # records a part holds at most
         self.tick_every_s = tick_every_s
-        self.chunk_bytes = chunk_bytes  # a batch is scored in chunks of about this many bytes
+        self.chunk_bytes = chunk_bytes  # a batch is decoded in parts of about this many bytes
         self.in_flight = in_flight  # parts whose outputs may await their acks at once
         self.offsets = OffsetTracker()
         self.rewind = rewind  # seeks a telemetry partition back to an offset
@@ -336,13 +331,16 @@ class TelemetryAgent:
         self.metrics.batch_seconds.observe(self._handled - started)
 
     async def _feed(self, batch: list[Inbound]) -> None:
+        stage = self.metrics.stage_seconds
         ahead: Scored | None = None  # a part whose RUL forecasts run while the next is scored
         try:
             for chunk in chunks(await self.admit(batch), self.chunk_bytes):
                 if ahead is not None:  # decoding restores assets from their checkpoints
                     await self._finish(ahead)
                     ahead = None
-                result = await self._decode(chunk)
+                t0 = time.perf_counter()
+                result = self.processor.process(chunk)
+                stage.labels("decode").inc(time.perf_counter() - t0)
                 chunk_parts = split(result, self.part_records())
                 for part in chunk_parts:
                     # silence is judged after a chunk's last part: before it, the assets of
@@ -365,18 +363,6 @@ class TelemetryAgent:
             self._forecasting.clear()
             self._due.update(self._deferred)
             self._deferred.clear()
-
-    async def _decode(self, chunk: list[Inbound]) -> BatchResult:
-        """Decode ``chunk`` :data:`DECODE_BYTES` at a time, letting the event loop run between
-        (decoding a chunk takes longer than a part's budget)."""
-        result = BatchResult()
-        for i, piece in enumerate(chunks(chunk, DECODE_BYTES)):
-            if i:
-                await asyncio.sleep(0)
-            t0 = time.perf_counter()
-            self.processor.process(piece, into=result)
-            self.metrics.stage_seconds.labels("decode").inc(time.perf_counter() - t0)
-        return result
 
     async def _score(self, part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
         """Score ``part``, start its RUL forecasts (awaited here unless ``overlap``), with

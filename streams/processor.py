@@ -151,12 +151,10 @@ class TelemetryProcessor:
         self.metrics = metrics
         self.clock = clock
 
-    def process(self, batch: Sequence[Inbound], into: BatchResult | None = None) -> BatchResult:
-        """Decode, validate and route ``batch``'s messages, adding to ``into`` (a new result
-        when None); returns the result."""
+    def process(self, batch: Sequence[Inbound]) -> BatchResult:
         now = self.clock()
         now_ms = round(now * 1000)
-        out = BatchResult() if into is None else into
+        out = BatchResult()
         for message in batch:
             decoded = (
                 Decoded(dead=[DeadLetter("too_large", message.value)])

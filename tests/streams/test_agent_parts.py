@@ -5,7 +5,6 @@ over several parts, not in one long hold of the event loop."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -14,7 +13,7 @@ import orjson
 from models import state_codec
 from models.monitor import MonitorConfig
 from models.simulator import FleetSimulator
-from streams.agents import CHUNK_BYTES, DECODE_BYTES, MIN_PART_RECORDS, TelemetryAgent
+from streams.agents import MIN_PART_RECORDS, TelemetryAgent
 from streams.alert_event import AlertEvent
 from streams.fleet import Fleet
 from streams.metrics import Metrics
@@ -161,7 +160,7 @@ def test_grouping_a_chunk_by_asset_changes_no_assets_outputs() -> None:
         return by_asset
 
     one_by_one = outputs([[f] for f in frames])
-    grouped = outputs([frames])  # one chunk: every record of an asset one run
+    grouped = outputs([frames])  # chunks of 256 KiB: ~30 records an asset a run
     scores = [p.fields["score"] for v in grouped.values() for p in v
               if isinstance(p, Point) and p.measurement == "anomaly"]  # fmt: skip
     assert len(scores) > 1000 and sum(s > 0 for s in scores) > 500  # type: ignore[operator]
@@ -192,54 +191,5 @@ def test_a_chunk_of_more_assets_than_the_budget_loses_no_assets_learning() -> No
             if a in fleet.assets or a in table
         }
         assert learned == dict.fromkeys(ids, 1)
-
-    asyncio.run(run())
-
-
-def test_a_chunk_is_decoded_in_pieces_with_the_event_loop_free_between() -> None:
-    """A chunk of several decoding pieces lets other tasks run between them (a chunk's decoding
-    is no longer hold of the event loop than a piece's); its records are scored as one chunk,
-    each asset's as one run."""
-
-    async def run() -> None:
-        dlq, table = GatedTopic(), dict[str, bytes]()
-        dlq.gate.set()
-        worker = agent(dlq, table)
-        sensors = {f"s{i}": float(i) for i in range(40)}
-        batch = [
-            Event(Message("t", 0, n), orjson.dumps(
-                {"asset_id": f"a{n % 4}", "ts": NOW_MS + n * 1000, "sensors": sensors}
-            ))
-            for n in range(1200)
-        ]  # fmt: skip
-        size = sum(len(e.value) for e in batch)
-        assert DECODE_BYTES * 2 < size < CHUNK_BYTES
-        ran: list[int] = []  # loop turns of another task
-        pieces: list[int] = []  # loop turns the other task had when each piece was decoded
-        runs: list[int] = []  # records of each monitor run
-        process, observe_run = worker.processor.process, worker.pipeline.observe_run
-
-        def decoding(piece: list[object], into: BatchResult | None = None) -> BatchResult:
-            pieces.append(len(ran))
-            return process(piece, into)  # type: ignore[arg-type]
-
-        def scoring(state: object, records: list[object], out: object) -> int:
-            runs.append(len(records))
-            return observe_run(state, records, out)  # type: ignore[arg-type]
-
-        async def other_task() -> None:
-            while True:
-                ran.append(1)
-                await asyncio.sleep(0)
-
-        worker.processor.process = decoding  # type: ignore[method-assign,assignment]
-        worker.pipeline.observe_run = scoring  # type: ignore[method-assign]
-        worker.max_records = 10_000
-        other = asyncio.create_task(other_task())
-        await worker.handle(batch)  # type: ignore[arg-type]
-        other.cancel()
-        assert len(pieces) > 2  # (the batch is over twice DECODE_BYTES)
-        assert all(a < b for a, b in itertools.pairwise(pieces))
-        assert runs == [300, 300, 300, 300]
 
     asyncio.run(run())
