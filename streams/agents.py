@@ -372,7 +372,8 @@ class TelemetryAgent:
         t1 = time.perf_counter()
         out, forecasts = await self._models(part, tick, overlap)
         t2 = time.perf_counter()
-        if not out.rul_due:  # a forecast's batch costs the same for 1 record or 1000
+        if forecasts is not None or not out.rul_due or self.sinks.rul is None:
+            # (forecasts awaited here would count: a batch costs the same for 1 record or 1000)
             self._learn_cost(len(part.records), t2 - t1)
         awaiting = frozenset(d.state.asset_id for d in out.rul_due) if forecasts else frozenset()
         self._forecasting |= awaiting

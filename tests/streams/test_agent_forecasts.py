@@ -57,9 +57,9 @@ def frames() -> list[Event]:
     return out
 
 
-def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Table, dict, int]:
-    """Every batch through an agent with a RUL model; the checkpoint table, each asset's
-    outputs in order, and how many parts were scored while forecasts of another were running."""
+def forecasting_agent(model: Path, max_records: int) -> tuple[TelemetryAgent, Table, RulService]:
+    """An agent with a RUL model forecasting every other record of an asset, its checkpoint
+    table and its RUL service (to be started)."""
     config = PipelineConfig(
         MonitorConfig(warm_up=10, novelty_warm_up=10), anomaly_every=3, rul_every=2,
         checkpoint_every=4,
@@ -71,6 +71,13 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
     processor = TelemetryProcessor(Limits(), 1, Fleet(), Metrics())
     worker = TelemetryAgent(processor, ModelPipeline(config, served), sinks, None)  # type: ignore[arg-type]
     worker.max_records, worker.tick_every_s = max_records, float("inf")
+    return worker, table, service
+
+
+def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Table, dict, int]:
+    """Every batch through an agent with a RUL model; the checkpoint table, each asset's
+    outputs in order, and how many parts were scored while forecasts of another were running."""
+    worker, table, service = forecasting_agent(model, max_records)
     outputs: dict[str, list[object]] = {}
     overlapped = 0
     score, publish = worker._score, worker.publish
@@ -166,3 +173,32 @@ def test_forecasts_overlapping_the_next_part_change_no_output_or_checkpoint(
     _, together, overlapped = run(tmp_path / "m", batches, MIN_PART_RECORDS)
     assert overlapped > 20
     assert same(together, alone)
+
+
+def test_parts_whose_forecasts_overlap_the_next_one_teach_the_part_budget(tmp_path: Path) -> None:
+    """Once every part has RUL windows due, their forecasts, running while the next part is
+    scored, are not part of its model work: the parts still learn the cost of a record, and
+    the part size follows the budget (it would stay at ``max_records`` otherwise)."""
+    tiny_artifact(tmp_path / "m", 1)
+    worker, _, service = forecasting_agent(tmp_path / "m", 1000)
+    events = frames()
+    sizes: list[int] = []
+    score = worker._score
+
+    async def scored(part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
+        done = await score(part, tick, overlap, evict)
+        sizes.append(len(part.records) if done.out.rul_due else 0)
+        return done
+
+    async def main() -> None:
+        async with service:
+            for i in range(0, ROUNDS // 2, 4):  # the RUL windows fill
+                await worker.handle(events[i : i + 4])  # type: ignore[arg-type]
+            worker._score = scored  # type: ignore[method-assign]
+            worker._cost_s, worker.budget_s = 0.0, 1e-6  # a budget only the smallest parts meet
+            for i in range(ROUNDS // 2, ROUNDS, 4):
+                await worker.handle(events[i : i + 4])  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert 0 not in sizes  # every part forecasts
+    assert sizes[0] == ASSETS * 4 and set(sizes[1:]) == {MIN_PART_RECORDS}
