@@ -24,7 +24,7 @@ from streams.rul_service import RulService
 from streams.schema import Limits
 from streams.sinks.kafka import AlertPublisher
 from tests.models.test_rul_registry import tiny_artifact
-from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message
+from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, kept_outputs
 
 ASSETS, ROUNDS = 24, 48
 
@@ -78,22 +78,13 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
     """Every batch through an agent with a RUL model; the checkpoint table, each asset's
     outputs in order, and how many parts were scored while forecasts of another were running."""
     worker, table, service = forecasting_agent(model, max_records)
-    outputs: dict[str, list[object]] = {}
     overlapped = 0
-    score, publish = worker._score, worker.publish
+    score = worker._score
 
     async def scored(part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
         nonlocal overlapped
         overlapped += bool(worker._forecasting)
         return await score(part, tick, overlap, evict)
-
-    async def publish_kept(parts: list[tuple[BatchResult, object]]) -> None:
-        for _, out in parts:
-            for p in out.points:  # type: ignore[attr-defined]
-                outputs.setdefault(f"{p.tags['asset_id']} {p.measurement}", []).append(p)
-            for e in out.alerts:  # type: ignore[attr-defined]
-                outputs.setdefault(f"{e.asset_id} alerts", []).append(e)
-        await publish(parts)  # type: ignore[arg-type]
 
     # no checkpoint goes out with a part before the records its model has learned
     published: dict[str, int] = {}
@@ -108,7 +99,8 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
             assert learned <= published.get(asset_id, 0), (asset_id, learned)
         await send(pub)
 
-    worker._score, worker.publish, worker._send = scored, publish_kept, sent  # type: ignore[method-assign]
+    worker._score, worker._send = scored, sent  # type: ignore[method-assign]
+    outputs = kept_outputs(worker)
 
     async def main() -> None:
         async with service:

@@ -4,6 +4,7 @@ acknowledged and after every batch before it, while the next batch is already pr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ import orjson
 from streams.agents import Sinks, TelemetryAgent, split
 from streams.fleet import Fleet
 from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, PipelineConfig
+from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
 from streams.schema import Limits, Telemetry
 from streams.sinks.kafka import AlertPublisher
@@ -79,6 +80,24 @@ async def take(worker: TelemetryAgent, events: list[Event]) -> None:
     await worker.take(events)  # type: ignore[arg-type]
     for event in events:
         event.ack()
+
+
+def kept_outputs(worker: TelemetryAgent) -> dict[str, list[object]]:
+    """Each asset's published points (``"<asset> <measurement>"``) and alert events
+    (``"<asset> alerts"``), in order, as ``worker`` publishes them from now on."""
+    kept: dict[str, list[object]] = {}
+    publish = worker.publish
+
+    async def keeping(parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
+        for _, out in parts:
+            for p in out.points:
+                kept.setdefault(f"{p.tags['asset_id']} {p.measurement}", []).append(p)
+            for e in out.alerts:
+                kept.setdefault(f"{e.asset_id} alerts", []).append(e)
+        await publish(parts)
+
+    worker.publish = keeping  # type: ignore[method-assign]
+    return kept
 
 
 def good(offset: int) -> Event:

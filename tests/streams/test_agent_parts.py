@@ -21,7 +21,7 @@ from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
 from streams.schema import Limits
 from streams.sinks.line_protocol import Point
-from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, take
+from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, kept_outputs, take
 
 
 def agent(dlq: GatedTopic, table: dict[str, bytes], budget_s: float = 0.02) -> TelemetryAgent:
@@ -140,22 +140,12 @@ def test_grouping_a_chunk_by_asset_changes_no_assets_outputs() -> None:
             PipelineConfig(MonitorConfig(warm_up=30, novelty_warm_up=30), anomaly_every=5)
         )
         worker.tick_every_s = math.inf  # the clock's ticks come by wall time: none here
-        by_asset: dict[str, list[object]] = {}
-        publish = worker.publish
-
-        async def kept(parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
-            for _, out in parts:
-                for p in out.points:
-                    by_asset.setdefault(f"{p.tags['asset_id']} points", []).append(p)
-                for e in out.alerts:
-                    by_asset.setdefault(f"{e.asset_id} alerts", []).append(e)
-            await publish(parts)
+        by_asset = kept_outputs(worker)
 
         async def run() -> None:
             for batch in batches:
                 await worker.handle(batch)  # type: ignore[arg-type]
 
-        worker.publish = kept  # type: ignore[method-assign]
         asyncio.run(run())
         return by_asset
 
