@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ("ingest", "rul", "anomaly", "sink", "latency", "scaling", "memory", "web", "fleet_state")
+SCRIPTS = (
+    "ingest",
+    "gateway",
+    "rul",
+    "anomaly",
+    "sink",
+    "latency",
+    "scaling",
+    "memory",
+    "web",
+    "fleet_state",
+)
 
 
 def machine() -> str:

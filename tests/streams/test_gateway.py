@@ -6,10 +6,11 @@ import itertools
 from pathlib import Path
 
 import pytest
+from kafka.record import util as record_util
 
 from models.datafiles import REFERENCE_DATA
 from models.errors import DataError
-from streams.gateway import read_replay, simulated
+from streams.gateway import compiled_checksums, read_replay, simulated
 from streams.schema import Limits, decode
 
 CMAPSS = REFERENCE_DATA / "cmapss" / "test_FD001.txt"
@@ -63,3 +64,20 @@ def test_simulated_records_are_valid_and_recent() -> None:
     for r in records:
         d = decode(__import__("orjson").dumps(r), Limits(), end)
         assert d.records and not d.dead
+
+
+def test_record_batches_are_checksummed_by_the_compiled_crc32c(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the pure-Python fallback costs the gateway most of its CPU (benchmarks/gateway.py)
+    assert compiled_checksums()
+    assert not caplog.text
+    assert record_util.calc_crc32c(memoryview(b"123456789")) == 0xE3069283  # CRC-32C check value
+
+
+def test_without_the_compiled_crc32c_the_gateway_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(record_util, "crc32c_c", None)
+    assert not compiled_checksums()
+    assert "pip install crc32c" in caplog.text
