@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".pmaint")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     ready_send_failure_s: float = Field(30.0, gt=0)
-    fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)
+    fetch_max_wait_ms: int = Field(20, ge=1, le=60_000)
     batch_max_records: int = Field(1000, ge=1)
     batch_budget_ms: float = Field(20.0, gt=0)
     batch_fill_ms: float = Field(5.0, gt=0)
