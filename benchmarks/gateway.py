@@ -27,7 +27,8 @@ RECORDS = {1: 40_000, 100: 200_000}
 
 def frames(records: list[Record], frame: int, partitions: int) -> list[tuple[int, list[Record]]]:
     """The gateway's frames: per partition, ``frame`` records at a time."""
-    out, buffers = [], dict[int, list[Record]]()
+    out: list[tuple[int, list[Record]]] = []
+    buffers: dict[int, list[Record]] = {}
     for record in records:
         partition = partition_for(str(record["asset_id"]), partitions)
         buffer = buffers.setdefault(partition, [])
