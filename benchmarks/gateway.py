@@ -17,26 +17,11 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import emit, fresh
 from streams.embedded import EmbeddedBroker
-from streams.gateway import Gateway, Record, compiled_checksums, simulated
+from streams.gateway import Gateway, Record, compiled_checksums, frames, simulated
 from streams.kafka_clients import ensure_topics
-from streams.routing import partition_for
 from streams.settings import Settings, load_settings
 
 RECORDS = {1: 40_000, 100: 200_000}
-
-
-def frames(records: list[Record], frame: int, partitions: int) -> list[tuple[int, list[Record]]]:
-    """The gateway's frames: per partition, ``frame`` records at a time."""
-    out: list[tuple[int, list[Record]]] = []
-    buffers: dict[int, list[Record]] = {}
-    for record in records:
-        partition = partition_for(str(record["asset_id"]), partitions)
-        buffer = buffers.setdefault(partition, [])
-        buffer.append(record)
-        if len(buffer) >= frame:
-            out.append((partition, buffer))
-            buffers[partition] = []
-    return out + [(p, b) for p, b in buffers.items() if b]
 
 
 async def aiokafka_rate(settings: Settings, records: list[Record], frame: int) -> float:

@@ -121,6 +121,29 @@ def read_replay(path: Path) -> list[Record]:
     return reader(path)
 
 
+def frames(
+    records: Iterable[Record], frame: int, partitions: int
+) -> Iterator[tuple[int, list[Record]]]:
+    """``records`` grouped per partition (:func:`~streams.routing.partition_for` of the asset),
+    ``frame`` at a time as they come, then what is left of each partition.
+
+    >>> rows = [{"asset_id": a} for a in ("a", "b", "a", "a")]
+    >>> [(p, len(f)) for p, f in frames(rows, 2, 1)]
+    [(0, 2), (0, 2)]
+    """
+    buffers: dict[int, list[Record]] = {}
+    for record in records:
+        partition = partition_for(str(record.get("asset_id", "")), partitions)
+        buffer = buffers.setdefault(partition, [])
+        buffer.append(record)
+        if len(buffer) >= frame:
+            yield partition, buffer
+            buffers[partition] = []
+    for partition, buffer in buffers.items():
+        if buffer:
+            yield partition, buffer
+
+
 class Gateway:
     """A kafka-python producer of telemetry, framed per partition, paced to a rate."""
 
@@ -146,29 +169,27 @@ class Gateway:
 
     def send(self, records: Iterable[Record]) -> int:
         """Send every record; returns how many were sent (after the broker acked them all)."""
-        buffers: dict[int, list[Record]] = {}
+        paced = self._paced(records)
+        if self.frame <= 1:
+            for record in paced:
+                key = str(record.get("asset_id", "")).encode()
+                self.producer.send(self.topic, key=key, value=orjson.dumps(record))
+        else:
+            for partition, batch in frames(paced, self.frame, self.partitions):
+                self._send_frame(partition, batch)
+        self.producer.flush()
+        return self.sent
+
+    def _paced(self, records: Iterable[Record]) -> Iterator[Record]:
+        """``records``, each counted in ``sent`` once handled, at most ``rate`` a second."""
         started = time.monotonic()
         for record in records:
-            asset = str(record.get("asset_id", ""))
-            if self.frame <= 1:
-                self.producer.send(self.topic, key=asset.encode(), value=orjson.dumps(record))
-            else:
-                partition = partition_for(asset, self.partitions)
-                buffer = buffers.setdefault(partition, [])
-                buffer.append(record)
-                if len(buffer) >= self.frame:
-                    self._send_frame(partition, buffer)
-                    buffers[partition] = []
+            yield record
             self.sent += 1
             if self.rate > 0:
                 ahead = self.sent / self.rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
-        for partition, buffer in buffers.items():
-            if buffer:
-                self._send_frame(partition, buffer)
-        self.producer.flush()
-        return self.sent
 
     def _send_frame(self, partition: int, records: list[Record]) -> None:
         key = str(records[0].get("asset_id", "")).encode()
