@@ -278,9 +278,16 @@ class RegimeScaler(HasCaches):
             regime = None if settings else 0
         self.learn_located(sensors, settings, regime)
 
-    def learn_located(self, sensors: Features, settings: Features, regime: int | None) -> None:
+    def learn_located(
+        self,
+        sensors: Features,
+        settings: Features,
+        regime: int | None,
+        values: NDArray[np.float64] | None = None,
+    ) -> None:
         """:meth:`learn_one` of a record already split and located (``regime``: as
-        :meth:`regimes_of` gives it, ``None`` for a new one)."""
+        :meth:`regimes_of` gives it, ``None`` for a new one; ``values``: those of ``sensors``
+        in its order, when already read)."""
         if regime is None:
             regime = self._regimes.learn_one(settings)
         tables = self._regime_tables()
@@ -288,7 +295,8 @@ class RegimeScaler(HasCaches):
         if table is None:
             table = tables[regime] = SensorTable(3)
         rows = table.rows_for(sensors, grow=True)
-        values = _values(sensors)
+        if values is None:
+            values = _values(sensors)
         scaler_learn(table.stats, values, rows, 1.0 / self.window)
 
     def contributions(self, x: Features) -> dict[str, float]:
@@ -304,15 +312,17 @@ class RegimeScaler(HasCaches):
         )
 
     def _deviation_array(
-        self, sensors: Features, regime: int | None
+        self, sensors: Features, regime: int | None, values: NDArray[np.float64] | None = None
     ) -> tuple[NDArray[np.float64], int] | None:
         """The deviation of each of ``sensors`` in its order (NaN: not scored) and how many
-        are scored; ``None`` when nothing of ``regime`` was learned."""
+        are scored; ``None`` when nothing of ``regime`` was learned (``values``: those of
+        ``sensors``, when already read)."""
         tables = self._regime_tables()
         table = tables.get(regime) if regime is not None else None
         if table is None or not table.names or not sensors:
             return None
-        values = _values(sensors)
+        if values is None:
+            values = _values(sensors)
         z = np.empty(len(values))
         scored = scaler_deviations(
             table.stats, values, table.rows_for(sensors), self.clip, self.resolution,
@@ -406,9 +416,14 @@ class Scorer(RegimeScaler):
         raise NotImplementedError
 
     def explain_located(
-        self, sensors: Features, regime: int | None, k: int
+        self,
+        sensors: Features,
+        regime: int | None,
+        k: int,
+        values: NDArray[np.float64] | None = None,
     ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
-        """:meth:`score_located` and the ``k`` largest deviations (:func:`top_contributors`)."""
+        """:meth:`score_located` and the ``k`` largest deviations (:func:`top_contributors`;
+        ``values``: those of ``sensors`` in its order, when already read)."""
         score, z = self.score_located(sensors, regime)
         return score, z, top_contributors(z, k)
 
@@ -455,7 +470,11 @@ class DeviationScorer(Scorer):
         return aggregate(z, self.how), z
 
     def explain_located(
-        self, sensors: Features, regime: int | None, k: int
+        self,
+        sensors: Features,
+        regime: int | None,
+        k: int,
+        values: NDArray[np.float64] | None = None,
     ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
         """:meth:`score_located` and the ``k`` largest deviations, from one compiled pass over
         the deviations (the same numbers as :func:`aggregate` and :func:`top_contributors`).
@@ -468,16 +487,16 @@ class DeviationScorer(Scorer):
         >>> m.explain_located(x, 0, 1) == (score, z, top_contributors(z, 1))
         True
         """
-        deviations = self._deviation_array(sensors, regime)
+        deviations = self._deviation_array(sensors, regime, values)
         if deviations is None:
             return 0.0, {}, ()
         z, scored = deviations
         candidates = np.empty(len(z), dtype=np.int64)
         score, n = scaler_score(z, _AGGREGATES.index(self.how), k, candidates)
-        keys, values = tuple(sensors), z.tolist()
-        ranked = sorted([(-abs(values[i]), keys[i], values[i]) for i in candidates[:n].tolist()])
+        keys, zs = tuple(sensors), z.tolist()
+        ranked = sorted([(-abs(zs[i]), keys[i], zs[i]) for i in candidates[:n].tolist()])
         top = tuple([(s, round(q, 3)) for _, s, q in ranked[:k]])
-        return score, _as_dict(sensors, values, scored), top
+        return score, _as_dict(sensors, zs, scored), top
 
 
 class HalfSpaceScorer(Scorer):
@@ -533,10 +552,16 @@ class HalfSpaceScorer(Scorer):
         self._located = None
         self.learn_located(sensors, settings, regime)
 
-    def learn_located(self, sensors: Features, settings: Features, regime: int | None) -> None:
+    def learn_located(
+        self,
+        sensors: Features,
+        settings: Features,
+        regime: int | None,
+        values: NDArray[np.float64] | None = None,
+    ) -> None:
         """:meth:`learn_one` of a record already split and located."""
         z = self.deviations(sensors, regime)
-        super().learn_located(sensors, settings, regime)
+        super().learn_located(sensors, settings, regime, values)
         if z:
             self._hst.learn_one(self._squash(z))
 

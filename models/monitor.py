@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
 
+import numpy as np
+from numpy.typing import NDArray
+
 from models import state_codec
 from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer
 from models.detectors.alarm import KindAlarm
@@ -48,6 +51,7 @@ from models.detectors.pattern import PatternDetector
 from models.detectors.seasonal import SeasonalDetector
 from models.drift import DriftEvent, SensorDriftDetector
 from models.errors import ArtifactError, ConfigError, PmaintError
+from models.run_values import RunValues
 
 # the detectors; every one alarms unless a policy names fewer
 DETECTORS = (
@@ -361,12 +365,16 @@ class AssetMonitor:
         return self._seen
 
     def _split(
-        self, sensors: Mapping[str, float], settings: Mapping[str, float] | None
+        self,
+        sensors: Mapping[str, float],
+        settings: Mapping[str, float] | None,
+        plain: bool = False,
     ) -> tuple[Mapping[str, float], Mapping[str, float]]:
         """The scorer's ``(sensors, settings)`` of a record: settings named with the regime
-        prefix; a sensor whose name starts with it counts as a setting."""
+        prefix; a sensor whose name starts with it counts as a setting (``plain``: no sensor's
+        does, known already)."""
         prefix = self._scorer.regime_prefix
-        if any(map(str.startswith, sensors, repeat(prefix))):
+        if not plain and any(map(str.startswith, sensors, repeat(prefix))):
             x = dict(sensors)
             for k, v in (settings or {}).items():
                 x[k if k.startswith(prefix) else prefix + k] = v
@@ -404,8 +412,9 @@ class AssetMonitor:
         """Score and learn a run of this asset's records in order (``times``: event times in
         seconds), exactly as :meth:`update` one after another would.
 
-        What does not depend on the records before (splitting off the settings, locating the
-        operating regimes) is done for the whole run at once, and so is the novelty detector
+        What does not depend on the records before (reading the values, splitting off the
+        settings, locating the operating regimes) is done for the whole run at once
+        (:class:`~models.run_values.RunValues`), and so is the novelty detector
         (compiled, :class:`~models.detectors.novelty_run.NoveltyRun`: its findings depend only
         on the sensor values); the other recursions (running statistics, threshold,
         detectors, drift, alarm) go record by record.
@@ -420,7 +429,15 @@ class AssetMonitor:
             raise ValueError("sensors, settings and times of a run differ in length")
         scorer = self._scorer
         try:
-            parts = [self._split(x, s) for x, s in zip(sensors, settings, strict=True)]
+            usual = RunValues.of(sensors)
+            rows = plain = 0  # records with a row of values; those whose keys hold no setting
+            if usual is not None:
+                rows = usual.size
+                plain = 0 if _prefixed(usual.keys, scorer.regime_prefix) else rows
+            parts = [
+                self._split(x, s, i < plain)
+                for i, (x, s) in enumerate(zip(sensors, settings, strict=True))
+            ]
             regimes = scorer.regimes_of([s for _, s in parts])
         except Exception:  # a malformed record: record by record, so that it fails alone
             return self._update_each(sensors, settings, times)
@@ -429,13 +446,16 @@ class AssetMonitor:
         novelty = None
         if not _NOVELTY.isdisjoint(self.config.detectors):
             first_scored = max(0, self.config.warm_up - self._seen)
-            novelty = NoveltyRun.plan(self._novelty, sensors, first_scored)
+            novelty = NoveltyRun.plan(self._novelty, usual, first_scored)
         for i, now in enumerate(times):
             if scorer.n_regimes != known:  # the last record opened a regime: locate the rest
                 regimes[i:] = scorer.regimes_of([s for _, s in parts[i:]])
                 known = scorer.n_regimes
+            values = usual.values[i] if usual is not None and i < rows else None
             try:
-                self._step(sensors[i], parts[i][0], parts[i][1], regimes[i], now, run, novelty)
+                self._step(
+                    sensors[i], parts[i][0], parts[i][1], regimes[i], now, run, novelty, values
+                )
             except Exception as exc:
                 if novelty is not None:
                     novelty.rewind()
@@ -467,12 +487,14 @@ class AssetMonitor:
         now: float,
         run: MonitorRun,
         novelty: NoveltyRun | None = None,
+        values: NDArray[np.float64] | None = None,
     ) -> None:
         """Score one record (its ``sensors`` and ``settings`` split off ``raw`` and located in
         ``regime``), learn from it, and append its results to ``run`` (``novelty``: the run's
-        novelty findings where planned)."""
+        novelty findings where planned; ``values``: ``raw``'s values, when already read)."""
         cfg = self.config
-        score, z, top = self._scorer.explain_located(sensors, regime, cfg.top_k)
+        own = values if sensors is raw else None  # (the scorer's sensors are raw's, in order)
+        score, z, top = self._scorer.explain_located(sensors, regime, cfg.top_k, own)
         threshold = self._threshold.get()
         self._seen += 1
         warming_up = self._seen <= cfg.warm_up
@@ -484,7 +506,9 @@ class AssetMonitor:
         novel = None
         if novelty is not None and len(run) < novelty.size:
             novel = novelty.take(len(run))
-        findings = self._findings(raw, z, top, score, threshold, is_anomaly, warming_up, now, novel)
+        findings = self._findings(
+            raw, z, top, score, threshold, is_anomaly, warming_up, now, novel, values
+        )
         alarm = self._alarm.update(findings, now)
         event = None if warming_up else self._drift.update(z, now)
         if event is not None and cfg.relearn_on_drift:
@@ -504,7 +528,7 @@ class AssetMonitor:
             self._accepting = False
         if learn:
             self._skipped = 0
-            self._scorer.learn_located(sensors, settings, regime)
+            self._scorer.learn_located(sensors, settings, regime, own)
         run.score.append(score)
         run.threshold.append(threshold)
         run.is_anomaly.append(is_anomaly)
@@ -537,9 +561,11 @@ class AssetMonitor:
         warming_up: bool,
         now: float,
         novel: dict[str, tuple[float, tuple[str, ...]]] | None,
+        values: NDArray[np.float64] | None,
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """What each enabled detector sees in this record (then learns it); ``top``: the
-        largest deviations of ``z``; ``novel``: the novelty findings when already known."""
+        largest deviations of ``z``; ``novel``: the novelty findings when already known;
+        ``values``: ``sensors``' values, when already read."""
         wanted = self.config.detectors
         found = {}
         if novel is not None:
@@ -555,7 +581,7 @@ class AssetMonitor:
         if self._flatline is not None:
             found.update(self._flatline.score_learn_one(sensors, score=not warming_up))
         if self._level is not None:
-            found.update(self._level.score_learn_one(sensors, score=not warming_up))
+            found.update(self._level.score_learn_one(sensors, not warming_up, values))
         ratio = score / threshold if threshold > 0 else score
         lasting = self._alarm.sustained and ratio >= self.config.deviation_exit
         if is_anomaly or (lasting and not warming_up):
@@ -597,6 +623,17 @@ _PARTS = (
     "_level",
     "_alarm",
 )
+
+
+@lru_cache(maxsize=256)
+def _prefixed(keys: tuple[str, ...], prefix: str) -> bool:
+    """Whether a name of ``keys`` starts with ``prefix`` (a fleet's records share a few key
+    orders).
+
+    >>> _prefixed(("s1", "setting_a"), "setting_"), _prefixed(("s1",), "setting_")
+    (True, False)
+    """
+    return any(map(str.startswith, keys, repeat(prefix)))
 
 
 @lru_cache(maxsize=64)

@@ -114,17 +114,21 @@ class LevelDetector(HasCaches):
         return self._kernel_row
 
     def score_learn_one(
-        self, x: Mapping[str, float], score: bool = True
+        self,
+        x: Mapping[str, float],
+        score: bool = True,
+        values: NDArray[np.float64] | None = None,
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
         """Judge ``x``'s smoothed levels against their ranges, then learn them (one compiled
-        step, :func:`models.detectors.kernels.level_step`).
+        step, :func:`models.detectors.kernels.level_step`; ``values``: those of ``x`` in its
+        order, when already read).
 
         Returns ``{"level": (excess, sensors)}`` when a sensor's level is novel (excess > 1).
         Missing and NaN values leave their sensor's level be.
         """
         self._records += 1
         if self._complete and tuple(x) == self._names:
-            v = np.fromiter(x.values(), float, len(x))
+            v = np.fromiter(x.values(), float, len(x)) if values is None else values
         else:
             v = self._values_of_some(x)
         self._ticks += 1

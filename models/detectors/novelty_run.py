@@ -11,13 +11,11 @@ that method.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from itertools import chain
-
 import numpy as np
 from numpy.typing import NDArray
 
 from models.detectors.novelty import KINDS, NoveltyDetector
+from models.run_values import RunValues
 
 Findings = dict[str, tuple[float, tuple[str, ...]]]
 
@@ -43,29 +41,15 @@ class NoveltyRun:
 
     @classmethod
     def plan(
-        cls,
-        detector: NoveltyDetector,
-        records: Sequence[Mapping[str, float]],
-        first_scored: int,
+        cls, detector: NoveltyDetector, usual: RunValues | None, first_scored: int
     ) -> NoveltyRun | None:
-        """The run's leading usual records through the kernel (record ``i`` scored when
-        ``i >= first_scored``), or None when the first record is not a usual one."""
+        """The run's leading usual records (``usual``, when their keys are the detector's
+        sensors) through the kernel (record ``i`` scored when ``i >= first_scored``), or None
+        when the first record is not a usual one."""
         names = detector.run_sensors()
-        if not names:
+        if not names or usual is None or usual.keys != names:
             return None
-        size = 0
-        for x in records:
-            if tuple(x) != names:
-                break
-            size += 1
-        if not size:
-            return None
-        try:
-            flat = records[0].values() if size == 1 else _values(records[:size])
-            values = np.fromiter(flat, float, size * len(names)).reshape(size, len(names))
-        except (TypeError, ValueError):  # a value that is no number: the record path raises
-            return None
-        return cls(detector, values, first_scored)
+        return cls(detector, usual.values, first_scored)
 
     def _advance(
         self, records: int
@@ -89,8 +73,3 @@ class NoveltyRun:
         if self.taken < self.size:
             self._detector.restore(self._before)
             self._advance(self.taken)
-
-
-def _values(records: Sequence[Mapping[str, float]]) -> Iterator[float]:
-    """The records' values, one after another."""
-    return chain.from_iterable(x.values() for x in records)

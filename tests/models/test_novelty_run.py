@@ -15,6 +15,7 @@ import pytest
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.novelty import NoveltyDetector
 from models.detectors.novelty_run import NoveltyRun
+from models.run_values import RunValues
 from tests.models.test_monitor_run import cmapss_rows, fleet_rows, in_runs, interleave, nab_rows
 
 SETTINGS = {  # the monitor's defaults, a settled variant, and wide margins (few findings)
@@ -56,7 +57,7 @@ def test_kernel_findings_and_state_equal_the_record_path(setting: str, sensors: 
         chunk = records[at : at + rng.choice((1, 3, 50, 200))]
         first_scored = rng.choice((0, 0, 2))
         expected = [path.score_learn_one(x, score=i >= first_scored) for i, x in enumerate(chunk)]
-        plan = NoveltyRun.plan(kernel, chunk, first_scored)
+        plan = NoveltyRun.plan(kernel, RunValues.of(chunk), first_scored)
         if plan is None:  # a new detector: its first record starts the sensors
             assert at == 0
             got = [kernel.score_learn_one(x, score=i >= first_scored) for i, x in enumerate(chunk)]
@@ -76,11 +77,11 @@ def test_unusual_records_end_the_planned_block() -> None:
         d.learn_one(x)
     usual = series(3, 4, seed=2)
     reordered = dict(reversed(list(usual[0].items())))
-    assert NoveltyRun.plan(d, [reordered, *usual], 0) is None
-    plan = NoveltyRun.plan(d, [*usual[:2], reordered, usual[3]], 0)
+    assert NoveltyRun.plan(d, RunValues.of([reordered, *usual]), 0) is None
+    plan = NoveltyRun.plan(d, RunValues.of([*usual[:2], reordered, usual[3]]), 0)
     assert plan is not None and plan.size == 2
     bad = {**usual[0], "s1": "x"}
-    assert NoveltyRun.plan(d, [bad], 0) is None
+    assert NoveltyRun.plan(d, RunValues.of([bad]), 0) is None
 
 
 def test_rewind_keeps_only_the_records_taken() -> None:
@@ -89,7 +90,7 @@ def test_rewind_keeps_only_the_records_taken() -> None:
     for x in records[:300]:
         d.score_learn_one(x)
         one.score_learn_one(x)
-    plan = NoveltyRun.plan(d, records[300:], 0)
+    plan = NoveltyRun.plan(d, RunValues.of(records[300:]), 0)
     assert plan is not None and plan.size == 100
     for i in range(37):
         assert repr(plan.take(i)) == repr(one.score_learn_one(records[300 + i]))
@@ -105,7 +106,7 @@ def test_a_run_waits_until_every_sensor_has_started() -> None:
     assert d.run_sensors() == ("s1", "s2")
     d.forget(["s2"])  # s2 starts again at its next value: no compiled run until then
     assert d.run_sensors() == ()
-    assert NoveltyRun.plan(d, [{"s1": 1.5, "s2": 2.5}], 0) is None
+    assert NoveltyRun.plan(d, RunValues.of([{"s1": 1.5, "s2": 2.5}]), 0) is None
     d.learn_one({"s1": 1.5, "s2": 2.5})
     assert d.run_sensors() == ("s1", "s2")
 
