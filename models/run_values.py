@@ -9,15 +9,14 @@ otherwise each read the record's mapping again (the scaler, the level and novelt
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 
-@dataclass(frozen=True)
-class RunValues:
+class RunValues(NamedTuple):
     """The leading records of a run that have the first one's ``keys`` in its order, a row
     each (``size`` of them) in ``values``.
 
@@ -49,10 +48,13 @@ class RunValues:
             if tuple(x) != keys:
                 break
             size += 1
-        flat = list(chain.from_iterable(x.values() for x in records[:size]))
+        if size == 1:  # (the usual run of one record)
+            flat = list(records[0].values())
+        else:
+            flat = list(chain.from_iterable(x.values() for x in records[:size]))
         try:
             sum(flat)  # (raises on a value that is not a number; cheaper than a loop)
-            values = np.array(flat, dtype=float).reshape(size, len(keys))
+            values = np.fromiter(flat, float, len(flat)).reshape(size, len(keys))
         except (TypeError, ValueError, OverflowError):
             return None
         return cls(keys, values)
