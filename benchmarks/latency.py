@@ -18,10 +18,14 @@ its produce time. Every ``PROBE_S`` after the first ``SETTLE_S``:
   = produce → its ``open`` anomaly event read from the alert topic (aiokafka consumer).
 * baseline: a small message on a plain topic, read by an aiokafka consumer in the same loop: the
   raw Kafka round trip under the same load, same run.
+* relay: the same message sent on by a bare relay process (:mod:`benchmarks.relay`) to another
+  topic and read there: the two hops a reading takes to its alert, with no work between, same
+  run (each line's ``relay_ms`` at its percentile and ``relay_ratio``, value / relay_ms: what
+  the pipeline adds beyond the transport).
 
-Both consumers fetch as the worker does (its ``fetch_max_wait_ms``). Each line's JSON gives the
-three slowest probes (seconds into the load, ms) and the worker's mean stage times per batch;
-``--trace`` prints them every half second to stderr.
+Every consumer fetches as the worker does (its ``fetch_max_wait_ms``). Each line's JSON gives
+the three slowest probes (seconds into the load, ms) and the worker's mean stage times per
+batch; ``--trace`` prints them every half second to stderr.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -119,6 +124,7 @@ class Run:
         self.alerted: set[str] = set()
         self.base_sent: dict[str, float] = {}
         self.base_seen: dict[str, float] = {}
+        self.relay_seen: dict[str, float] = {}  # a base message back from the relay
         self.influx_sent: dict[int, float] = {}  # probe number → produce time
         self.influx_seen: dict[int, float] = {}
         self.probes: list[tuple[str, int, int]] = []  # asset, event time, probe number
@@ -131,19 +137,29 @@ class Run:
         end = await consumer.end_offsets(list(consumer.assignment()))
         for tp, offset in end.items():
             while await consumer.position(tp) < offset:
-                await self.read(consumer, alerts=True)
+                await self.read(consumer, self.alert_seen)
 
-    async def consume(self, consumer: AIOKafkaConsumer, alerts: bool) -> None:
+    async def relay_ready(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait until the relay has sent on the base topic's first message."""
+        deadline = time.monotonic() + 60
+        while WARM not in self.relay_seen:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the relay sent nothing on")
+            await self.read(consumer, self.relay_seen)
+
+    async def consume(self, consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:
         while not self.stop:
-            await self.read(consumer, alerts)
+            await self.read(consumer, seen)
 
-    async def read(self, consumer: AIOKafkaConsumer, alerts: bool) -> None:
+    async def read(self, consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:
+        """Note when each message of ``consumer`` was first seen in ``seen`` (for alert events:
+        their asset's, when an ``open`` anomaly event of a probed asset)."""
         batches = await consumer.getmany(timeout_ms=5)
         now = time.perf_counter()
         for messages in batches.values():
             for m in messages:
-                if not alerts:
-                    self.base_seen.setdefault(m.value.decode(), now)
+                if seen is not self.alert_seen:
+                    seen.setdefault(m.value.decode(), now)
                     continue
                 event = json.loads(m.value)
                 if event.get("kind") != "anomaly":
@@ -215,34 +231,47 @@ class Run:
             await poller
 
 
+WARM = "warm"  # the base topic's first message, which creates it
+
+
 async def measure(
     settings: Settings, influx: str, db: str, rate: float, stream: Iterator[SimRecord]
 ) -> Run:
-    base_topic = fresh("latency.base")
+    base_topic, relay_topic = fresh("latency.base"), fresh("latency.relay")
     run = Run(settings, influx, db, base_topic)
     bootstrap = settings.kafka_bootstrap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    # both read as the worker does: a fetch waits at most the worker's fetch_max_wait_ms (Tansu
+    # all read as the worker does: a fetch waits at most the worker's fetch_max_wait_ms (Tansu
     # answers a waiting fetch only when that expires: aiokafka's 500 ms would dominate a hop)
-    fetch = {"auto_offset_reset": "earliest", "fetch_max_wait_ms": settings.fetch_max_wait_ms}
+    wait = settings.fetch_max_wait_ms
+    fetch = {"auto_offset_reset": "earliest", "fetch_max_wait_ms": wait}
     alerts = AIOKafkaConsumer(settings.topic_alerts, bootstrap_servers=bootstrap, **fetch)
     base = AIOKafkaConsumer(base_topic, bootstrap_servers=bootstrap, **fetch)
+    relayed = AIOKafkaConsumer(relay_topic, bootstrap_servers=bootstrap, **fetch)
     await producer.start()
-    await producer.send_and_wait(base_topic, b"warm")  # creates the topic before the consumer
-    await alerts.start()
-    await base.start()
-    await run.catch_up(alerts)
+    for topic in (base_topic, relay_topic):  # created before their consumers start
+        await producer.send_and_wait(topic, WARM.encode())
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.relay", bootstrap, base_topic, relay_topic, str(wait)]
+    )
     try:
+        for consumer in (alerts, base, relayed):
+            await consumer.start()
+        await run.catch_up(alerts)
+        await run.relay_ready(relayed)
         tasks = [
-            asyncio.create_task(run.consume(alerts, True)),
-            asyncio.create_task(run.consume(base, False)),
+            asyncio.create_task(run.consume(alerts, run.alert_seen)),
+            asyncio.create_task(run.consume(base, run.base_seen)),
+            asyncio.create_task(run.consume(relayed, run.relay_seen)),
         ]
         await run.load(producer, stream, rate)
         await asyncio.gather(*tasks)
     finally:
+        relay.terminate()
+        relay.wait(10)
         await producer.stop()
-        await alerts.stop()
-        await base.stop()
+        for consumer in (alerts, base, relayed):
+            await consumer.stop()
     return run
 
 
@@ -359,22 +388,25 @@ def main() -> int:
     alert_lat = latencies(run.alert_sent, run.alert_seen, run.started)
     influx_lat = latencies(run.influx_sent, run.influx_seen, run.started)
     base_lat = latencies(run.base_sent, run.base_seen, run.started)
+    relay_lat = latencies(run.base_sent, run.relay_seen, run.started)
     common = {
         "baseline_name": "raw Kafka produce→consume, same load",
         "rate": round(top / 2, 1), "max_rate": round(top, 1), "duration_s": DURATION,
         "per_batch": stages, "per_batch_preload": preload_stages,
     }  # fmt: skip
     for q in (50, 99):
-        emit(
-            f"latency_alert_p{q}", pct(alert_lat, q), "ms", pct(base_lat, q),
-            probes=len(run.alert_sent), seen=len(alert_lat), slowest=slowest(alert_lat),
-            baseline_slowest=slowest(base_lat), **common,
-        )  # fmt: skip
-        emit(
-            f"latency_influx_p{q}", pct(influx_lat, q), "ms", pct(base_lat, q),
-            probes=len(run.influx_sent), seen=len(influx_lat), slowest=slowest(influx_lat),
-            baseline_slowest=slowest(base_lat), **common,
-        )  # fmt: skip
+        relay_ms = pct(relay_lat, q)
+        for name, lat, sent in (
+            ("alert", alert_lat, run.alert_sent),
+            ("influx", influx_lat, run.influx_sent),
+        ):
+            value = pct(lat, q)
+            emit(
+                f"latency_{name}_p{q}", value, "ms", pct(base_lat, q), probes=len(sent),
+                seen=len(lat), slowest=slowest(lat), baseline_slowest=slowest(base_lat),
+                relay_ms=round(relay_ms, 3), relay_ratio=round(value / relay_ms, 3),
+                relay_seen=len(relay_lat), relay_slowest=slowest(relay_lat), **common,
+            )  # fmt: skip
     if trace:
         for row in sampler.timeline(run.started):
             print(json.dumps(row), file=sys.stderr)
