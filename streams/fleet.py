@@ -23,7 +23,7 @@ from streams.schema import Telemetry
 from streams.silence import SilenceWatch
 
 if TYPE_CHECKING:
-    from models.monitor import AssetMonitor, MonitorResult
+    from models.monitor import AssetMonitor, MonitorResult, MonitorRun
     from models.rul.serve import AssetWindow
     from streams.alerts import RulSignal
     from streams.history import History
@@ -52,7 +52,7 @@ class AssetState:
     life: str | None = None  # the records' ``life``: a change starts a new life
     window: AssetWindow | None = None
     window_key: str = ""  # inputs of the model the window was built for
-    last: MonitorResult | None = None
+    latest: tuple[MonitorRun, int] | None = None  # the run and place of its latest result
     rul: RulSignal | None = None
     history: History | None = None
     since_checkpoint: int = 0  # records since the last checkpoint
@@ -60,6 +60,13 @@ class AssetState:
     restored: bool = False
     settings_due: bool = False  # restored: its monitor takes this worker's settings on its next run
     alert: AlertState = field(default_factory=AlertState)  # its alert lifecycle
+
+    @property
+    def last(self) -> MonitorResult | None:
+        """The monitor's result of the asset's latest record scored (made when asked for: most
+        runs' are never read)."""
+        latest = self.latest
+        return None if latest is None else latest[0].result(latest[1])
 
     @property
     def alerts(self) -> dict[str, str]:

@@ -170,7 +170,7 @@ class ModelPipeline:
             anomalies += sum(run.is_anomaly)
             tags = point_tags(state.asset_id, state.site, state.line, "")  # its anomaly points
             served = self.models.for_type(state.asset_type)
-            last = -1  # the last record whose result the asset keeps (``state.last``)
+            last = -1  # the last record whose result the asset keeps (``state.latest``)
             for i in range(len(run)):
                 try:
                     self._signal(state, records[i], run, i, tags, out)
@@ -179,7 +179,7 @@ class ModelPipeline:
                 except Exception as exc:  # a model bug must not stop the stream
                     self._failed(records[i], exc, out)
             if last >= 0:
-                state.last = run.result(last)
+                state.latest = (run, last)
             if failed is None:
                 break
             self._failed(records[failed.index], failed.__cause__ or failed, out)
