@@ -38,7 +38,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ class Run:
         end = await consumer.end_offsets(list(consumer.assignment()))
         for tp, offset in end.items():
             while await consumer.position(tp) < offset:
-                await self.read(consumer, self.alert_seen)
+                await self.read_alerts(consumer)
 
     async def relay_ready(self, consumer: AIOKafkaConsumer) -> None:
         """Wait until the relay has sent on the base topic's first message."""
@@ -147,20 +148,25 @@ class Run:
                 raise RuntimeError("the relay sent nothing on")
             await self.read(consumer, self.relay_seen)
 
-    async def consume(self, consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:
+    async def consume(self, read: Callable[[], Awaitable[None]]) -> None:
         while not self.stop:
-            await self.read(consumer, seen)
+            await read()
 
     async def read(self, consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:
-        """Note when each message of ``consumer`` was first seen in ``seen`` (for alert events:
-        their asset's, when an ``open`` anomaly event of a probed asset)."""
+        """Note in ``seen`` when each message of ``consumer`` was first seen."""
         batches = await consumer.getmany(timeout_ms=5)
         now = time.perf_counter()
         for messages in batches.values():
             for m in messages:
-                if seen is not self.alert_seen:
-                    seen.setdefault(m.value.decode(), now)
-                    continue
+                seen.setdefault(m.value.decode(), now)
+
+    async def read_alerts(self, consumer: AIOKafkaConsumer) -> None:
+        """Follow the alert events: which assets are alerted, and when a probed asset's
+        ``open`` anomaly event was first seen."""
+        batches = await consumer.getmany(timeout_ms=5)
+        now = time.perf_counter()
+        for messages in batches.values():
+            for m in messages:
                 event = json.loads(m.value)
                 if event.get("kind") != "anomaly":
                     continue
@@ -260,9 +266,9 @@ async def measure(
         await run.catch_up(alerts)
         await run.relay_ready(relayed)
         tasks = [
-            asyncio.create_task(run.consume(alerts, run.alert_seen)),
-            asyncio.create_task(run.consume(base, run.base_seen)),
-            asyncio.create_task(run.consume(relayed, run.relay_seen)),
+            asyncio.create_task(run.consume(partial(run.read_alerts, alerts))),
+            asyncio.create_task(run.consume(partial(run.read, base, run.base_seen))),
+            asyncio.create_task(run.consume(partial(run.read, relayed, run.relay_seen))),
         ]
         await run.load(producer, stream, rate)
         await asyncio.gather(*tasks)

@@ -33,6 +33,7 @@ from models.detectors.kernels import (
     scaler_learn,
     scaler_score,
 )
+from models.run_values import real_values
 from models.sensor_table import SensorTable
 from models.state_codec import HasCaches
 
@@ -103,7 +104,7 @@ class OperatingRegimes(HasCaches):
     def _nearest(self, settings: Features) -> tuple[int | None, float]:
         grid = self._grid_for(tuple(settings))
         if grid is not None:  # one compiled pass over the centres
-            i, d = regime_nearest(_values(settings), grid[2], grid[3])
+            i, d = regime_nearest(real_values(settings.values()), grid[2], grid[3])
             return (i if i >= 0 else None), d
         best, best_d = None, math.inf
         scales = self._scaled()
@@ -296,7 +297,7 @@ class RegimeScaler(HasCaches):
             table = tables[regime] = SensorTable(3)
         rows = table.rows_for(sensors, grow=True)
         if values is None:
-            values = _values(sensors)
+            values = real_values(sensors.values())
         scaler_learn(table.stats, values, rows, 1.0 / self.window)
 
     def contributions(self, x: Features) -> dict[str, float]:
@@ -322,7 +323,7 @@ class RegimeScaler(HasCaches):
         if table is None or not table.names or not sensors:
             return None
         if values is None:
-            values = _values(sensors)
+            values = real_values(sensors.values())
         z = np.empty(len(values))
         scored = scaler_deviations(
             table.stats, values, table.rows_for(sensors), self.clip, self.resolution,
@@ -346,18 +347,6 @@ class RegimeScaler(HasCaches):
             lists: dict[int, dict[str, list[float]]] = self.__dict__.pop("_stats", {})
             tables = self._tables = {r: SensorTable.of(t, 3) for r, t in lists.items()}
         return tables
-
-
-def _values(sensors: Features) -> NDArray[np.float64]:
-    """The values of ``sensors``, in order. A value that is not a real number raises
-    ``TypeError``, as arithmetic on it did (numpy alone would read ``None`` as NaN).
-
-    >>> _values({"s1": None})
-    Traceback (most recent call last):
-    TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'
-    """
-    sum(sensors.values())  # (raises on a value that is not a number; cheaper than a loop)
-    return np.fromiter(sensors.values(), float, len(sensors))
 
 
 def _as_dict(sensors: Features, z: list[float], scored: int) -> dict[str, float]:

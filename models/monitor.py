@@ -365,16 +365,12 @@ class AssetMonitor:
         return self._seen
 
     def _split(
-        self,
-        sensors: Mapping[str, float],
-        settings: Mapping[str, float] | None,
-        plain: bool = False,
+        self, sensors: Mapping[str, float], settings: Mapping[str, float] | None
     ) -> tuple[Mapping[str, float], Mapping[str, float]]:
         """The scorer's ``(sensors, settings)`` of a record: settings named with the regime
-        prefix; a sensor whose name starts with it counts as a setting (``plain``: no sensor's
-        does, known already)."""
+        prefix; a sensor whose name starts with it counts as a setting."""
         prefix = self._scorer.regime_prefix
-        if not plain and any(map(str.startswith, sensors, repeat(prefix))):
+        if _prefixed(tuple(sensors), prefix):
             x = dict(sensors)
             for k, v in (settings or {}).items():
                 x[k if k.startswith(prefix) else prefix + k] = v
@@ -430,14 +426,8 @@ class AssetMonitor:
         scorer = self._scorer
         try:
             usual = RunValues.of(sensors)
-            rows = plain = 0  # records with a row of values; those whose keys hold no setting
-            if usual is not None:
-                rows = usual.size
-                plain = 0 if _prefixed(usual.keys, scorer.regime_prefix) else rows
-            parts = [
-                self._split(x, s, i < plain)
-                for i, (x, s) in enumerate(zip(sensors, settings, strict=True))
-            ]
+            rows = usual.size if usual is not None else 0  # records with a row of values
+            parts = [self._split(x, s) for x, s in zip(sensors, settings, strict=True)]
             regimes = scorer.regimes_of([s for _, s in parts])
         except Exception:  # a malformed record: record by record, so that it fails alone
             return self._update_each(sensors, settings, times)

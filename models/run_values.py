@@ -8,7 +8,7 @@ otherwise each read the record's mapping again (the scaler, the level and novelt
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from itertools import chain
 from typing import NamedTuple
 
@@ -53,8 +53,19 @@ class RunValues(NamedTuple):
         else:
             flat = list(chain.from_iterable(x.values() for x in records[:size]))
         try:
-            sum(flat)  # (raises on a value that is not a number; cheaper than a loop)
-            values = np.fromiter(flat, float, len(flat)).reshape(size, len(keys))
+            values = real_values(flat).reshape(size, len(keys))
         except (TypeError, ValueError, OverflowError):
             return None
         return cls(keys, values)
+
+
+def real_values(values: Collection[float]) -> NDArray[np.float64]:
+    """``values`` as an array. A value that is not a real number raises ``TypeError``, as
+    arithmetic on it did (numpy alone would read ``None`` as NaN).
+
+    >>> real_values({"s1": 1.5, "s2": None}.values())
+    Traceback (most recent call last):
+    TypeError: unsupported operand type(s) for +: 'float' and 'NoneType'
+    """
+    sum(values)  # (raises on a value that is not a number; cheaper than a loop)
+    return np.fromiter(values, float, len(values))
