@@ -39,6 +39,8 @@ from models.state_codec import HasCaches
 
 Features = Mapping[str, float]
 _AGGREGATES = ("mean", "rms", "max", "top2")
+# rows from which one compiled call locates a run's regimes faster than a call per row
+_COMPILED_ROWS = 5
 
 
 class OperatingRegimes(HasCaches):
@@ -137,7 +139,8 @@ class OperatingRegimes(HasCaches):
 
     def predict_many(self, rows: Sequence[Features]) -> list[int | None]:
         """:meth:`predict_one` of each of ``rows``: rows of the settings every centre has, in
-        one order (the usual run), in one compiled call; others one by one.
+        one order (the usual run), in one compiled call from :data:`_COMPILED_ROWS` rows; others
+        one by one.
 
         >>> r = OperatingRegimes()
         >>> r.learn_one({"setting1": 0.25}), r.learn_one({"setting1": 0.7})
@@ -147,7 +150,7 @@ class OperatingRegimes(HasCaches):
         True
         """
         keys = tuple(rows[0]) if rows else ()
-        grid = self._grid_for(keys) if len(rows) > 1 and self._centres else None
+        grid = self._grid_for(keys) if len(rows) >= _COMPILED_ROWS and self._centres else None
         if grid is None or any(tuple(x) != keys for x in rows):
             return [self.predict_one(x) for x in rows]
         flat = chain.from_iterable(x.values() for x in rows)

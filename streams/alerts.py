@@ -338,6 +338,26 @@ class AlertEngine:
             look = min(look, drift.last + p.drift_quiet_s)
         return look
 
+    def unmoved(self, asset: AlertState) -> bool:
+        """Whether an anomaly signal out of alarm (``alarm`` False) would change nothing on
+        ``asset`` but the time it was last seen, which the record's reading signal sets too (most
+        records): no alert of any kind tracked, no sensor's value repeated long enough to be
+        stuck.
+
+        >>> engine, state = AlertEngine(AlertPolicy(stuck_records=3)), AlertState()
+        >>> engine.unmoved(state)
+        True
+        >>> for ts in range(3):
+        ...     _ = engine.observe(state, ReadingSignal("a1", float(ts), {"s1": 1.0}))
+        >>> engine.unmoved(state)
+        False
+        """
+        return not asset.tracks and not self._may_stick(asset)
+
+    def _may_stick(self, asset: AlertState) -> bool:
+        runs = asset.runs
+        return bool(runs) and max(runs) >= self.policy.stuck_records
+
     # -- kinds ---------------------------------------------------------------------------
 
     def _anomaly(self, asset: AlertState, s: AnomalySignal, out: list[AlertEvent]) -> None:
@@ -427,10 +447,12 @@ class AlertEngine:
     def _quality(
         self, asset_id: str, asset: AlertState, now: float, stale_for: float, out: list[AlertEvent]
     ) -> None:
-        p = self.policy
-        runs = asset.runs
-        may_stick = bool(runs) and max(runs) >= p.stuck_records
-        if not may_stick and stale_for < p.stale_after_s and "data_quality" not in asset.tracks:
+        p, runs = self.policy, asset.runs
+        if (
+            not self._may_stick(asset)
+            and stale_for < p.stale_after_s
+            and ("data_quality" not in asset.tracks)
+        ):
             return  # nothing to judge (most records)
         stuck = [
             (name, float(runs[i]), asset.values[i])

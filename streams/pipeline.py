@@ -204,20 +204,22 @@ class ModelPipeline:
         from the run's columns; ``tags``: the asset's point tags."""
         ts = record.ts_ms / 1000
         engine, alert = self.engine, state.alert
-        if not run.warming_up[i]:
+        # every n-th by the record's own count: the same points however records are batched
+        due = run.is_anomaly[i] or run.records_seen(i) % self.config.anomaly_every == 0
+        alarm = run.alarm[i]
+        if not run.warming_up[i] and (due or alarm is not False or not engine.unmoved(alert)):
             signal = AnomalySignal(
                 record.asset_id,
                 ts,
                 run.score[i],
                 run.threshold[i],
                 run.top_sensors[i],
-                alarm=run.alarm[i],
+                alarm=alarm,
                 detector=run.kind[i] or "",
                 since=run.since[i],
                 magnitude=run.magnitude[i],
             )
-            # every n-th by the record's own count: the same points however records are batched
-            if run.is_anomaly[i] or run.records_seen(i) % self.config.anomaly_every == 0:
+            if due:
                 out.points.append(anomaly_point(signal, tags=tags))
             if events := engine.observe(alert, signal):
                 out.add_alerts(events, state)
