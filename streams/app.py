@@ -315,6 +315,7 @@ def create_app(
         async def _freeze_heap() -> None:  # full collections skip the long-lived heap
             freezer.tick()
 
+        app.task(_freeze_heap)  # at start: the libraries' and the app's own objects
         app.timer(interval=settings.gc_freeze_s)(_freeze_heap)
 
     def lag() -> Iterable[tuple[str, int, int]]:

@@ -4,7 +4,8 @@ A worker holds a large heap that lives as long as it does (each asset's online m
 collection scans every tracked object, and holds the event loop while it does: the latency
 benchmark saw 300-430 ms pauses, the longest single wait a reading met. ``gc.freeze()`` moves
 every object alive now to a permanent generation that collections skip, so the worker freezes its
-heap every ``PMAINT_GC_FREEZE_S`` seconds and a full pass scans only what was allocated since.
+heap when it starts and every ``PMAINT_GC_FREEZE_S`` seconds after, and a full pass scans only
+what was allocated since.
 Garbage that is only reachable through a reference cycle among frozen objects is not collected
 while frozen (objects freed by their reference count are, frozen or not): once an hour the heap is
 unfrozen and collected in full, one pause of the old length.
