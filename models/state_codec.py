@@ -74,7 +74,7 @@ NATIVE_CLASSES = frozenset({
 _LIST, _TUPLE, _DICT, _SET, _FROZENSET, _DEQUE, _OBJECT, _NDARRAY, _NPSCALAR = range(9)
 _NATIVE, _RANDOM, _DEFAULTDICT, _REF = 9, 10, 11, 12
 _FACTORIES = {t.__name__: t for t in (list, dict, set, tuple, int, float, str)}
-_SCALARS = (type(None), bool, int, float, str, bytes)
+_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 # Decoded names (strings up to _SHARED_LENGTH characters, tuples of strings) and Shareable
 # objects are shared with every equal one decoded before: a thousand restored assets with the
 # same sensors hold each name once.
@@ -143,6 +143,8 @@ class _Encoder:
         if kind is dict:
             return [_DICT, *self.pairs(value, d)]
         if kind is tuple:
+            if d <= MAX_DEPTH and all(type(v) in _SCALARS for v in value):  # fast path: names
+                return [_TUPLE, *value]
             return [_TUPLE, *(tree(v, d) for v in value)]
         if kind is set or kind is frozenset:
             return [_SET if kind is set else _FROZENSET, *(tree(v, d) for v in value)]
@@ -173,8 +175,10 @@ class _Encoder:
 
     def pairs(self, mapping: Mapping[Any, Any], depth: int) -> list[Any]:
         out: list[Any] = []
+        tree, leaves = self.tree, depth <= MAX_DEPTH  # a scalar is its own tree
         for k, v in mapping.items():
-            out += (self.tree(k, depth), self.tree(v, depth))
+            out.append(k if leaves and type(k) in _SCALARS else tree(k, depth))
+            out.append(v if leaves and type(v) in _SCALARS else tree(v, depth))
         return out
 
     def factory(self, factory: Any, depth: int) -> Any:

@@ -7,6 +7,7 @@ import pickle
 import random
 import zlib
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -157,3 +158,20 @@ def test_nesting_is_bounded() -> None:
         tree = [0, tree]
     with pytest.raises(ArtifactError):
         state_codec.decode(crafted(tree))
+
+
+@pytest.mark.parametrize("wrap", [lambda x: (x, "s", 1.5), lambda x: {"k": x, "n": None}])
+def test_names_and_attributes_keep_the_depth_bound(wrap: Callable[[object], object]) -> None:
+    """Tuples and mappings of scalars (their fast path) are bounded exactly as other values: a
+    value one level deeper than the bound is refused, one at the bound round-trips."""
+
+    def nested(levels: int) -> object:
+        value: object = wrap("leaf")
+        for _ in range(levels):
+            value = wrap(value)
+        return value
+
+    fits = nested(state_codec.MAX_DEPTH - 1)
+    assert state_codec.decode(state_codec.encode(fits)) == fits
+    with pytest.raises(ArtifactError, match="too deeply"):
+        state_codec.encode(nested(state_codec.MAX_DEPTH))
