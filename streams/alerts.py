@@ -448,11 +448,8 @@ class AlertEngine:
         self, asset_id: str, asset: AlertState, now: float, stale_for: float, out: list[AlertEvent]
     ) -> None:
         p, runs = self.policy, asset.runs
-        if (
-            not self._may_stick(asset)
-            and stale_for < p.stale_after_s
-            and ("data_quality" not in asset.tracks)
-        ):
+        judged = self._may_stick(asset) or stale_for >= p.stale_after_s
+        if not judged and "data_quality" not in asset.tracks:
             return  # nothing to judge (most records)
         stuck = [
             (name, float(runs[i]), asset.values[i])
