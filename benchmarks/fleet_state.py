@@ -79,12 +79,13 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
     """Feed ``assets`` assets through the worker's path in this process; RSS growth."""
     from faust.stores.rocksdb import RocksDBOptions
 
-    from streams.agents import Sinks, TelemetryAgent
+    from streams.agents import TelemetryAgent
     from streams.app import TABLE_STORE_OPTIONS
     from streams.fleet import Fleet
     from streams.metrics import Metrics
     from streams.pipeline import ModelPipeline, PipelineConfig
     from streams.processor import TelemetryProcessor
+    from streams.publishing import Sinks
     from streams.schema import Limits
 
     pipeline = ModelPipeline(PipelineConfig())

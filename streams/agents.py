@@ -19,55 +19,42 @@ output of a batch is acknowledged (by the broker, by InfluxDB) before the batch'
 acked, batches in the order they came, and an asset's checkpoint reaches the table only after the
 outputs of the records it has seen; so a crash replays instead of losing (at-least-once; outputs
 are idempotent). A bad message never raises out of the loop; a failing send is retried with backoff
-until it goes through, which slows the stream (backpressure) instead of dropping data. A send the
-broker refuses for good (too large) is not retried: a forwarded frame is halved until its parts go
-through, and a record refused on its own is dead-lettered (``undeliverable:<error>``). While a
+until it goes through, which slows the stream (backpressure) instead of dropping data. While a
 batch's outputs wait for their acknowledgements, :meth:`TelemetryAgent.unacknowledged_s` says how
 long (``/ready`` turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
+
+The agent orders this work; the parts are its own modules: the batch's chunks and parts
+(:mod:`streams.batch_parts`), publishing a part's outputs (:mod:`streams.publishing`), taking
+and writing checkpoints (:mod:`streams.checkpoint_keeper`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
 import faust
-import orjson
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from faust.types import EventT, StreamT
 
-from models.errors import ArtifactError
 from streams import inflate
-from streams.alert_event import AlertEvent
-from streams.fleet import AssetState, stored_alerts
+from streams.batch_parts import chunks, split
+from streams.checkpoint_keeper import CheckpointKeeper
+from streams.fleet import AssetState
 from streams.fleet_clock import FleetClock
 from streams.offsets import OffsetTracker
 from streams.pipeline import ModelPipeline, Outputs, RulDue
-from streams.processor import (
-    BatchResult,
-    Encoded,
-    Inbound,
-    TelemetryProcessor,
-    dead_letter_message,
-    forward_frames,
-    join_frame,
-    record_to_message,
-)
-from streams.retry import retry
-from streams.routing import partition_for
+from streams.processor import BatchResult, Inbound, TelemetryProcessor
+from streams.publishing import Publication, Publisher, Sinks
 from streams.rul_service import RulForecast, RulService
-from streams.schema import DeadLetter, Telemetry
+from streams.schema import Telemetry
 from streams.settings import default
-from streams.sinks.base import Sink
-from streams.sinks.line_protocol import Point
 from streams.time_budget import TimeBudget
 
 log = logging.getLogger("pmaint.agents")
@@ -79,125 +66,13 @@ MIN_PART_RECORDS = 16
 # of a part's budget, what checkpointing may add to it: a fleet whose checkpoints fall due
 # together (every checkpoint_every records, every checkpoint_interval_s) is saved over many parts
 CHECKPOINT_SHARE = 0.25
-WRITES_PER_YIELD = 16  # checkpoints written to the table between yields to the event loop
 STAGES = ("decode", "models", "publish", "save")  # of a batch part, timed in pmaint_stage_seconds
 Rewind = Callable[[int, int], Awaitable[None]]
-
-# the broker (or the producer's own check) refuses these for good: a retry cannot succeed
-PERMANENT_SEND_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
-
-
-async def deliver(send: Callable[[], Awaitable[Any]], what: str, attempts: int = 0) -> None:
-    """Send and wait for the broker's ack, retrying with backoff until it succeeds.
-
-    ``attempts`` > 0 bounds the tries (the last error is raised); 0 retries forever, which is
-    what at-least-once needs: the batch is not acked until its outputs are. A permanent error
-    (:data:`PERMANENT_SEND_ERRORS`) is raised at once.
-    """
-
-    async def once() -> None:
-        await (await send())
-
-    await retry(once, f"send to {what}", give_up=PERMANENT_SEND_ERRORS, attempts=attempts)
-
-
-@dataclass
-class Sinks:
-    """Where a worker's outputs go; ``influx`` and ``rul`` are optional. Started and
-    stopped once, with the app (:class:`SinkService`)."""
-
-    telemetry: faust.TopicT
-    dlq: faust.TopicT
-    alerts: Sink[AlertEvent]
-    checkpoints: MutableMapping[str, bytes]
-    influx: Sink[Point] | None = None
-    rul: RulService | None = None
-
-    async def start(self) -> None:
-        if self.influx is not None:
-            await self.influx.start()
-        if self.rul is not None:
-            await self.rul.start()
-
-    async def stop(self) -> None:
-        if self.rul is not None:
-            await self.rul.stop()
-        await self.alerts.stop()
-        if self.influx is not None:
-            await self.influx.stop()
-
-
-def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:
-    """``batch`` in parts of at most ``max_bytes`` (or one message): the assets a part brings
-    into memory are evicted before the next part, so a batch of frames of many assets cannot
-    take the fleet far past its budget.
-
-    >>> [len(c) for c in chunks([Inbound("t", 0, i, b"x" * 40) for i in range(5)], 100)]
-    [2, 2, 1]
-    """
-    part: list[Inbound] = []
-    size = 0
-    for message in batch:
-        if part and size + len(message.value) > max_bytes:
-            yield part
-            part, size = [], 0
-        part.append(message)
-        size += len(message.value)
-    if part:
-        yield part
 
 
 def _average(mean: float, value: float) -> float:
     """An exponential moving average (the first value as it is)."""
     return value if not mean else 0.8 * mean + 0.2 * value
-
-
-def split(result: BatchResult, size: int) -> list[BatchResult]:
-    """``result`` in parts of at most ``size`` records, an asset's records together (in their
-    order, assets in the order they first appear: :func:`by_asset`), so that the monitor takes
-    each asset's records of the chunk as one run; the first part carries the dead letters and
-    forwards.
-
-    >>> rec = lambda asset: (Telemetry(asset, 0, {}), None)
-    >>> r = BatchResult(records=[rec(a) for a in "abab" + "c"], dead=[("d", None)])  # type: ignore
-    >>> [([t.asset_id for t, _ in p.records], len(p.dead)) for p in split(r, 2)]
-    [(['a', 'a'], 1), (['b', 'b'], 0), (['c'], 0)]
-    """
-    records = by_asset(result.records)
-    return [BatchResult(records[:size], result.forward, result.dead)] + [
-        BatchResult(records[start : start + size]) for start in range(size, len(records), size)
-    ]
-
-
-def by_asset(records: list[tuple[Telemetry, AssetState]]) -> list[tuple[Telemetry, AssetState]]:
-    """``records`` with each asset's together, in their order; assets in the order they first
-    appear. Only the order across assets changes, which nothing downstream depends on: an
-    asset's outputs keep their order, and a batch's offsets are acked after all of its outputs.
-
-    >>> records = [(Telemetry(a, 0, {}), None) for a in "abca"]
-    >>> [t.asset_id for t, _ in by_asset(records)]  # type: ignore[arg-type]
-    ['a', 'a', 'b', 'c']
-    """
-    runs: dict[str, list[tuple[Telemetry, AssetState]]] = {}
-    for item in records:
-        runs.setdefault(item[0].asset_id, []).append(item)
-    return [item for run in runs.values() for item in run]
-
-
-@dataclass
-class Publication:
-    """Parts whose outputs go out together, in order: a part scored while the publication before
-    it awaits its acknowledgements joins the next one, so small parts (short holds of the event
-    loop) do not cost a Kafka and an InfluxDB request each."""
-
-    parts: list[tuple[BatchResult, Outputs]] = field(default_factory=list)
-    checkpoints: dict[str, bytes] = field(default_factory=dict)  # written once it is published
-    records: int = 0
-
-    def add(self, part: BatchResult, out: Outputs, checkpoints: dict[str, bytes]) -> None:
-        self.parts.append((part, out))
-        self.checkpoints |= checkpoints
-        self.records += len(part.records)
 
 
 @dataclass
@@ -250,29 +125,19 @@ class TelemetryAgent:
         self._ticked = 0.0
         self._handled = 0.0  # when the last batch was handed on
         self._cost_s = 0.0  # model seconds per record, a moving average
-        self._publishing_since: float | None = None
         self._sends: deque[asyncio.Task[None]] = deque()  # in order; each awaits the one before
         self._parts: set[asyncio.Task[None]] = set()  # those of them that publish parts
         self._open: Publication | None = None  # the publication parts join until it starts
-        # checkpoints not yet in the table (outputs of what they saw not acked yet), latest per
-        # asset; and those taken since the last part was handed on
-        self.unwritten: dict[str, bytes] = {}
-        self._taken: dict[str, bytes] = {}
-        # checkpoints the pipeline asked for and not taken yet: assets that fall due together
-        # are checkpointed over several parts, within each part's budget
-        self._due: dict[str, AssetState] = {}
-        # assets whose RUL forecasts are running while the next part is scored: their
-        # checkpoints wait for the forecasts (``_deferred``)
-        self._forecasting: set[str] = set()
-        self._deferred: dict[str, AssetState] = {}
-        self._stored: dict[str, None] = {}  # stored assets to watch for silence, an ordered set
+        self.publisher = Publisher(sinks, processor)
+        self.keeper = CheckpointKeeper(
+            processor.fleet, pipeline, sinks.checkpoints, self.metrics, processor.partitions
+        )
         self.busy = False  # within feed()
         self.clock = FleetClock()  # event-time "now" for silent-asset checks
 
     def unacknowledged_s(self) -> float:
         """How long the current batch's outputs have waited for their acknowledgements."""
-        since = self._publishing_since
-        return 0.0 if since is None else time.monotonic() - since
+        return self.publisher.unacknowledged_s()
 
     async def __call__(self, stream: StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events(self.batch_max, within=self.fill_s)
@@ -360,9 +225,7 @@ class TelemetryAgent:
             if ahead is not None:
                 await self._finish(ahead)
         finally:  # cancelled: what awaited forecasts is saved with the next part, as if it had none
-            self._forecasting.clear()
-            self._due.update(self._deferred)
-            self._deferred.clear()
+            self.keeper.forecasts_dropped()
 
     async def _score(self, part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
         """Score ``part``, start its RUL forecasts (awaited here unless ``overlap``), with
@@ -376,9 +239,9 @@ class TelemetryAgent:
             # (forecasts awaited here would count: a batch costs the same for 1 record or 1000)
             self._learn_cost(len(part.records), t2 - t1)
         awaiting = frozenset(d.state.asset_id for d in out.rul_due) if forecasts else frozenset()
-        self._forecasting |= awaiting
+        self.keeper.forecasting |= awaiting
         self.save_states(out, evict)
-        taken, self._taken = self._taken, {}
+        taken = self.keeper.take()
         stage.labels("models").inc(t2 - t1)
         stage.labels("save").inc(time.perf_counter() - t2)
         return Scored(part, out, taken, forecasts, awaiting)
@@ -389,10 +252,7 @@ class TelemetryAgent:
         if scored.forecasts is not None:
             t = time.perf_counter()
             await self._apply(scored.forecasts, scored.out)
-            self._forecasting -= scored.awaiting
-            for asset_id in scored.awaiting:
-                if (state := self._deferred.pop(asset_id, None)) is not None:
-                    self.save(state, into=scored.checkpoints)
+            self.keeper.forecasts_in(scored.awaiting, into=scored.checkpoints)
             self.metrics.stage_seconds.labels("models").inc(time.perf_counter() - t)
         self._hand_on(scored.part, scored.out, scored.checkpoints)
         # let the part's sends go out (and earlier acks come in) before the next part's model
@@ -448,9 +308,9 @@ class TelemetryAgent:
         if self._open is pub:  # sending: closed to new parts
             self._open = None
         started = time.perf_counter()
-        await self.publish(pub.parts)
+        await self.publisher.publish(pub.parts)
         self.metrics.stage_seconds.labels("publish").inc(time.perf_counter() - started)
-        await self._write(pub.checkpoints)  # now that what they saw is published
+        await self.keeper.write(pub.checkpoints)  # now that what they saw is published
         for part, _ in pub.parts:
             self.processor.count(part)
 
@@ -466,43 +326,31 @@ class TelemetryAgent:
         seen could be assets of the chunk not scored yet, whose learning would then go to a state
         no longer in the fleet (so the fleet holds up to a chunk's assets over the budget)."""
         fleet = self.processor.fleet
-        for state in out.checkpoints:
-            self._due.setdefault(state.asset_id, state)
+        self.keeper.ask(out.checkpoints)
         self.save_idle()
         for state in fleet.over_budget() if evict else ():
-            if state.since_checkpoint or self._due.get(state.asset_id) is state:
-                self.save(state)
+            self.keeper.evicted(state)
             self.metrics.evictions.inc()
         self.metrics.assets.set(len(fleet))
 
     def save_idle(self, share: float = CHECKPOINT_SHARE) -> int:
-        """Checkpoint the assets the pipeline asked for, then those whose changes are older than
-        the checkpoint interval, oldest first, for at most ``share`` of a part's budget: a fleet
-        whose checkpoints fall due together is saved over several parts instead of stalling one
-        (the loop, and with it the outputs before, would wait for all of them). Also run by a
-        timer, budget after budget while no batch is in, so a worker without traffic saves its
-        assets too. Returns how many were saved."""
-        budget = TimeBudget(self.budget_s * share)
-        fleet = self.processor.fleet
-        assets, saved = fleet.assets, 0
-        # at least one chunk (16) a call, so the oldest requests are always taken
-        for chunk in budget.chunks_of(self._pop_due):
-            for state in chunk:
-                if assets.get(state.asset_id) is state:  # not dropped or evicted since
-                    self.save(state)
-                    saved += 1
-        if budget.spent:
-            return saved
-        before = time.monotonic() - self.pipeline.config.checkpoint_interval_s
-        for chunk in budget.chunks_of(partial(fleet.unsaved_since, before), check_first=True):
-            for state in chunk:
-                self.save(state)
-            saved += len(chunk)
-        return saved
+        """Checkpoint the assets the pipeline asked for, then those with changes older than the
+        checkpoint interval, for at most ``share`` of a part's budget
+        (:meth:`CheckpointKeeper.save_idle`). Also run by a timer, budget after budget while no
+        batch is in, so a worker without traffic saves its assets too. Returns how many were
+        saved."""
+        return self.keeper.save_idle(self.budget_s * share)
 
-    def _pop_due(self, limit: int) -> list[AssetState]:
-        """The first ``limit`` checkpoints the pipeline asked for, no longer asked for."""
-        return [self._due.pop(k) for k in list(self._due)[:limit]]
+    def watch_stored(self, share: float = 1.0) -> int:
+        """Watch stored assets for silence, reading their checkpoints for at most ``share`` of a
+        part's budget (:meth:`CheckpointKeeper.watch_stored`); returns how many were taken."""
+        return self.keeper.watch_stored(self.budget_s * share)
+
+    def hand_on_checkpoints(self) -> None:
+        """Write the checkpoints taken since the last part once everything handed on before
+        them is acknowledged (the timer's idle saves)."""
+        if taken := self.keeper.take():
+            self._then(partial(self.keeper.write, taken))
 
     def revive_silent(self, now: float) -> None:
         """Bring the watched assets whose silence matters at event time ``now`` back into
@@ -513,82 +361,6 @@ class TelemetryAgent:
         for chunk in budget.chunks_of(lambda limit: fleet.silent.pop_due(now, limit)):
             for asset_id, partition in chunk:
                 fleet.revive(asset_id, partition)
-
-    def scan_stored(self, asset_ids: Iterable[str | bytes]) -> None:
-        """Watch for silence these stored assets of this worker's partitions (those not in
-        memory): the table's keys once it is recovered, and those recovery adds later; their
-        checkpoints are read by :meth:`watch_stored`."""
-        self._stored.update(
-            dict.fromkeys(k.decode() if isinstance(k, bytes) else k for k in asset_ids)
-        )
-
-    def watch_stored(self, share: float = 1.0) -> int:
-        """Read the alert state of stored assets found by :meth:`scan_stored`, for at most
-        ``share`` of a part's budget, and watch each until its silence matters; returns how many
-        were taken."""
-        budget, taken = TimeBudget(self.budget_s * share), 0
-        fleet, engine = self.processor.fleet, self.pipeline.engine
-        for chunk in budget.chunks_of(self._pop_stored, check_first=True):
-            taken += len(chunk)
-            for asset_id in chunk:
-                if asset_id in fleet.assets or asset_id in fleet.silent:
-                    continue
-                raw = self.checkpoint_of(asset_id)
-                if raw is None:
-                    continue
-                try:
-                    alert = stored_alerts(raw)
-                except ArtifactError:
-                    continue  # refused with a warning if the asset reports again
-                partition = partition_for(asset_id, self.processor.partitions)
-                fleet.silent.watch(asset_id, partition, engine.next_look(alert))
-        return taken
-
-    def _pop_stored(self, limit: int) -> list[str]:
-        """The first ``limit`` stored assets found by :meth:`scan_stored`, no longer waiting."""
-        chunk = list(itertools.islice(self._stored, limit))
-        for asset_id in chunk:
-            del self._stored[asset_id]
-        return chunk
-
-    def save(self, state: AssetState, into: dict[str, bytes] | None = None) -> None:
-        """Checkpoint ``state`` now (into the checkpoints taken since the last part, or
-        ``into``); it goes into the table once the outputs of the records it has seen are
-        acknowledged (:attr:`unwritten` until then). An asset whose RUL forecasts are running is
-        checkpointed once they are in."""
-        if state.asset_id in self._forecasting:
-            self._deferred[state.asset_id] = state
-            return
-        raw = self.pipeline.checkpoint(state)
-        state.since_checkpoint = 0
-        self._due.pop(state.asset_id, None)
-        self.processor.fleet.saved(state.asset_id)
-        if raw is None:
-            self.metrics.checkpoints_too_large.inc()
-            return
-        self.unwritten[state.asset_id] = raw
-        self.metrics.checkpoints.inc()
-        (self._taken if into is None else into)[state.asset_id] = raw
-
-    def checkpoint_of(self, asset_id: str) -> bytes | None:
-        """The asset's latest checkpoint: taken and not yet written, or from the table."""
-        raw = self.unwritten.get(asset_id)
-        return raw if raw is not None else self.sinks.checkpoints.get(asset_id)
-
-    def hand_on_checkpoints(self) -> None:
-        """Write the checkpoints taken since the last part once everything handed on before
-        them is acknowledged (the timer's idle saves)."""
-        if self._taken:
-            taken, self._taken = self._taken, {}
-            self._then(partial(self._write, taken))
-
-    async def _write(self, checkpoints: dict[str, bytes]) -> None:
-        for i, (asset_id, raw) in enumerate(checkpoints.items(), 1):
-            self.sinks.checkpoints[asset_id] = raw  # the table's store and changelog send
-            if i % WRITES_PER_YIELD == 0:  # a fleet's worth would hold the event loop
-                await asyncio.sleep(0)
-            if self.unwritten.get(asset_id) is raw:
-                del self.unwritten[asset_id]
 
     async def admit(self, batch: list[Inbound]) -> list[Inbound]:
         """The messages that follow on from what was processed; a partition whose messages
@@ -679,79 +451,3 @@ class TelemetryAgent:
             self.revive_silent(fleet_now)
             for asset_id in self.pipeline.tick(fleet_now, fleet.assets, out):
                 fleet.changed(asset_id)  # its alert state is due a checkpoint
-
-    async def publish(self, parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
-        """Publish the outputs of ``parts`` (in their order) and wait for every acknowledgement."""
-        self._publishing_since = time.monotonic()
-        try:
-            await self._publish(parts)
-        finally:
-            self._publishing_since = None
-
-    async def _publish(self, parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
-        now = time.time()
-        dead = [letter for result, _ in parts for letter in result.dead]
-        unknown = Inbound(self.sinks.telemetry.get_topic_name(), -1, -1, b"")  # offset unknown
-        for record, reason in (f for _, out in parts for f in out.failed):  # a model failed on
-            letter = DeadLetter(reason, orjson.dumps(record_to_message(record)), record.asset_id)
-            dead.append((letter, unknown))
-        forward: dict[int, list[Telemetry]] = {}  # a partition's records, in order
-        for result, _ in parts:
-            for partition, records in result.forward.items():
-                forward.setdefault(partition, []).extend(records)
-        alerts = [event for _, out in parts for event in out.alerts]
-        points = [point for _, out in parts for point in out.points]
-        forwards = []
-        for partition, records in forward.items():
-            frames, alone = forward_frames(records, self.processor.limits)
-            forwards.append(self._forward(partition, frames, now))
-            for record, encoded in alone:
-                dead.append((DeadLetter("too_large", encoded, record.asset_id), unknown))
-                self.metrics.dead_letters.labels("too_large").inc()
-        sends = [self._dead_letter(letter, source, now) for letter, source in dead] + forwards
-        if alerts:
-            await self.sinks.alerts.add(alerts)
-            sends.append(self.sinks.alerts.flush())
-        if points and self.sinks.influx is not None:
-            await self.sinks.influx.add(points)
-            sends.append(self._flush_points(len(points)))
-        if sends:
-            await asyncio.gather(*sends)
-
-    async def _dead_letter(self, letter: DeadLetter, source: Inbound, now: float) -> None:
-        value, headers = dead_letter_message(letter, source, now)
-        key = letter.asset_id.encode() if letter.asset_id else None
-        send = partial(self.sinks.dlq.send, key=key, value=value, headers=headers)
-        try:
-            await deliver(send, self.sinks.dlq.get_topic_name())
-        except PERMANENT_SEND_ERRORS as exc:  # at most 64 KiB: only a misconfigured broker
-            log.error("dead letter (%s, %d bytes) refused: %s", letter.reason, len(value), exc)
-
-    async def _forward(self, partition: int, frames: list[list[Encoded]], now: float) -> None:
-        """Send frames to their partition in order; a frame refused for good is halved until
-        its parts go through, and a record refused on its own is dead-lettered."""
-        topic = self.sinks.telemetry.get_topic_name()
-        for frame in frames:
-            send = partial(
-                self.sinks.telemetry.send,
-                key=frame[0][0].asset_id.encode(),
-                value=join_frame(frame),
-                partition=partition,
-            )
-            try:
-                await deliver(send, topic)
-            except PERMANENT_SEND_ERRORS as exc:
-                if len(frame) > 1:
-                    half = len(frame) // 2
-                    await self._forward(partition, [frame[:half], frame[half:]], now)
-                    continue
-                reason = f"undeliverable:{type(exc).__name__}"
-                log.warning("forwarding a record of %s refused: %s", frame[0][0].asset_id, exc)
-                self.metrics.dead_letters.labels("undeliverable").inc()
-                letter = DeadLetter(reason, frame[0][1], frame[0][0].asset_id)
-                await self._dead_letter(letter, Inbound(topic, -1, -1, b""), now)
-
-    async def _flush_points(self, count: int) -> None:
-        assert self.sinks.influx is not None
-        await self.sinks.influx.flush()
-        self.metrics.points.inc(count)

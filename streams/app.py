@@ -19,7 +19,7 @@ from models.monitor import MonitorConfig
 from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
 from streams import checkpoint_store, inflate
-from streams.agents import Sinks, TelemetryAgent
+from streams.agents import TelemetryAgent
 from streams.alerts import AlertPolicy
 from streams.fleet import AssetState, Fleet
 from streams.gc_pauses import HeapFreezer
@@ -27,6 +27,7 @@ from streams.kafka_clients import ssl_context
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import TelemetryProcessor
+from streams.publishing import Sinks
 from streams.redact import redact_text, redact_url
 from streams.rul_models import ModelSource, ServingModels
 from streams.rul_service import RulService
@@ -254,7 +255,7 @@ def create_app(
         app.timer(settings.rul_reload_s, name="pmaint.rul_reload")(reload_models)
 
     def restore(state: AssetState) -> None:
-        raw = agent.checkpoint_of(state.asset_id)
+        raw = agent.keeper.checkpoint_of(state.asset_id)
         if raw and not pipeline.restore(state, raw):
             metrics.checkpoints_refused.inc()
 
@@ -295,7 +296,7 @@ def create_app(
 
     @app.on_rebalance_complete.connect
     async def _recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        agent.scan_stored(checkpoints.keys())  # the partitions' silent assets are watched
+        agent.keeper.scan_stored(checkpoints.keys())  # the partitions' silent assets are watched
 
     async def _idle_work() -> None:
         """While no batch is in, a part's budget at a time, the event loop free in between:
@@ -303,7 +304,7 @@ def create_app(
         read the stored assets to watch for silence."""
         worked = 1
         while worked and runtime.assigned_once and not app.rebalancing and not agent.busy:
-            agent.scan_stored(checkpoints.data.take_recovered())
+            agent.keeper.scan_stored(checkpoints.data.take_recovered())
             worked = agent.save_idle(share=1.0) or agent.watch_stored()
             agent.hand_on_checkpoints()
             await asyncio.sleep(0)

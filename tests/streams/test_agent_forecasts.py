@@ -14,11 +14,12 @@ import orjson
 from models import state_codec
 from models.monitor import MonitorConfig
 from models.rul.serve import RulPredictor
-from streams.agents import MIN_PART_RECORDS, Publication, Scored, Sinks, TelemetryAgent
+from streams.agents import MIN_PART_RECORDS, Scored, TelemetryAgent
 from streams.fleet import Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
+from streams.publishing import Publication, Sinks
 from streams.rul_models import ServedModel, ServingModels
 from streams.rul_service import RulService
 from streams.schema import Limits
@@ -83,7 +84,7 @@ def run(model: Path, batches: list[list[Event]], max_records: int) -> tuple[Tabl
 
     async def scored(part: BatchResult, tick: bool, overlap: bool, evict: bool) -> Scored:
         nonlocal overlapped
-        overlapped += bool(worker._forecasting)
+        overlapped += bool(worker.keeper.forecasting)
         return await score(part, tick, overlap, evict)
 
     # no checkpoint goes out with a part before the records its model has learned

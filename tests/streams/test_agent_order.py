@@ -10,11 +10,13 @@ from typing import Any
 
 import orjson
 
-from streams.agents import Sinks, TelemetryAgent, split
+from streams.agents import TelemetryAgent
+from streams.batch_parts import split
 from streams.fleet import Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
+from streams.publishing import Sinks
 from streams.schema import Limits, Telemetry
 from streams.sinks.kafka import AlertPublisher
 
@@ -86,7 +88,7 @@ def kept_outputs(worker: TelemetryAgent) -> dict[str, list[object]]:
     """Each asset's published points (``"<asset> <measurement>"``) and alert events
     (``"<asset> alerts"``), in order, as ``worker`` publishes them from now on."""
     kept: dict[str, list[object]] = {}
-    publish = worker.publish
+    publish = worker.publisher.publish
 
     async def keeping(parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
         for _, out in parts:
@@ -96,7 +98,7 @@ def kept_outputs(worker: TelemetryAgent) -> dict[str, list[object]]:
                 kept.setdefault(f"{e.asset_id} alerts", []).append(e)
         await publish(parts)
 
-    worker.publish = keeping  # type: ignore[method-assign]
+    worker.publisher.publish = keeping  # type: ignore[method-assign]
     return kept
 
 

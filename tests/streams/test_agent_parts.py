@@ -25,7 +25,7 @@ from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, k
 
 
 def agent(dlq: GatedTopic, table: dict[str, bytes], budget_s: float = 0.02) -> TelemetryAgent:
-    from streams.agents import Sinks
+    from streams.publishing import Sinks
     from streams.sinks.kafka import AlertPublisher
 
     processor = TelemetryProcessor(Limits(), 1, Fleet(), Metrics())
@@ -44,13 +44,13 @@ def test_parts_scored_while_outputs_are_in_flight_are_published_together_in_orde
         dlq, table = GatedTopic(), dict[str, bytes]()
         worker = agent(dlq, table)
         published: list[int] = []
-        publish = worker.publish
+        publish = worker.publisher.publish
 
         async def counted(parts: Sequence[tuple[BatchResult, Outputs]]) -> None:
             published.append(len(parts))
             await publish(parts)
 
-        worker.publish = counted  # type: ignore[method-assign]
+        worker.publisher.publish = counted  # type: ignore[method-assign]
         batches = [[Event(Message("t", 0, 2 * i), f"bad {i}".encode()), record("a1", 2 * i + 1)]
                    for i in range(4)]  # fmt: skip
         for batch in batches:  # the first one's dead letter is held at the gate
@@ -79,7 +79,7 @@ def test_checkpoints_due_together_are_taken_over_several_parts() -> None:
             worker.hand_on_checkpoints()
             await worker.drain()
             assert len(table) == taken
-        assert worker.unwritten == {}
+        assert worker.keeper.unwritten == {}
 
     asyncio.run(run())
 

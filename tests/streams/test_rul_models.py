@@ -18,11 +18,12 @@ from models.policy import DetectorPolicy
 from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPrediction, RulPredictor
-from streams.agents import Sinks, TelemetryAgent
+from streams.agents import TelemetryAgent
 from streams.fleet import AssetState, Fleet
 from streams.metrics import Metrics
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
 from streams.processor import BatchResult, TelemetryProcessor
+from streams.publishing import Sinks
 from streams.rul_models import ModelSource, ServedModel, ServingModels
 from streams.rul_service import RulService
 from streams.schema import Limits, Telemetry
