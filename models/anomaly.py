@@ -18,9 +18,9 @@ Operating settings travel in the same ``x`` under keys starting with ``regime_pr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -352,7 +352,36 @@ class RegimeScaler(HasCaches):
         return tables
 
 
-def _as_dict(sensors: Features, z: list[float], scored: int) -> dict[str, float]:
+class Explained(NamedTuple):
+    """A record's score and its deviations: ``z`` in the order of its sensors ``keys`` (NaN:
+    not scored; ``scored`` of them are), ``top`` the largest (:func:`top_contributors`)."""
+
+    score: float
+    keys: tuple[str, ...]
+    z: NDArray[np.float64]
+    scored: int
+    top: tuple[tuple[str, float], ...]
+
+    def as_dict(self) -> dict[str, float]:
+        """The scored deviations by sensor (as :meth:`RegimeScaler.deviations` gives them)."""
+        return _as_dict(self.keys, self.z.tolist(), self.scored)
+
+    def row(self) -> tuple[tuple[str, ...], NDArray[np.float64]]:
+        """The scored sensors and their deviations as an array, in the record's order.
+
+        >>> Explained(1.0, ("a", "b"), np.array([0.5, np.nan]), 1, ()).row()
+        (('a',), array([0.5]))
+        """
+        if self.scored == len(self.keys):
+            return self.keys, self.z
+        z = self.as_dict()
+        return tuple(z), np.fromiter(z.values(), float, len(z))
+
+
+_NOTHING_EXPLAINED = Explained(0.0, (), np.zeros(0), 0, ())  # nothing of the regime learned
+
+
+def _as_dict(sensors: Iterable[str], z: list[float], scored: int) -> dict[str, float]:
     """The scored ones of a record's deviations ``z`` by sensor (NaN: not scored)."""
     if scored == len(z):
         return dict(zip(sensors, z, strict=True))
@@ -416,8 +445,20 @@ class Scorer(RegimeScaler):
     ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
         """:meth:`score_located` and the ``k`` largest deviations (:func:`top_contributors`;
         ``values``: those of ``sensors`` in its order, when already read)."""
+        explained = self.explain(sensors, regime, k, values)
+        return explained.score, explained.as_dict(), explained.top
+
+    def explain(
+        self,
+        sensors: Features,
+        regime: int | None,
+        k: int,
+        values: NDArray[np.float64] | None = None,
+    ) -> Explained:
+        """:meth:`explain_located` with the deviations as an array (:class:`Explained`)."""
         score, z = self.score_located(sensors, regime)
-        return score, z, top_contributors(z, k)
+        row = np.fromiter(z.values(), float, len(z))
+        return Explained(score, tuple(z), row, len(z), top_contributors(z, k))
 
     def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
         """``(score_one(x), contributions(x))`` computed once."""
@@ -461,15 +502,15 @@ class DeviationScorer(Scorer):
         z = self.deviations(sensors, regime)
         return aggregate(z, self.how), z
 
-    def explain_located(
+    def explain(
         self,
         sensors: Features,
         regime: int | None,
         k: int,
         values: NDArray[np.float64] | None = None,
-    ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
-        """:meth:`score_located` and the ``k`` largest deviations, from one compiled pass over
-        the deviations (the same numbers as :func:`aggregate` and :func:`top_contributors`).
+    ) -> Explained:
+        """:meth:`explain_located` from one compiled pass over the deviations (the same numbers
+        as :func:`aggregate` and :func:`top_contributors`).
 
         >>> m = DeviationScorer(min_count=5)
         >>> for i in range(50):
@@ -481,14 +522,14 @@ class DeviationScorer(Scorer):
         """
         deviations = self._deviation_array(sensors, regime, values)
         if deviations is None:
-            return 0.0, {}, ()
+            return _NOTHING_EXPLAINED
         z, scored = deviations
         candidates = np.empty(len(z), dtype=np.int64)
         score, n = scaler_score(z, _AGGREGATES.index(self.how), k, candidates)
         keys, zs = tuple(sensors), z.tolist()
         ranked = sorted([(-abs(zs[i]), keys[i], zs[i]) for i in candidates[:n].tolist()])
         top = tuple([(s, round(q, 3)) for _, s, q in ranked[:k]])
-        return score, _as_dict(sensors, zs, scored), top
+        return Explained(score, keys, z, scored, top)
 
 
 class HalfSpaceScorer(Scorer):

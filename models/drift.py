@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from river import drift as river_drift
 
 from models.detectors.kernels import cusum_step
@@ -103,18 +104,18 @@ class SensorDriftDetector:
         self._adwin: dict[str, Any] = {}
         self._last_fired: dict[str, tuple[float, float]] = {}  # sensor -> (time, sign)
 
-    def _cusum_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
-        """One two-sided CUSUM step of every sensor of ``z`` (compiled:
-        :func:`~models.detectors.kernels.cusum_step`): the sensors that fired, with their
-        estimated shift (their statistics start again)."""
+    def _cusum_shifts(
+        self, keys: tuple[str, ...], values: NDArray[np.float64]
+    ) -> list[tuple[str, float]]:
+        """One two-sided CUSUM step of every sensor (``keys``, their deviations ``values``;
+        compiled: :func:`~models.detectors.kernels.cusum_step`): the sensors that fired, with
+        their estimated shift (their statistics start again)."""
         table = self._table()
-        rows = table.rows_for(z, grow=True)
-        values = np.fromiter(z.values(), float, len(z))
-        fired, shifts = np.empty(len(z), dtype=np.int64), np.empty(len(z))
+        rows = table.rows_for(keys, grow=True)
+        fired, shifts = np.empty(len(keys), dtype=np.int64), np.empty(len(keys))
         n = cusum_step(table.stats, values, rows, self.slack, self.limit, fired, shifts)
         if not n:
             return []
-        keys = tuple(z)
         return [(keys[i], s) for i, s in zip(fired[:n].tolist(), shifts[:n].tolist(), strict=True)]
 
     def _table(self) -> SensorTable:
@@ -125,10 +126,12 @@ class SensorDriftDetector:
             table = self._cusum = SensorTable.of(table, 4)
         return table
 
-    def _adwin_shifts(self, z: Mapping[str, float]) -> list[tuple[str, float]]:
-        """One ADWIN step of every sensor of ``z``: the sensors that fired, with their shift."""
+    def _adwin_shifts(
+        self, keys: tuple[str, ...], values: NDArray[np.float64]
+    ) -> list[tuple[str, float]]:
+        """One ADWIN step of every sensor: the sensors that fired, with their shift."""
         fired = []
-        for sensor, value in z.items():
+        for sensor, value in zip(keys, values.tolist(), strict=True):
             shift = self._step_adwin(sensor, value)
             if shift is not None:
                 fired.append((sensor, shift))
@@ -147,8 +150,17 @@ class SensorDriftDetector:
 
         Returns a :class:`DriftEvent` for newly changed sensors, ``None`` otherwise.
         """
+        return self.update_row(tuple(z), np.fromiter(z.values(), float, len(z)), now)
+
+    def update_row(
+        self, keys: tuple[str, ...], values: NDArray[np.float64], now: float
+    ) -> DriftEvent | None:
+        """:meth:`update` of the deviations ``values`` of the sensors ``keys``, in their order."""
         fired: list[tuple[str, float]] = []
-        shifts = self._cusum_shifts(z) if self.method == "cusum" else self._adwin_shifts(z)
+        if self.method == "cusum":
+            shifts = self._cusum_shifts(keys, values)
+        else:
+            shifts = self._adwin_shifts(keys, values)
         for sensor, shift in shifts:
             if abs(shift) < self.min_shift:
                 continue

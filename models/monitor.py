@@ -484,7 +484,9 @@ class AssetMonitor:
         novelty findings where planned; ``values``: ``raw``'s values, when already read)."""
         cfg = self.config
         own = values if sensors is raw else None  # (the scorer's sensors are raw's, in order)
-        score, z, top = self._scorer.explain_located(sensors, regime, cfg.top_k, own)
+        explained = self._scorer.explain(sensors, regime, cfg.top_k, own)
+        score, top = explained.score, explained.top
+        keys, z = explained.row()  # the scored sensors' deviations
         threshold = self._threshold.get()
         self._seen += 1
         warming_up = self._seen <= cfg.warm_up
@@ -497,10 +499,10 @@ class AssetMonitor:
         if novelty is not None and len(run) < novelty.size:
             novel = novelty.take(len(run))
         findings = self._findings(
-            raw, z, top, score, threshold, is_anomaly, warming_up, now, novel, values
+            raw, keys, z, top, score, threshold, is_anomaly, warming_up, now, novel, values
         )
         alarm = self._alarm.update(findings, now)
-        event = None if warming_up else self._drift.update(z, now)
+        event = None if warming_up else self._drift.update_row(keys, z, now)
         if event is not None and cfg.relearn_on_drift:
             drifted = [s for s, _ in event.sensors]
             self._scorer.forget(drifted)
@@ -523,7 +525,7 @@ class AssetMonitor:
         run.threshold.append(threshold)
         run.is_anomaly.append(is_anomaly)
         run.warming_up.append(warming_up)
-        run.top_sensors.append(self._top_sensors(z, top) if alarm else top)
+        run.top_sensors.append(self._top_sensors(explained.as_dict(), top) if alarm else top)
         run.drift.append(event)
         run.learned.append(learn)
         run.alarm.append(alarm)
@@ -543,7 +545,8 @@ class AssetMonitor:
     def _findings(
         self,
         sensors: Mapping[str, float],
-        z: Mapping[str, float],
+        keys: tuple[str, ...],
+        z: NDArray[np.float64],
         top: tuple[tuple[str, float], ...],
         score: float,
         threshold: float,
@@ -553,9 +556,9 @@ class AssetMonitor:
         novel: dict[str, tuple[float, tuple[str, ...]]] | None,
         values: NDArray[np.float64] | None,
     ) -> dict[str, tuple[float, tuple[str, ...]]]:
-        """What each enabled detector sees in this record (then learns it); ``top``: the
-        largest deviations of ``z``; ``novel``: the novelty findings when already known;
-        ``values``: ``sensors``' values, when already read."""
+        """What each enabled detector sees in this record (then learns it); ``z``: the
+        deviations of the sensors ``keys``, ``top`` the largest of them; ``novel``: the novelty
+        findings when already known; ``values``: ``sensors``' values, when already read."""
         wanted = self.config.detectors
         found = {}
         if novel is not None:
@@ -563,7 +566,7 @@ class AssetMonitor:
         elif not _NOVELTY.isdisjoint(wanted):
             found = self._novelty.score_learn_one(sensors, score=not warming_up)
         if self._correlation is not None:
-            found.update(self._correlation.score_learn_one(z, score=not warming_up))
+            found.update(self._correlation.score_learn_row(keys, z, score=not warming_up))
         if self._seasonal is not None:
             found.update(self._seasonal.score_learn_one(sensors, now, score=not warming_up))
         if self._pattern is not None:

@@ -46,9 +46,9 @@ class SensorTable(HasCaches):
         table.stats = np.array([list(v) for v in lists.values()], float).reshape(-1, columns)
         return table
 
-    def rows_for(self, sensors: Mapping[str, float], grow: bool = False) -> NDArray[np.int64]:
-        """The row of each of ``sensors`` (in its order), -1 where there is none; ``grow``:
-        a new row (of zeros) for each sensor without one."""
+    def rows_for(self, sensors: Iterable[str], grow: bool = False) -> NDArray[np.int64]:
+        """The row of each of ``sensors`` (names, or a record's mapping: in its order), -1 where
+        there is none; ``grow``: a new row (of zeros) for each sensor without one."""
         keys = tuple(sensors)
         if keys != self._keys or (grow and self._missing):
             index = {k: i for i, k in enumerate(self.names)}

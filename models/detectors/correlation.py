@@ -96,12 +96,11 @@ class CorrelationDetector:
         self._basis: NDArray[np.float64] | None = None
         self._max = 0.0
 
-    def _values(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
-        """``z``'s values in its own order (``[self._order]``: in the state's); None when too
-        few. Another sensor set starts the detector again."""
-        if len(z) < self.min_sensors:
-            return None
-        keys = tuple(z)
+    def _known(self, keys: tuple[str, ...]) -> bool:
+        """Whether the sensors ``keys`` are enough to judge (their values in their order,
+        ``[self._order]``: in the state's). Another sensor set starts the detector again."""
+        if len(keys) < self.min_sensors:
+            return False
         if keys != self._keys:  # sensors in another order than the last record's
             names = tuple(sorted(keys))
             if names != self._names:  # another sensor set: start again
@@ -109,7 +108,7 @@ class CorrelationDetector:
                 self._t2_max, self._inverse_variance = 0.0, None
                 self._mean, self._cov = np.zeros(len(names)), np.zeros((len(names), len(names)))
             self._keys, self._order = keys, np.argsort(keys, kind="stable")
-        return np.fromiter(z.values(), float, len(z))
+        return True
 
     def _split(self, v: NDArray[np.float64]) -> _Parts | None:
         """The record's residual off the components and per-sensor T² contributions, with their
@@ -134,12 +133,23 @@ class CorrelationDetector:
         """:meth:`score_one` (when ``score``) then :meth:`learn_one`, the projection made once."""
         return self._step(z, judge=score, learn=True)
 
+    def score_learn_row(
+        self, keys: tuple[str, ...], values: NDArray[np.float64], score: bool = True
+    ) -> Findings:
+        """:meth:`score_learn_one` of the deviations ``values`` of the sensors ``keys``, in
+        their order."""
+        return self._step_row(keys, values, judge=score, learn=True)
+
     def _step(self, z: Mapping[str, float], judge: bool, learn: bool) -> Findings:
+        return self._step_row(tuple(z), np.fromiter(z.values(), float, len(z)), judge, learn)
+
+    def _step_row(
+        self, keys: tuple[str, ...], values: NDArray[np.float64], judge: bool, learn: bool
+    ) -> Findings:
         """One record in one compiled call (:func:`~models.detectors.kernels.correlation_step`):
         judged when ``judge`` (and past ``min_count``), learned when ``learn``; every
         ``refresh`` records learned, the components are recomputed."""
-        values = self._values(z)
-        if values is None:
+        if not self._known(keys):
             return {}
         judge = judge and self._n >= self.min_count
         if correlation_step is None:

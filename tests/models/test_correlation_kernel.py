@@ -36,8 +36,9 @@ class NumpyCorrelationReference(CorrelationDetector):
     record, called as they were."""
 
     def _vector(self, z: Mapping[str, float]) -> NDArray[np.float64] | None:
-        values = self._values(z)
-        return None if values is None else values[self._order]
+        if not self._known(tuple(z)):
+            return None
+        return np.fromiter(z.values(), float, len(z))[self._order]
 
     def score_one(self, z: Mapping[str, float]) -> Findings:
         v = self._vector(z)

@@ -13,6 +13,8 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 
+import numpy as np
+
 from models import state_codec
 from models.drift import SensorDriftDetector
 
@@ -77,7 +79,7 @@ def test_compiled_cusum_equals_the_lists() -> None:
     for seed in (1, 2, 3):
         det, lists = SensorDriftDetector(slack=0.5, limit=8.0), {}
         for t, z in enumerate(stream(seed)):
-            got = det._cusum_shifts(z)
+            got = det._cusum_shifts(tuple(z), np.fromiter(z.values(), float, len(z)))
             assert repr(got) == repr(list_cusum_shifts(lists, z, 0.5, 8.0)), (seed, t)
             firings += len(got)
             if t % 500 == 499:
