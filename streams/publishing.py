@@ -41,7 +41,7 @@ from streams.schema import DeadLetter, Telemetry
 from streams.sinks.base import Sink
 from streams.sinks.line_protocol import Point
 
-log = logging.getLogger("pmaint.agents")
+log = logging.getLogger("pmaint.publishing")
 
 # the broker (or the producer's own check) refuses these for good: a retry cannot succeed
 PERMANENT_SEND_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
