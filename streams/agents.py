@@ -239,7 +239,7 @@ class TelemetryAgent:
             # (forecasts awaited here would count: a batch costs the same for 1 record or 1000)
             self._learn_cost(len(part.records), t2 - t1)
         awaiting = frozenset(d.state.asset_id for d in out.rul_due) if forecasts else frozenset()
-        self.keeper.forecasting |= awaiting
+        self.keeper.forecasts_started(awaiting)
         self.save_states(out, evict)
         taken = self.keeper.take()
         stage.labels("models").inc(t2 - t1)

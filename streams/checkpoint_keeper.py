@@ -114,6 +114,10 @@ class CheckpointKeeper:
         self.metrics.checkpoints.inc()
         (self._taken if into is None else into)[state.asset_id] = raw
 
+    def forecasts_started(self, assets: Iterable[str]) -> None:
+        """The RUL forecasts of ``assets`` are running: their checkpoints wait for them."""
+        self.forecasting.update(assets)
+
     def forecasts_in(self, assets: Iterable[str], into: dict[str, bytes]) -> None:
         """The RUL forecasts of ``assets`` are in: take the checkpoints that waited for them
         ``into`` the part's."""

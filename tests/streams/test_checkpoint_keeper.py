@@ -62,7 +62,7 @@ def test_a_newer_checkpoint_taken_meanwhile_stays_the_latest() -> None:
 def test_a_checkpoint_waits_for_the_assets_forecasts() -> None:
     keep, fleet = keeper({})
     state = seen(fleet, "a1")
-    keep.forecasting.add("a1")
+    keep.forecasts_started({"a1"})
     keep.save(state)
     assert keep.take() == {} and keep.unwritten == {}  # deferred
     part: dict[str, bytes] = {}
@@ -74,7 +74,7 @@ def test_a_checkpoint_waits_for_the_assets_forecasts() -> None:
 def test_forecasts_that_never_come_leave_the_checkpoint_due() -> None:
     keep, fleet = keeper({})
     state = seen(fleet, "a1")
-    keep.forecasting.add("a1")
+    keep.forecasts_started({"a1"})
     keep.save(state)
     keep.forecasts_dropped()
     assert keep.forecasting == set()
