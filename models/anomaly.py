@@ -436,18 +436,6 @@ class Scorer(RegimeScaler):
         """The score of a record already split and located, and its deviations."""
         raise NotImplementedError
 
-    def explain_located(
-        self,
-        sensors: Features,
-        regime: int | None,
-        k: int,
-        values: NDArray[np.float64] | None = None,
-    ) -> tuple[float, dict[str, float], tuple[tuple[str, float], ...]]:
-        """:meth:`score_located` and the ``k`` largest deviations (:func:`top_contributors`;
-        ``values``: those of ``sensors`` in its order, when already read)."""
-        explained = self.explain(sensors, regime, k, values)
-        return explained.score, explained.as_dict(), explained.top
-
     def explain(
         self,
         sensors: Features,
@@ -455,7 +443,9 @@ class Scorer(RegimeScaler):
         k: int,
         values: NDArray[np.float64] | None = None,
     ) -> Explained:
-        """:meth:`explain_located` with the deviations as an array (:class:`Explained`)."""
+        """:meth:`score_located` and the ``k`` largest deviations (:func:`top_contributors`),
+        the deviations as an array (:class:`Explained`; ``values``: those of ``sensors`` in its
+        order, when already read)."""
         score, z = self.score_located(sensors, regime)
         row = np.fromiter(z.values(), float, len(z))
         return Explained(score, tuple(z), row, len(z), top_contributors(z, k))
@@ -509,7 +499,7 @@ class DeviationScorer(Scorer):
         k: int,
         values: NDArray[np.float64] | None = None,
     ) -> Explained:
-        """:meth:`explain_located` from one compiled pass over the deviations (the same numbers
+        """:meth:`Scorer.explain` from one compiled pass over the deviations (the same numbers
         as :func:`aggregate` and :func:`top_contributors`).
 
         >>> m = DeviationScorer(min_count=5)
@@ -517,7 +507,8 @@ class DeviationScorer(Scorer):
         ...     m.learn_one({"s1": 10.0 + (i % 5) * 0.1, "s2": 1.0 + (i % 3) * 0.01})
         >>> x = {"s1": 15.0, "s2": 1.01}
         >>> score, z = m.score_located(x, 0)
-        >>> m.explain_located(x, 0, 1) == (score, z, top_contributors(z, 1))
+        >>> e = m.explain(x, 0, 1)
+        >>> (e.score, e.as_dict(), e.top) == (score, z, top_contributors(z, 1))
         True
         """
         deviations = self._deviation_array(sensors, regime, values)
