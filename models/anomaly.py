@@ -33,7 +33,7 @@ from models.detectors.kernels import (
     scaler_learn,
     scaler_score,
 )
-from models.run_values import real_values
+from models.run_values import keyed_row, real_values
 from models.sensor_table import SensorTable
 from models.state_codec import HasCaches
 
@@ -374,8 +374,7 @@ class Explained(NamedTuple):
         """
         if self.scored == len(self.keys):
             return self.keys, self.z
-        z = self.as_dict()
-        return tuple(z), np.fromiter(z.values(), float, len(z))
+        return keyed_row(self.as_dict())
 
 
 _NOTHING_EXPLAINED = Explained(0.0, (), np.zeros(0), 0, ())  # nothing of the regime learned
@@ -447,8 +446,7 @@ class Scorer(RegimeScaler):
         the deviations as an array (:class:`Explained`; ``values``: those of ``sensors`` in its
         order, when already read)."""
         score, z = self.score_located(sensors, regime)
-        row = np.fromiter(z.values(), float, len(z))
-        return Explained(score, tuple(z), row, len(z), top_contributors(z, k))
+        return Explained(score, *keyed_row(z), len(z), top_contributors(z, k))
 
     def score_and_explain(self, x: Features) -> tuple[float, dict[str, float]]:
         """``(score_one(x), contributions(x))`` computed once."""

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from river import drift as river_drift
 
 from models.detectors.kernels import cusum_step
+from models.run_values import keyed_row
 from models.sensor_table import SensorTable
 
 _ADWIN: Any = river_drift.ADWIN
@@ -150,7 +151,7 @@ class SensorDriftDetector:
 
         Returns a :class:`DriftEvent` for newly changed sensors, ``None`` otherwise.
         """
-        return self.update_row(tuple(z), np.fromiter(z.values(), float, len(z)), now)
+        return self.update_row(*keyed_row(z), now)
 
     def update_row(
         self, keys: tuple[str, ...], values: NDArray[np.float64], now: float

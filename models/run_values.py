@@ -59,6 +59,16 @@ class RunValues(NamedTuple):
         return cls(keys, values)
 
 
+def keyed_row(values: Mapping[str, float]) -> tuple[tuple[str, ...], NDArray[np.float64]]:
+    """A record's names and its values as one array, in its order (the row form the compiled
+    detectors take).
+
+    >>> keyed_row({"s1": 0.5, "s2": -1.0})
+    (('s1', 's2'), array([ 0.5, -1. ]))
+    """
+    return tuple(values), np.fromiter(values.values(), float, len(values))
+
+
 def real_values(values: Collection[float]) -> NDArray[np.float64]:
     """``values`` as an array. A value that is not a real number raises ``TypeError``, as
     arithmetic on it did (numpy alone would read ``None`` as NaN).

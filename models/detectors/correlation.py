@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.detectors.kernels import correlation_step, covariance_learn
+from models.run_values import keyed_row
 
 # a record's residual off the components and its per-sensor T² contributions, with their SPE
 # (squared residual) and T² (sum)
@@ -141,7 +142,7 @@ class CorrelationDetector:
         return self._step_row(keys, values, judge=score, learn=True)
 
     def _step(self, z: Mapping[str, float], judge: bool, learn: bool) -> Findings:
-        return self._step_row(tuple(z), np.fromiter(z.values(), float, len(z)), judge, learn)
+        return self._step_row(*keyed_row(z), judge, learn)
 
     def _step_row(
         self, keys: tuple[str, ...], values: NDArray[np.float64], judge: bool, learn: bool

@@ -13,10 +13,9 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 
-import numpy as np
-
 from models import state_codec
 from models.drift import SensorDriftDetector
+from models.run_values import keyed_row
 
 Lists = dict[str, list[float]]
 
@@ -79,7 +78,7 @@ def test_compiled_cusum_equals_the_lists() -> None:
     for seed in (1, 2, 3):
         det, lists = SensorDriftDetector(slack=0.5, limit=8.0), {}
         for t, z in enumerate(stream(seed)):
-            got = det._cusum_shifts(tuple(z), np.fromiter(z.values(), float, len(z)))
+            got = det._cusum_shifts(*keyed_row(z))
             assert repr(got) == repr(list_cusum_shifts(lists, z, 0.5, 8.0)), (seed, t)
             firings += len(got)
             if t % 500 == 499:
