@@ -23,6 +23,7 @@ SCRIPTS = (
     "memory",
     "web",
     "fleet_state",
+    "model_stage",
 )
 
 
