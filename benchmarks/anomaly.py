@@ -34,7 +34,8 @@ import tracemalloc
 from dataclasses import replace
 
 from benchmarks.common import emit
-from models.monitor import AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
 
 Row = tuple[str, dict[str, float], dict[str, float], float]

@@ -35,7 +35,7 @@ from models.anomaly_corpus import (
     total,
 )
 from models.anomaly_eval import read_corpus_windows, read_nab_series
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from streams.anomaly_evaluation import nab_series
 from streams.pipeline import PipelineConfig
 

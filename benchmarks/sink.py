@@ -21,9 +21,9 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.common import emit
-from streams.alerts import AnomalySignal
 from streams.harness import Server, start_influxdb1, start_victoriametrics
 from streams.settings import Settings, load_settings
+from streams.signals import AnomalySignal
 from streams.sinks.influx import InfluxSink, target_from_settings
 from streams.sinks.line_protocol import Point, encode
 from streams.sinks.points import anomaly_point

@@ -22,7 +22,8 @@ import numpy as np
 from models.datafiles import read_bytes, read_text
 from models.errors import DataError
 from models.metrics import WindowReport, judge_windows
-from models.monitor import AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
 
 
 def parse_time(text: str) -> float:

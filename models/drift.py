@@ -1,7 +1,7 @@
 """Per-asset drift detection on standardised sensor deviations, with de-duplication.
 
 The detector watches each sensor's signed standardised deviation (see
-:meth:`models.anomaly.RegimeScaler.contributions`): because it is already normalised per
+:meth:`models.regime_scaler.RegimeScaler.contributions`): because it is already normalised per
 operating regime, a regime switch is not a drift, while a level shift of one sensor is. Two
 change detectors are available per sensor: a two-sided CUSUM (default: four floats of state per
 sensor, and a direct shift estimate) and river's ``ADWIN``.
@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river import drift as river_drift
 
-from models.detectors.kernels import cusum_step
+from models.detectors.scaler_kernels import cusum_step
 from models.run_values import keyed_row
 from models.sensor_table import SensorTable
 
@@ -109,7 +109,7 @@ class SensorDriftDetector:
         self, keys: tuple[str, ...], values: NDArray[np.float64]
     ) -> list[tuple[str, float]]:
         """One two-sided CUSUM step of every sensor (``keys``, their deviations ``values``;
-        compiled: :func:`~models.detectors.kernels.cusum_step`): the sensors that fired, with
+        compiled: :func:`~models.detectors.scaler_kernels.cusum_step`): the sensors that fired, with
         their estimated shift (their statistics start again)."""
         table = self._table()
         rows = table.rows_for(keys, grow=True)

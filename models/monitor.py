@@ -1,22 +1,24 @@
 """One asset's online model set: detectors by kind, adaptive threshold, explanation, drift.
 
-Detectors, each good at one kind of abnormal (``MonitorConfig.detectors`` picks those that
-alarm): ``spike``, ``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`),
-``deviation`` (the slow-deviation scorer below, over regime-aware scaling), ``correlation``
+Detectors, each good at one kind of abnormal (the settings'
+:attr:`~models.monitor_config.MonitorConfig.detectors` pick those that alarm): ``spike``,
+``shift`` and ``variance`` (:class:`models.detectors.novelty.NoveltyDetector`), ``deviation``
+(the slow-deviation scorer below, over regime-aware scaling), ``correlation``
 (:class:`models.detectors.correlation.CorrelationDetector`, assets with several sensors),
 ``seasonal`` (:class:`models.detectors.seasonal.SeasonalDetector`, a daily cycle broken),
 ``flatline`` (:class:`models.detectors.flatline.FlatlineDetector`, a value repeated for longer
 than ever before), ``pattern`` (:class:`models.detectors.pattern.PatternDetector`, a recent
 subsequence with no near neighbour among the sensor's past ones) and ``level``
 (:class:`models.detectors.level.LevelDetector`, a smoothed level outside its lagged range);
-all on by default (``DETECTORS``). Their findings go through the
-policy by kind (:class:`models.detectors.alarm.KindAlarm`): ``MonitorResult.alarm`` says
-whether the asset is in alarm, ``kind`` for which kind, ``since`` since when.
+all on by default (:data:`~models.monitor_config.DETECTORS`). Their findings go through the
+policy by kind (:class:`models.detectors.alarm.KindAlarm`): a record's result
+(:class:`~models.monitor_run.MonitorResult`) says whether the asset is in ``alarm``, ``kind``
+for which kind, ``since`` since when.
 
 The worker keeps one :class:`AssetMonitor` per asset and hands it each run of that asset's
 records in a batch (:meth:`AssetMonitor.update_run`, results as columns in a
-:class:`MonitorRun`); :meth:`AssetMonitor.update` is the run of one record. The monitor's state
-is checkpointed with :meth:`AssetMonitor.to_bytes`.
+:class:`~models.monitor_run.MonitorRun`); :meth:`AssetMonitor.update` is the run of one
+record. The monitor's state is checkpointed with :meth:`AssetMonitor.to_bytes`.
 
 Learning policy. A record scored above the threshold is, by default, not learned, so a
 developing fault does not become the new normal. Two mechanisms make sure that a permanent
@@ -32,7 +34,6 @@ change is still re-learned instead of alarming forever:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
 
@@ -40,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models import state_codec
-from models.anomaly import AdaptiveThreshold, DeviationScorer, HalfSpaceScorer
+from models.anomaly import DeviationScorer, HalfSpaceScorer
 from models.detectors.alarm import KindAlarm
 from models.detectors.correlation import CorrelationDetector
 from models.detectors.flatline import FlatlineDetector
@@ -49,173 +50,14 @@ from models.detectors.novelty import NoveltyDetector
 from models.detectors.novelty_run import NoveltyRun
 from models.detectors.pattern import PatternDetector
 from models.detectors.seasonal import SeasonalDetector
-from models.drift import DriftEvent, SensorDriftDetector
-from models.errors import ArtifactError, ConfigError, PmaintError
+from models.drift import SensorDriftDetector
+from models.errors import ArtifactError
+from models.monitor_config import MonitorConfig
+from models.monitor_run import MonitorResult, MonitorRun, RunFailedError
 from models.run_values import RunValues
+from models.threshold import AdaptiveThreshold
 
-# the detectors; every one alarms unless a policy names fewer
-DETECTORS = (
-    "spike",
-    "shift",
-    "variance",
-    "deviation",
-    "correlation",
-    "seasonal",
-    "flatline",
-    "level",
-    "pattern",
-)
 _NOVELTY = frozenset(("spike", "shift", "variance"))
-
-
-@dataclass(frozen=True)
-class MonitorConfig(state_codec.Shareable):
-    """Settings of an :class:`AssetMonitor` (shared by all assets of a worker).
-
-    Examples
-    --------
-    >>> MonitorConfig(warm_up=50).detector
-    'deviation'
-    """
-
-    detector: str = "deviation"  # "deviation" | "hst"
-    aggregate: str = "top2"  # how the deviation scorer combines sensors
-    window: int = 5000  # memory of the running statistics (records per regime)
-    min_count: int = 30  # records of a sensor in a regime before it is scored
-    warm_up: int = 300  # records learned before any alarm
-    quantile: float = 0.95  # adaptive threshold: quantile of the asset's own scores ...
-    floor: float | None = None  # ... never below this score (None: 2.5 sd, or 0 for "hst")
-    learn_flagged: bool = False  # learn records scored above the threshold
-    max_skipped: int = 288  # consecutive skipped records before a state is accepted
-    relearn_on_drift: bool = False
-    relearn_on_cap: bool = True
-    drift_method: str = "cusum"
-    drift_merge_s: float = 6 * 3600.0
-    top_k: int = 3
-    seed: int = 0
-    # detectors that alarm, and the policy by kind (see models.detectors)
-    detectors: tuple[str, ...] = DETECTORS
-    debounce: int = 12  # records in a row a sustained deviation needs before it alarms ...
-    weak_debounce: int = 48  # ... or one whose peak is at most deviation_history times the
-    deviation_history: float = 1.5  # peak of the asset's earlier sustained runs (0: off)
-    variance_history: float = 1.0  # a variance finding alarms only above this times its earlier
-    # peak on the asset (0: off); earlier peaks are forgotten by novelty_decay per record
-    threshold_cap: float = 2.0  # scores count towards the threshold up to this times the floor
-    deviation_exit: float = 0.8  # ... and it lasts while score/threshold stays above this
-    hold: int = 12  # records an alarm holds after the last record that showed something
-    spike_margin: float = 0.4  # novelty margins, in widths of each feature's own range
-    shift_margin: float = 0.05
-    variance_margin: float = 0.1
-    correlation_margin: float = 0.1
-    novelty_decay: float = 0.9999  # per-record contraction of the novelty ranges
-    novelty_warm_up: int = 300  # records the novelty ranges learn before they are scored
-    shift_settle: int = 700  # until a sensor has this many records, a shift must be larger ...
-    settle_boost: float = 2.0  # ... by up to 1 + this times (falling linearly to 1 by then)
-    seasonal_margin: float = 1.0  # daily-cycle residual novelty margin, in widths of its range
-    seasonal_explained: float = 0.5  # share of variance a daily profile must explain to score
-    pattern_margin: float = 0.3  # subsequence discord novelty margin (chosen in sample)
-    pattern_length: int = 32  # records a subsequence spans (8 segment means)
-    pattern_sensors: int = 4  # sensors the pattern detector watches (the first ones)
-    pattern_reservoir: int = 32  # past subsequences it keeps per sensor (96 of 32: a day of 5 min)
-    pattern_history: float = 1.0  # as variance_history, for the pattern detector's findings
-    flatline_ratio: float = 1.25  # a run of one repeated value is a flatline when longer than
-    flatline_min_run: int = 36  # this times the sensor's longest earlier run and this many records
-    flatline_changes: int = 300  # changes of value a sensor needs before its runs are judged
-    level_margin: float = 0.25  # smoothed-level novelty margin, in widths of its range
-    level_settle: int = 1500  # until a sensor has this many records, a level must be larger ...
-    level_boost: float = 5.0  # ... by up to 1 + this times (falling linearly to 1 by then)
-    level_step: int = 4  # records between the level range's updates (its lag: 48 records)
-    forecast_alpha: float = 0.5  # one-step level forecast of the spike detector
-    spread_alpha: float = 0.1  # short-term residual spread of the variance detector
-
-    def __post_init__(self) -> None:
-        unknown = set(self.detectors) - set(DETECTORS)
-        if unknown:
-            raise ConfigError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
-        if self.debounce < 1 or self.hold < 0:
-            raise ConfigError("debounce must be at least 1 and hold not negative")
-        if min(self.deviation_history, self.variance_history, self.pattern_history) < 0:
-            raise ConfigError("deviation, variance and pattern history must not be negative")
-        if not 0.0 < self.novelty_decay <= 1.0:
-            raise ConfigError(f"novelty_decay must be in (0, 1], not {self.novelty_decay}")
-        if self.pattern_length < 16 or self.pattern_length % 8:
-            raise ConfigError(
-                f"pattern_length must be a multiple of 8, at least 16, not {self.pattern_length}"
-            )
-        if self.level_step < 1 or 48 % self.level_step:
-            raise ConfigError(f"level_step must divide 48 (the level's lag), not {self.level_step}")
-        if self.pattern_reservoir < 1:
-            raise ConfigError(f"pattern_reservoir must be at least 1, not {self.pattern_reservoir}")
-        if self.flatline_min_run < 2:
-            raise ConfigError(f"flatline_min_run must be at least 2, not {self.flatline_min_run}")
-        if self.detector not in ("deviation", "hst"):
-            raise ConfigError(f"detector must be 'deviation' or 'hst', not {self.detector!r}")
-        if not 0.0 < self.quantile < 1.0:
-            raise ConfigError(f"quantile must be in (0, 1), not {self.quantile}")
-        if self.warm_up < 0 or self.max_skipped < 0 or self.window < 1:
-            raise ConfigError("warm_up, max_skipped and window must not be negative")
-
-
-@dataclass(frozen=True)
-class MonitorResult:
-    """What one record did to its asset's models."""
-
-    score: float
-    threshold: float
-    is_anomaly: bool
-    warming_up: bool
-    top_sensors: tuple[tuple[str, float], ...]
-    drift: DriftEvent | None
-    records_seen: int
-    learned: bool = True
-    alarm: bool = False  # the asset is in alarm (policy by kind)
-    kind: str | None = None  # which kind of abnormal started the alarm
-    since: float | None = None  # event time the alarm's episode began
-    magnitude: float = 0.0  # strongest finding so far, in multiples of its kind's threshold
-
-
-@dataclass
-class MonitorRun:
-    """What a run of records did to an asset's models, one column per field of
-    :class:`MonitorResult` (item ``i`` is the run's ``i``-th record); :meth:`result` builds the
-    record's :class:`MonitorResult`."""
-
-    first_seen: int  # records_seen of the run's first record
-    score: list[float] = field(default_factory=list)
-    threshold: list[float] = field(default_factory=list)
-    is_anomaly: list[bool] = field(default_factory=list)
-    warming_up: list[bool] = field(default_factory=list)
-    top_sensors: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
-    drift: list[DriftEvent | None] = field(default_factory=list)
-    learned: list[bool] = field(default_factory=list)
-    alarm: list[bool] = field(default_factory=list)
-    kind: list[str | None] = field(default_factory=list)
-    since: list[float | None] = field(default_factory=list)
-    magnitude: list[float] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.score)
-
-    def records_seen(self, i: int) -> int:
-        """The monitor's count of the run's ``i``-th record (its first record is 1)."""
-        return self.first_seen + i
-
-    def result(self, i: int) -> MonitorResult:
-        """The :class:`MonitorResult` of the run's ``i``-th record."""
-        return MonitorResult(
-            score=self.score[i],
-            threshold=self.threshold[i],
-            is_anomaly=self.is_anomaly[i],
-            warming_up=self.warming_up[i],
-            top_sensors=self.top_sensors[i],
-            drift=self.drift[i],
-            records_seen=self.records_seen(i),
-            learned=self.learned[i],
-            alarm=self.alarm[i],
-            kind=self.kind[i],
-            since=self.since[i],
-            magnitude=self.magnitude[i],
-        )
 
 
 def _level_detector(cfg: MonitorConfig) -> LevelDetector:
@@ -228,16 +70,6 @@ def _level_detector(cfg: MonitorConfig) -> LevelDetector:
         boost=cfg.level_boost,
         step=cfg.level_step,
     )
-
-
-class RunFailedError(PmaintError):
-    """Record ``index`` of a run raised ``__cause__``; ``done`` holds the records before it (their
-    learning stands; the records after it were not touched)."""
-
-    def __init__(self, index: int, done: MonitorRun) -> None:
-        super().__init__(f"record {index} of the run failed")
-        self.index = index
-        self.done = done
 
 
 class AssetMonitor:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import ConfigError
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 
 _FIELDS = {f.name for f in fields(MonitorConfig)}
 

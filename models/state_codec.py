@@ -82,8 +82,27 @@ _SHARED_LENGTH = 128
 _SHARED: Interner[Any] = Interner(max_entries=16384)
 
 
+# Classes moved to another module after checkpoints named them: each keeps the name it was
+# checkpointed under (where it was defined then), so checkpoints written before and after the
+# move, by old and new workers alike, restore the same.
+CHECKPOINT_NAMES = {
+    "models.monitor_config:MonitorConfig": "models.monitor:MonitorConfig",
+    "models.regimes:OperatingRegimes": "models.anomaly:OperatingRegimes",
+    "models.threshold:AdaptiveThreshold": "models.anomaly:AdaptiveThreshold",
+}
+_HOMES = {name: home for home, name in CHECKPOINT_NAMES.items()}
+
+
 def _name(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+    """The name a checkpoint gives ``cls``: ``module:qualname``, where it was defined when
+    checkpoints first named it (:data:`CHECKPOINT_NAMES`).
+
+    >>> from models.monitor_config import MonitorConfig
+    >>> _name(MonitorConfig), _class("models.monitor:MonitorConfig") is MonitorConfig
+    ('models.monitor:MonitorConfig', True)
+    """
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    return CHECKPOINT_NAMES.get(name, name)
 
 
 def _allowed(name: str) -> bool:
@@ -209,7 +228,7 @@ def _class(name: str) -> type:
     native = name in NATIVE_CLASSES
     if not (native or _allowed(name)):
         raise ArtifactError(f"class {name} is not allowed in a checkpoint")
-    module_name, _, qualname = name.partition(":")
+    module_name, _, qualname = _HOMES.get(name, name).partition(":")
     try:
         module = sys.modules.get(module_name) or importlib.import_module(module_name)
     except ImportError:

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.alerts import AlertEngine, AlertEvent, AlertPolicy, AlertState, AnomalySignal, Signal
+from streams.alert_policy import AlertPolicy
+from streams.alerts import AlertEngine, AlertEvent, AlertState
+from streams.signals import AnomalySignal, Signal
 
 __all__ = ["AlertBook", "AnomalySignal"]
 

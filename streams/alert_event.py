@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -174,3 +175,13 @@ def message(
         problems += [f"{n} stuck at {v:g} for {r:.0f} records" for n, r, v in x.get("stuck", ())]
         text, trend = ("; ".join(problems) or "reporting normally again"), ""
     return f"{asset_id}{done} {text}" + (f"; {trend}" if trend else "")
+
+
+def alert_id(asset_id: str, kind: str, opened_at: float) -> str:
+    """The deterministic id of the alert of ``kind`` on ``asset_id`` opened at ``opened_at``.
+
+    >>> alert_id("asset-7", "rul", 1.5) == alert_id("asset-7", "rul", 1.5)
+    True
+    """
+    key = f"{asset_id}\x1f{kind}\x1f{round(opened_at * 1000)}".encode()
+    return hashlib.blake2b(key, digest_size=10).hexdigest()

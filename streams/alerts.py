@@ -1,10 +1,10 @@
 """Alert lifecycle: model signals in, idempotent alert events out.
 
 What flows through: the worker turns each scored record into small typed signals
-(:class:`AnomalySignal`, :class:`RulSignal`, :class:`DriftSignal`, :class:`ReadingSignal`) and
-hands them to the :class:`AlertEngine` with the asset's :class:`AlertState` (which the asset's
-:class:`~streams.fleet.AssetState` owns and checkpoints). For every (asset, alert kind) the engine
-runs the same small state machine::
+(:mod:`streams.signals`) and hands them to the :class:`AlertEngine` with the asset's
+:class:`AlertState` (which the asset's :class:`~streams.fleet.AssetState` owns and checkpoints).
+For every (asset, alert kind) the engine runs the same small state machine, its thresholds and
+timings those of the :class:`~streams.alert_policy.AlertPolicy`::
 
     idle ──condition holds K records or T s (debounce)──▶ open
     open ──severity changes, or every N min of event time──▶ update
@@ -14,7 +14,8 @@ runs the same small state machine::
 quiet period; ``data_quality`` opens at once when an asset stops reporting (found by
 ``tick(now)``) or a sensor repeats the same value for M records. Time is only ever the event time
 passed in, never the clock, so replaying a stream yields the same events with the same
-``alert_id`` (a hash of asset, kind and opened-at time): downstream writes are idempotent.
+``alert_id`` (:func:`~streams.alert_event.alert_id`, a hash of asset, kind and opened-at time):
+downstream writes are idempotent.
 
 The per-asset state is a few slotted numbers (see :meth:`AlertState.to_data`) so the worker can
 hold a large fleet and checkpoint it; :class:`~streams.alert_book.AlertBook` keeps a fleet's
@@ -23,7 +24,6 @@ states by asset for tools and tests that feed signals without a worker.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,133 +31,12 @@ from dataclasses import dataclass, field
 from operator import eq, itemgetter
 from typing import Any
 
-from models.errors import ConfigError
 from models.interning import Interner
-from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, message
-from streams.settings import default
+from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, alert_id, message
+from streams.alert_policy import AlertPolicy
+from streams.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal, Signal
 
-__all__ = [
-    "KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertPolicy", "AlertState",
-    "AnomalySignal", "DriftSignal", "ReadingSignal", "RulSignal", "Signal", "alert_id",
-]  # fmt: skip
-
-TopSensors = Sequence[tuple[str, float]]
-
-
-@dataclass(frozen=True, slots=True)
-class AnomalySignal:
-    """An anomaly score for one record; ``ts`` is its event time in epoch seconds."""
-
-    asset_id: str
-    ts: float
-    score: float
-    threshold: float
-    top_sensors: TopSensors = ()
-    model_version: str = ""
-    # The monitor's policy by kind (models.detectors.alarm), when it decides: whether the asset
-    # is in alarm, which kind started it, since when, and its magnitude (severity).
-    alarm: bool | None = None
-    detector: str = ""
-    since: float | None = None
-    magnitude: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class RulSignal:
-    """A remaining-useful-life forecast in ``unit`` with its P10/P90 interval; ``in_domain``
-    false: the asset looks unlike the model's training data (``data_source``)."""
-
-    asset_id: str
-    ts: float
-    rul: float
-    rul_p10: float
-    rul_p90: float
-    top_sensors: TopSensors = ()
-    model_version: str = ""
-    in_domain: bool = True
-    unit: str = "cycles"
-    data_source: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DriftSignal:
-    """A drift detector fired on ``sensors``; ``direction`` is ``up``, ``down`` or empty."""
-
-    asset_id: str
-    ts: float
-    sensors: Sequence[str]
-    direction: str = ""
-    model_version: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingSignal:
-    """The raw sensor values of one record, for data-quality checks (stuck sensors)."""
-
-    asset_id: str
-    ts: float
-    sensors: Mapping[str, float]
-
-
-Signal = AnomalySignal | RulSignal | DriftSignal | ReadingSignal
-
-
-@dataclass(frozen=True)
-class AlertPolicy:
-    """Thresholds and timings of the alert lifecycle (times in seconds of event time)."""
-
-    debounce_records: int = default("alert_debounce_records")
-    debounce_s: float = default("alert_debounce_s")
-    cooldown_s: float = default("alert_cooldown_s")
-    update_every_s: float = default("alert_update_every_s")
-    # score/threshold ratios for info, warning, critical; resolve under anomaly_exit_ratio
-    anomaly_levels: tuple[float, float, float] = (1.0, 1.5, 2.0)
-    anomaly_exit_ratio: float = 0.8
-    # P10 (cycles) under these → info, warning, critical (None: level unused)
-    rul_levels: tuple[float | None, float | None, float | None] = (
-        None,
-        default("alert_rul_warning"),
-        default("alert_rul_critical"),
-    )
-    rul_exit_margin: float = 10.0
-    drift_warning_sensors: int = 3
-    drift_quiet_s: float = 3600.0
-    stale_after_s: float = default("alert_stale_after_s")
-    stale_critical_s: float = 3600.0
-    stuck_records: int = 30
-    stuck_ignore: frozenset[str] = field(default_factory=frozenset)
-
-    def __post_init__(self) -> None:
-        a = self.anomaly_levels
-        rul = [x for x in self.rul_levels if x is not None]
-        problems = [
-            (self.debounce_records < 1, "debounce_records must be >= 1"),
-            (self.stuck_records < 2, "stuck_records must be >= 2"),
-            (not a[0] <= a[1] <= a[2], "anomaly_levels must be ascending"),
-            (not 0 <= self.anomaly_exit_ratio <= a[0], "anomaly_exit_ratio not in [0, levels[0]]"),
-            (not rul, "rul_levels needs at least one level"),
-            (rul != sorted(rul, reverse=True), "rul_levels must be descending"),
-            (self.stale_critical_s < self.stale_after_s, "stale_critical_s < stale_after_s"),
-            (
-                min(self.debounce_s, self.cooldown_s, self.rul_exit_margin) < 0
-                or min(self.update_every_s, self.drift_quiet_s, self.stale_after_s) <= 0,
-                "times and margins must be positive",
-            ),
-        ]
-        for bad, text in problems:
-            if bad:
-                raise ConfigError(f"AlertPolicy: {text}")
-
-
-def alert_id(asset_id: str, kind: str, opened_at: float) -> str:
-    """The deterministic id of the alert of ``kind`` on ``asset_id`` opened at ``opened_at``.
-
-    >>> alert_id("asset-7", "rul", 1.5) == alert_id("asset-7", "rul", 1.5)
-    True
-    """
-    key = f"{asset_id}\x1f{kind}\x1f{round(opened_at * 1000)}".encode()
-    return hashlib.blake2b(key, digest_size=10).hexdigest()
-
+__all__ = ["KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertState"]
 
 _IDLE, _PENDING, _OPEN = 0, 1, 2
 _STALE, _STUCK = 1, 2

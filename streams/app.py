@@ -15,12 +15,12 @@ from faust.types import TP
 from mode import Service
 
 from models.errors import ArtifactError, PmaintError
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
 from streams import checkpoint_store, inflate
 from streams.agents import TelemetryAgent
-from streams.alerts import AlertPolicy
+from streams.alert_policy import AlertPolicy
 from streams.fleet import AssetState, Fleet
 from streams.gc_pauses import HeapFreezer
 from streams.kafka_clients import ssl_context

@@ -23,10 +23,11 @@ from streams.schema import Telemetry
 from streams.silence import SilenceWatch
 
 if TYPE_CHECKING:
-    from models.monitor import AssetMonitor, MonitorResult, MonitorRun
+    from models.monitor import AssetMonitor
+    from models.monitor_run import MonitorResult, MonitorRun
     from models.rul.serve import AssetWindow
-    from streams.alerts import RulSignal
     from streams.history import History
+    from streams.signals import RulSignal
 
 SENSOR_SETS = Interner[frozenset[str]]()  # most assets of a fleet have the same sensors
 

@@ -25,7 +25,7 @@ DEFAULT_LIMIT = 100
 def risk_key(state: AssetState) -> tuple[float, float, str]:
     """The fleet page's order: lowest RUL P10 first, then highest score over threshold.
 
-    >>> from streams.alerts import RulSignal
+    >>> from streams.signals import RulSignal
     >>> a, b = AssetState("a", 0, 0), AssetState("b", 0, 0)
     >>> b.rul = RulSignal("b", 0.0, 30.0, 12.0, 50.0)
     >>> [s.asset_id for s in sorted([a, b], key=risk_key)]

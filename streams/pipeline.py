@@ -19,24 +19,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.errors import ArtifactError, DataError
-from models.monitor import AssetMonitor, MonitorConfig, MonitorRun, RunFailedError
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
+from models.monitor_run import MonitorRun, RunFailedError
 from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
-from streams.alerts import (
-    AlertEngine,
-    AlertEvent,
-    AlertPolicy,
-    AnomalySignal,
-    DriftSignal,
-    ReadingSignal,
-    RulSignal,
-)
+from streams.alert_policy import AlertPolicy
+from streams.alerts import AlertEngine, AlertEvent
 from streams.fleet import AssetState
 from streams.history import History
 from streams.rul_models import ServedModel, ServingModels, assets_of
 from streams.rul_service import RulForecast
 from streams.schema import Telemetry
 from streams.settings import default
+from streams.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, point_tags, rul_point
 

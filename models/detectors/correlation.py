@@ -1,6 +1,6 @@
 """Broken correlations between an asset's sensors: online PCA, its SPE (Q) and T² statistics.
 
-The standardised deviations of an asset's sensors (see :class:`models.anomaly.RegimeScaler`)
+The standardised deviations of an asset's sensors (see :class:`models.regime_scaler.RegimeScaler`)
 are tracked by an exponentially weighted covariance; every ``refresh`` records its principal
 components explaining ``explained`` of the variance are recomputed. A record's squared
 prediction error (SPE, Q statistic) is what those components cannot reproduce: sensors that
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import correlation_step, covariance_learn
+from models.detectors.correlation_kernels import correlation_step, covariance_learn
 from models.run_values import keyed_row
 
 # a record's residual off the components and its per-sensor T² contributions, with their SPE
@@ -147,9 +147,10 @@ class CorrelationDetector:
     def _step_row(
         self, keys: tuple[str, ...], values: NDArray[np.float64], judge: bool, learn: bool
     ) -> Findings:
-        """One record in one compiled call (:func:`~models.detectors.kernels.correlation_step`):
-        judged when ``judge`` (and past ``min_count``), learned when ``learn``; every
-        ``refresh`` records learned, the components are recomputed."""
+        """One record in one compiled call
+        (:func:`~models.detectors.correlation_kernels.correlation_step`): judged when ``judge``
+        (and past ``min_count``), learned when ``learn``; every ``refresh`` records learned, the
+        components are recomputed."""
         if not self._known(keys):
             return {}
         judge = judge and self._n >= self.min_count

@@ -16,12 +16,13 @@ measured on the NAB corpus and separate anomalies from normal variety far worse 
 To be cheap, a subsequence of ``length`` records is held as ``points`` means of ``length //
 points`` records each (piecewise aggregate approximation). A record only adds its values to the
 running segment; when the segment is complete, one compiled call
-(:func:`models.detectors.kernels.pattern_close`) takes its means and runs the query (distances
-to the reservoir, all sensors at once). The reservoir holds ``reservoir`` subsequences per
-sensor: the one that ended just before the current one starts (never overlapping it) comes in
-after each query, in place of the one longest unused (not the nearest neighbour of any query),
-so courses that keep recurring stay and one-off ones age out. Only the first ``max_sensors``
-sensors of an asset's first record are watched (a bounded cost and memory on wide assets).
+(:func:`models.detectors.pattern_kernels.pattern_close`) takes its means and runs the query
+(distances to the reservoir, all sensors at once). The reservoir holds ``reservoir``
+subsequences per sensor: the one that ended just before the current one starts (never
+overlapping it) comes in after each query, in place of the one longest unused (not the nearest
+neighbour of any query), so courses that keep recurring stay and one-off ones age out. Only the
+first ``max_sensors`` sensors of an asset's first record are watched (a bounded cost and memory
+on wide assets).
 
 State: numpy arrays and a list of the running segment's values (any checkpoint codec encodes
 them). A checkpoint that holds the per-sensor state as lists (written before the compiled close)
@@ -35,7 +36,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from models.detectors.kernels import pattern_close
+from models.detectors.pattern_kernels import pattern_close
 from models.state_codec import HasCaches
 
 # the per-sensor lists and counters of a checkpoint written before the compiled close, in the
@@ -124,8 +125,8 @@ class PatternDetector(HasCaches):
         self._counters: NDArray[np.int64] = np.zeros(4, dtype=np.int64)
 
     def kernel_params(self) -> NDArray[np.float64]:
-        """The settings :data:`models.detectors.kernels.PATTERN_PARAMS` names, in its order, as
-        the compiled close takes them (made once)."""
+        """The settings :data:`models.detectors.pattern_kernels.PATTERN_PARAMS` names, in its
+        order, as the compiled close takes them (made once)."""
         if self._kernel_row is None:
             keep = self.decay ** (self.length // self.points)
             row = (self.margin, self.smooth, keep, self.warm_up, self.reservoir)

@@ -12,9 +12,9 @@ from models.anomaly_corpus import SeriesResult
 from models.anomaly_eval import evaluate_nab_baseline, replay_series, shuttle_roc_auc
 from models.errors import ConfigError
 from models.intervals import IntervalReport
-from models.monitor import DETECTORS, MonitorConfig
+from models.monitor_config import DETECTORS, MonitorConfig
 from models.policy import DetectorPolicy
-from streams.alerts import AlertPolicy
+from streams.alert_policy import AlertPolicy
 from streams.anomaly_evaluation import (
     KindTally,
     evaluate_cmapss_engines,

@@ -9,7 +9,7 @@ the same instant must not overwrite each other).
 from __future__ import annotations
 
 from streams.alert_event import SEVERITIES, AlertEvent
-from streams.alerts import AnomalySignal, DriftSignal, RulSignal
+from streams.signals import AnomalySignal, DriftSignal, RulSignal
 from streams.sinks.line_protocol import FieldValue, Point
 
 

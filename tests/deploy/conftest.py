@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from streams.alert_event import AlertEvent, Kind, Severity, State, message
-from streams.alerts import AnomalySignal, DriftSignal, RulSignal, alert_id
+from streams.alert_event import AlertEvent, Kind, Severity, State, alert_id, message
 from streams.harness import Server
+from streams.signals import AnomalySignal, DriftSignal, RulSignal
 from streams.sinks.influx import InfluxSink, InfluxTarget
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point

@@ -19,7 +19,8 @@ import pytest
 
 from models.anomaly_eval import read_cmapss as read_engines
 from models.datafiles import REFERENCE_DATA, resolve
-from models.monitor import AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
 from streams.alert_event import AlertEvent
 from streams.anomaly_replay import replay_alerts
 from streams.app import pipeline_config

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.alerts import AnomalySignal, RulSignal
 from streams.harness import Server, http_ok, start_influxdb1, wait_until
 from streams.settings import load_settings
+from streams.signals import AnomalySignal, RulSignal
 from streams.sinks.influx import InfluxSink, check, target_from_settings
 from streams.sinks.line_protocol import Point
 from streams.sinks.points import anomaly_point, rul_point

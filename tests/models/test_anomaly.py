@@ -8,15 +8,10 @@ import random
 
 import pytest
 
-from models.anomaly import (
-    AdaptiveThreshold,
-    DeviationScorer,
-    HalfSpaceScorer,
-    OperatingRegimes,
-    RegimeScaler,
-    aggregate,
-    top_contributors,
-)
+from models.anomaly import DeviationScorer, HalfSpaceScorer, aggregate, top_contributors
+from models.regime_scaler import RegimeScaler
+from models.regimes import OperatingRegimes
+from models.threshold import AdaptiveThreshold
 
 Scorer = DeviationScorer | HalfSpaceScorer
 FACTORIES = {

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from models import state_codec
 from models.detectors import correlation
 from models.detectors.correlation import CorrelationDetector
-from models.detectors.kernels import _top_by_size, correlation_step
+from models.detectors.correlation_kernels import _top_by_size, correlation_step
 
 Findings = dict[str, tuple[float, tuple[str, ...]]]
 STATE = ("_names", "_n", "_mean", "_cov", "_basis", "_max", "_t2_max", "_inverse_variance")

@@ -17,7 +17,8 @@ from models.detectors.novelty import NoveltyDetector
 from models.detectors.seasonal import SeasonalDetector
 from models.errors import ConfigError
 from models.intervals import label_runs, score_intervals
-from models.monitor import AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
 from models.nab_score import normalised, scaled_sigmoid, score_series
 from models.policy import DetectorPolicy
 

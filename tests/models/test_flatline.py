@@ -8,7 +8,8 @@ import pytest
 
 from models.detectors.flatline import FlatlineDetector
 from models.errors import ConfigError
-from models.monitor import DETECTORS, AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import DETECTORS, MonitorConfig
 from tests.models.test_detectors import plain_state
 
 

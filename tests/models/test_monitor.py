@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from models.errors import ArtifactError, ConfigError
-from models.monitor import AssetMonitor, MonitorConfig, MonitorResult
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
+from models.monitor_run import MonitorResult
 from models.simulator import FleetSimulator, SimRecord
 
 

@@ -19,12 +19,9 @@ import pytest
 from models.anomaly_eval import read_cmapss, read_nab_series
 from models.datafiles import REFERENCE_DATA
 from models.errors import PmaintError
-from models.monitor import (
-    DETECTORS,
-    AssetMonitor,
-    MonitorConfig,
-    RunFailedError,
-)
+from models.monitor import AssetMonitor
+from models.monitor_config import DETECTORS, MonitorConfig
+from models.monitor_run import RunFailedError
 from models.simulator import FleetSimulator
 
 Row = tuple[str, dict[str, float], dict[str, float] | None, float]

@@ -10,7 +10,8 @@ import pytest
 
 from models.detectors.pattern import PatternDetector
 from models.errors import ConfigError
-from models.monitor import DETECTORS, AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import DETECTORS, MonitorConfig
 from tests.models.test_detectors import plain_state
 
 

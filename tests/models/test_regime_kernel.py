@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import random
 
-from models.anomaly import OperatingRegimes
+from models.regimes import OperatingRegimes
 
 Settings = dict[str, float]
 

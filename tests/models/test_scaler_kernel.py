@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from models import state_codec
-from models.anomaly import DeviationScorer, RegimeScaler, aggregate, top_contributors
+from models.anomaly import DeviationScorer, aggregate, top_contributors
+from models.regime_scaler import RegimeScaler
 
 Row = dict[str, float]
 

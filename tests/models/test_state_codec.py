@@ -20,7 +20,8 @@ import pytest
 from models import state_codec
 from models.anomaly import DeviationScorer
 from models.errors import ArtifactError
-from models.monitor import AssetMonitor, MonitorConfig
+from models.monitor import AssetMonitor
+from models.monitor_config import MonitorConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +176,20 @@ def test_names_and_attributes_keep_the_depth_bound(wrap: Callable[[object], obje
     assert state_codec.decode(state_codec.encode(fits)) == fits
     with pytest.raises(ArtifactError, match="too deeply"):
         state_codec.encode(nested(state_codec.MAX_DEPTH))
+
+
+def test_moved_classes_keep_the_names_checkpoints_gave_them() -> None:
+    """A class moved to another module is written under the name it had before the move, and
+    that name restores it: checkpoints of old and new workers read alike."""
+    m = trained("deviation", "cusum")
+    data = m.to_bytes()
+    tree = zlib.decompress(data[len(state_codec.MAGIC) + 1 :])
+    for home, name in state_codec.CHECKPOINT_NAMES.items():
+        assert name.encode() in tree and home.encode() not in tree, name
+    restored = AssetMonitor.from_bytes(data)
+    assert type(restored.config) is MonitorConfig
+    assert {type(restored._threshold).__module__, type(restored._scorer._regimes).__module__} == {
+        "models.threshold",
+        "models.regimes",
+    }
+    assert restored.to_bytes() == data

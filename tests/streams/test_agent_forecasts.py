@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from models import state_codec
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.rul.serve import RulPredictor
 from streams.agents import MIN_PART_RECORDS, Scored, TelemetryAgent
 from streams.fleet import Fleet

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import orjson
 
 from models import state_codec
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
 from streams.agents import MIN_PART_RECORDS, TelemetryAgent
 from streams.alert_event import AlertEvent

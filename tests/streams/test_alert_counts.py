@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from itertools import pairwise
 
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
 from streams.alerts import AlertEvent
 from streams.fleet import AssetState

@@ -13,7 +13,7 @@ import pytest
 
 from models.datafiles import REFERENCE_DATA, read_text, resolve
 from models.errors import ConfigError, DataError
-from models.monitor import DETECTORS
+from models.monitor_config import DETECTORS
 from streams import cli
 from streams.cli import main
 from streams.commands import evaluate_anomaly

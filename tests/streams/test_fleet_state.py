@@ -11,7 +11,7 @@ import pytest
 
 from models import state_codec
 from models.errors import ArtifactError
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.policy import DetectorPolicy
 from streams.fleet import SENSOR_SETS, AssetState, Fleet, stored_alerts
 from streams.metrics import Metrics

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
 from streams.fleet import AssetState
 from streams.pipeline import ModelPipeline, Outputs, PipelineConfig

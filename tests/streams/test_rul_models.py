@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from models.errors import ArtifactError
-from models.monitor import MonitorConfig
+from models.monitor_config import MonitorConfig
 from models.policy import DetectorPolicy
 from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
