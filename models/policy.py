@@ -3,7 +3,7 @@
 Assets differ: a pump is not a web server. A policy file holds optional ``[defaults]`` (applied
 to every asset) and ``[[rule]]`` tables, each matching assets by an ``assets`` glob on the
 asset id and/or a ``type``; the first rule that matches an asset gives its settings on top of
-the defaults. Keys are the field names of :class:`models.monitor.MonitorConfig`; anything not
+the defaults. Keys are the field names of :class:`models.monitor_config.MonitorConfig`; anything not
 named keeps its built-in default. An asset's type is the ``type`` field of its records, else
 the first glob of the ``[types]`` table that matches its id; the same type picks its detector
 rule and its RUL model (:mod:`streams.rul_models`)::

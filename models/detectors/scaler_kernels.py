@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from models.detectors.kernels import compiled
 
-# running statistics columns (models.anomaly.SensorTable): records seen (0: a column just
+# running statistics columns (models.sensor_table.SensorTable): records seen (0: a column just
 # added, nothing learned yet), mean, variance
 _S_N, _S_MEAN, _S_VAR = 0, 1, 2
 
