@@ -37,7 +37,7 @@ from models.anomaly_corpus import (
 from models.anomaly_eval import read_corpus_windows, read_nab_series
 from models.monitor_config import MonitorConfig
 from streams.anomaly_evaluation import nab_series
-from streams.pipeline import PipelineConfig
+from streams.core.pipeline import PipelineConfig
 
 GRID: dict[str, Sequence[Any]] = {
     "deviation_history": (0.0, 1.25, 1.5),

@@ -40,7 +40,7 @@ def produce_frames(bootstrap: str, topic: str, records: int, frame: int, assets:
     """Simulated telemetry onto ``topic``, ``frame`` records per message, keyed per partition."""
     import orjson
 
-    from streams.routing import partition_for
+    from streams.core.routing import partition_for
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks=1

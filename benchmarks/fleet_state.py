@@ -43,8 +43,8 @@ def frames(assets: int, prefix: str, partitions: int) -> Any:
     """Frames of one partition's assets, one record each (10 sensors), as consumed messages."""
     import orjson
 
-    from streams.processor import Inbound
-    from streams.routing import partition_for
+    from streams.core.processor import Inbound
+    from streams.core.routing import partition_for
 
     now_ms = int(time.time() * 1000)
     pending: dict[int, list[dict[str, object]]] = {}
@@ -81,12 +81,12 @@ def fleet_child(assets: int, budget: int) -> dict[str, float]:
 
     from streams.agents import TelemetryAgent
     from streams.app import TABLE_STORE_OPTIONS
-    from streams.fleet import Fleet
-    from streams.metrics import Metrics
-    from streams.pipeline import ModelPipeline, PipelineConfig
-    from streams.processor import TelemetryProcessor
+    from streams.core.fleet import Fleet
+    from streams.core.metrics import Metrics
+    from streams.core.pipeline import ModelPipeline, PipelineConfig
+    from streams.core.processor import TelemetryProcessor
+    from streams.core.schema import Limits
     from streams.publishing import Sinks
-    from streams.schema import Limits
 
     pipeline = ModelPipeline(PipelineConfig())
     fleet = Fleet(budget=budget, next_look=pipeline.engine.next_look)  # as the worker's

@@ -26,10 +26,10 @@ from benchmarks.rul import untrained_predictor
 from models.rul.serve import RulPredictor
 from streams.agents import TelemetryAgent
 from streams.app import create_app
+from streams.core.pipeline import Outputs
+from streams.core.processor import BatchResult
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB, free_port
 from streams.kafka_clients import ensure_topics
-from streams.pipeline import Outputs
-from streams.processor import BatchResult
 from streams.settings import Settings, load_settings
 
 PARTITIONS = 4

@@ -50,10 +50,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.common import emit, fresh
 from models.simulator import FleetSimulator, SimRecord
+from streams.core.routing import partition_for
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB
 from streams.harness import WorkerProcess, metric_sum, start_worker, worker_env
 from streams.kafka_clients import ensure_topics
-from streams.routing import partition_for
 from streams.settings import Settings, load_settings
 
 PARTITIONS = 4

@@ -1,7 +1,7 @@
 """Resident bytes per asset of a worker's per-asset state, with 10,000 assets.
 
-``value``: the real :class:`~streams.fleet.Fleet` fed through the real
-:class:`~streams.pipeline.ModelPipeline` (anomaly monitor with its per-regime statistics, drift
+``value``: the real :class:`~streams.core.fleet.Fleet` fed through the real
+:class:`~streams.core.pipeline.ModelPipeline` (anomaly monitor with its per-regime statistics, drift
 detector and adaptive threshold, the RUL ``AssetWindow`` of a tiny trained LSTM, the alert
 engine's per-asset tracks, the sparkline history), ``RECORDS_PER_ASSET`` simulated records per
 asset over three operating regimes. Baseline: the same records through the bare ``Fleet``
@@ -52,10 +52,10 @@ def predictor() -> Any:
 def child(variant: str, traced: bool) -> dict[str, float]:
     """Feed the fleet in this process; bytes held per asset after the feed."""
     from models.simulator import FleetSimulator
-    from streams.fleet import Fleet
-    from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-    from streams.rul_models import ServingModels
-    from streams.schema import Telemetry
+    from streams.core.fleet import Fleet
+    from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+    from streams.core.schema import Telemetry
+    from streams.core.served_models import ServingModels
 
     full = variant == "full"
     pipeline = ModelPipeline(PipelineConfig(), ServingModels.single(predictor())) if full else None

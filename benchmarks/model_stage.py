@@ -2,8 +2,8 @@
 against what it costs to decode.
 
 Simulator records of ``ASSETS`` (200) assets, as a gateway sends them (frames of 100, JSON), are
-decoded and validated (:func:`streams.schema.decode`), then fed to
-:meth:`streams.pipeline.ModelPipeline.observe_run` the way the agent feeds a part: each asset's
+decoded and validated (:func:`streams.core.schema.decode`), then fed to
+:meth:`streams.core.pipeline.ModelPipeline.observe_run` the way the agent feeds a part: each asset's
 records of the part as one run. ``WARM`` records an asset are fed first (every detector past its
 warm-up), then the measured records, at asset ages ``WARM`` to ``WARM + MEASURED``:
 
@@ -32,9 +32,9 @@ import orjson
 
 from benchmarks.common import emit
 from models.simulator import FleetSimulator
-from streams.fleet import AssetState
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.schema import Limits, Telemetry, decode
+from streams.core.fleet import AssetState
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.schema import Limits, Telemetry, decode
 
 ASSETS = 200
 WARM = 400  # records an asset before the measured ones

@@ -30,10 +30,10 @@ from kafka import KafkaProducer
 
 from benchmarks.common import emit, fresh
 from models.simulator import FleetSimulator
+from streams.core.routing import partition_for
 from streams.embedded import EmbeddedBroker
 from streams.harness import WorkerProcess, start_worker, worker_env
 from streams.kafka_clients import ensure_topics
-from streams.routing import partition_for
 from streams.settings import load_settings
 
 PARTITIONS = 4

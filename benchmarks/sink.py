@@ -21,12 +21,12 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.common import emit
+from streams.core.line_protocol import Point, encode
+from streams.core.points import anomaly_point
+from streams.core.signals import AnomalySignal
 from streams.harness import Server, start_influxdb1, start_victoriametrics
 from streams.settings import Settings, load_settings
-from streams.signals import AnomalySignal
 from streams.sinks.influx import InfluxSink, target_from_settings
-from streams.sinks.line_protocol import Point, encode
-from streams.sinks.points import anomaly_point
 
 POINTS = 100_000
 WORKER_POINTS, WORKER_BATCH = 10_000, 500

@@ -1,6 +1,6 @@
 """The telemetry agent: what flows through a worker.
 
-Kafka ``pm.telemetry`` → batches of events → offset check (:mod:`streams.offsets`: records
+Kafka ``pm.telemetry`` → batches of events → offset check (:mod:`streams.core.offsets`: records
 faust skipped around a rebalance are read again) → :class:`TelemetryProcessor` (decode, validate,
 route per asset, per-asset bookkeeping) → :class:`ModelPipeline` (anomaly monitor, drift, RUL
 window, alert lifecycle) → RUL forecasts batched across assets → outputs: dead letters to
@@ -24,7 +24,7 @@ batch's outputs wait for their acknowledgements, :meth:`TelemetryAgent.unacknowl
 long (``/ready`` turns 503 past ``PMAINT_READY_SEND_FAILURE_S``).
 
 The agent orders this work; the parts are its own modules: the batch's chunks and parts
-(:mod:`streams.batch_parts`), publishing a part's outputs (:mod:`streams.publishing`), taking
+(:mod:`streams.core.batch_parts`), publishing a part's outputs (:mod:`streams.publishing`), taking
 and writing checkpoints (:mod:`streams.checkpoint_keeper`).
 """
 
@@ -44,18 +44,19 @@ import faust
 from faust.types import EventT, StreamT
 
 from streams import inflate
-from streams.batch_parts import chunks, split
 from streams.checkpoint_keeper import CheckpointKeeper
-from streams.fleet import AssetState
-from streams.fleet_clock import FleetClock
-from streams.offsets import OffsetTracker
-from streams.pipeline import ModelPipeline, Outputs, RulDue
-from streams.processor import BatchResult, Inbound, TelemetryProcessor
+from streams.core.batch_parts import chunks, split
+from streams.core.fleet import AssetState
+from streams.core.fleet_clock import FleetClock
+from streams.core.forecasts import RulForecast
+from streams.core.offsets import OffsetTracker
+from streams.core.pipeline import ModelPipeline, Outputs, RulDue
+from streams.core.processor import BatchResult, Inbound, TelemetryProcessor
+from streams.core.schema import Telemetry
+from streams.core.time_budget import TimeBudget
 from streams.publishing import Publication, Publisher, Sinks
-from streams.rul_service import RulForecast, RulService
-from streams.schema import Telemetry
+from streams.rul_service import RulService
 from streams.settings import default
-from streams.time_budget import TimeBudget
 
 log = logging.getLogger("pmaint.agents")
 Forecasts = asyncio.Task[list[tuple[RulDue, RulForecast]]]  # a part's RUL forecasts, running
@@ -364,7 +365,7 @@ class TelemetryAgent:
 
     async def admit(self, batch: list[Inbound]) -> list[Inbound]:
         """The messages that follow on from what was processed; a partition whose messages
-        jump ahead is rewound to the first missing offset (see :mod:`streams.offsets`)."""
+        jump ahead is rewound to the first missing offset (see :mod:`streams.core.offsets`)."""
         kept, skips = self.offsets.admit(batch)
         for skip in skips:
             log.warning(

@@ -1,7 +1,7 @@
 """Labelled data replayed through the worker's pipeline and judged: what `evaluate anomaly` runs.
 
 Every series, file or engine is one fresh asset replayed by
-:func:`streams.anomaly_replay.replay_alerts` (the monitor's detectors and policy by kind, then
+:func:`streams.core.anomaly_replay.replay_alerts` (the monitor's detectors and policy by kind, then
 the alert engine), so the figures are those of the alerts a worker would publish with the same
 settings and policy file.
 """
@@ -31,10 +31,10 @@ from models.anomaly_eval import (
 from models.intervals import IntervalReport, alarm_states, label_runs, score_intervals
 from models.labelled_csv import read_labelled_csv
 from models.rul.lives import HistoryRecord
-from streams.alert_event import AlertEvent, to_rfc3339
-from streams.anomaly_replay import opened, replay_alerts
+from streams.core.alert_event import AlertEvent, to_rfc3339
+from streams.core.anomaly_replay import opened, replay_alerts
+from streams.core.pipeline import PipelineConfig
 from streams.history_files import abnormal_intervals, read_history
-from streams.pipeline import PipelineConfig
 
 
 @dataclass

@@ -20,18 +20,19 @@ from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
 from streams import checkpoint_store, inflate
 from streams.agents import TelemetryAgent
-from streams.alert_policy import AlertPolicy
-from streams.fleet import AssetState, Fleet
+from streams.core.alert_policy import AlertPolicy
+from streams.core.fleet import AssetState, Fleet
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, PipelineConfig
+from streams.core.processor import TelemetryProcessor
+from streams.core.schema import Limits
+from streams.core.served_models import ServingModels
 from streams.gc_pauses import HeapFreezer
 from streams.kafka_clients import ssl_context
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, PipelineConfig
-from streams.processor import TelemetryProcessor
 from streams.publishing import Sinks
 from streams.redact import redact_text, redact_url
-from streams.rul_models import ModelSource, ServingModels
+from streams.rul_models import ModelSource
 from streams.rul_service import RulService
-from streams.schema import Limits
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
 from streams.sinks.kafka import AlertPublisher

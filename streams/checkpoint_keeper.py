@@ -20,11 +20,11 @@ from collections.abc import Iterable, MutableMapping
 from functools import partial
 
 from models.errors import ArtifactError
-from streams.fleet import AssetState, Fleet, stored_alerts
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline
-from streams.routing import partition_for
-from streams.time_budget import TimeBudget
+from streams.core.fleet import AssetState, Fleet, stored_alerts
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline
+from streams.core.routing import partition_for
+from streams.core.time_budget import TimeBudget
 
 WRITES_PER_YIELD = 16  # checkpoints written to the table between yields to the event loop
 

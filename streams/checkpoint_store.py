@@ -15,7 +15,7 @@ from faust.stores import STORES
 from faust.stores.rocksdb import Store
 from faust.types import EventT
 
-from streams.routing import partition_for
+from streams.core.routing import partition_for
 
 STORE_SCHEME = "pmaint-rocksdb"
 STORE_URL = f"{STORE_SCHEME}:checkpoints"  # the path names the DB dirs; a URL without one is

@@ -13,7 +13,7 @@ from typing import Any
 
 from models.datafiles import read_text, resolve
 from models.simulator import SimRecord
-from streams.alert_event import AlertEvent
+from streams.core.alert_event import AlertEvent
 from streams.plots import pyplot, save_figure
 
 FLAG_KINDS = ("rul", "anomaly")  # alert kinds that flag a coming failure

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from models.errors import PmaintError
-from streams.fleet import AssetState
+from streams.core.fleet import AssetState
 
 Sort = Literal["risk", "asset_id"]
 SORTS: tuple[Sort, ...] = ("risk", "asset_id")
@@ -25,7 +25,7 @@ DEFAULT_LIMIT = 100
 def risk_key(state: AssetState) -> tuple[float, float, str]:
     """The fleet page's order: lowest RUL P10 first, then highest score over threshold.
 
-    >>> from streams.signals import RulSignal
+    >>> from streams.core.signals import RulSignal
     >>> a, b = AssetState("a", 0, 0), AssetState("b", 0, 0)
     >>> b.rul = RulSignal("b", 0.0, 30.0, 12.0, 50.0)
     >>> [s.asset_id for s in sorted([a, b], key=risk_key)]

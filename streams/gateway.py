@@ -22,8 +22,8 @@ from kafka.record import util as record_util
 from models.datafiles import read_bytes, read_text, resolve, suffix
 from models.errors import DataError, PmaintError
 from models.simulator import EPOCH_MS, SENSORS, SETTINGS, FleetSimulator
+from streams.core.routing import partition_for
 from streams.kafka_clients import check_connection, security_kwargs
-from streams.routing import partition_for
 from streams.settings import Settings
 
 Record = dict[str, Any]
@@ -124,7 +124,7 @@ def read_replay(path: Path) -> list[Record]:
 def frames(
     records: Iterable[Record], frame: int, partitions: int
 ) -> Iterator[tuple[int, list[Record]]]:
-    """``records`` grouped per partition (:func:`~streams.routing.partition_for` of the asset),
+    """``records`` grouped per partition (:func:`~streams.core.routing.partition_for` of the asset),
     ``frame`` at a time as they come, then what is left of each partition.
 
     >>> rows = [{"asset_id": a} for a in ("a", "b", "a", "a")]

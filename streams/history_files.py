@@ -22,8 +22,8 @@ from typing import Any
 from models.datafiles import read_text, resolve
 from models.errors import DataError
 from models.rul.lives import EVENTS, Event, HistoryRecord
+from streams.core.schema import parse_ts
 from streams.gateway import read_replay
-from streams.schema import parse_ts
 
 ABNORMAL = "abnormal"
 

@@ -23,9 +23,10 @@ import faust
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 
-from streams.alert_event import AlertEvent
-from streams.pipeline import Outputs
-from streams.processor import (
+from streams.core.alert_event import AlertEvent
+from streams.core.line_protocol import Point
+from streams.core.pipeline import Outputs
+from streams.core.processor import (
     BatchResult,
     Encoded,
     Inbound,
@@ -35,11 +36,10 @@ from streams.processor import (
     join_frame,
     record_to_message,
 )
+from streams.core.schema import DeadLetter, Telemetry
 from streams.retry import retry
 from streams.rul_service import RulService
-from streams.schema import DeadLetter, Telemetry
 from streams.sinks.base import Sink
-from streams.sinks.line_protocol import Point
 
 log = logging.getLogger("pmaint.publishing")
 

@@ -9,9 +9,9 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from streams.core.line_protocol import Point
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
-from streams.sinks.line_protocol import Point
 
 
 def write_points(settings: Settings, points: Sequence[Point]) -> None:

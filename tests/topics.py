@@ -7,7 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.alert_event import AlertEvent
+from streams.core.alert_event import AlertEvent
 
 
 async def _read(bootstrap: str, topic: str, quiet_polls: int) -> list[Any]:

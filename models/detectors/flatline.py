@@ -10,7 +10,7 @@ The longest run is a poor yardstick while the sensor has changed value only a fe
 young or mostly idle sensor the next, longer run is no surprise), so a sensor is scored only
 after ``min_changes`` changes of value (a sensor that has never changed is a constant, not a
 flatline). The longest run does not decay: a sensor that once idled for a day may do so again.
-Unlike the worker's data-quality alert on stuck sensors (``streams.alerts``: a fixed number of
+Unlike the worker's data-quality alert on stuck sensors (``streams.core.alerts``: a fixed number of
 identical values), a run is judged against the sensor's own history, so a sensor that idles
 as long as it always did is no finding.
 

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from models.errors import ConfigError, DataError, PmaintError
-from streams.alert_event import KINDS, SEVERITIES, AlertEvent, to_rfc3339
+from streams.core.alert_event import KINDS, SEVERITIES, AlertEvent, to_rfc3339
 from streams.kafka_clients import check_connection, security_kwargs
 from streams.settings import Settings, load_settings
 

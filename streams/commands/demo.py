@@ -22,8 +22,8 @@ from rich.live import Live
 from rich.table import Table
 
 from models.errors import PmaintError
-from streams.alert_event import AlertEvent, to_rfc3339
 from streams.commands.alerts import catch_up
+from streams.core.alert_event import AlertEvent, to_rfc3339
 from streams.demo_report import (
     Truth,
     cmapss_feed,

@@ -14,7 +14,6 @@ from models.errors import ConfigError
 from models.intervals import IntervalReport
 from models.monitor_config import DETECTORS, MonitorConfig
 from models.policy import DetectorPolicy
-from streams.alert_policy import AlertPolicy
 from streams.anomaly_evaluation import (
     KindTally,
     evaluate_cmapss_engines,
@@ -23,7 +22,8 @@ from streams.anomaly_evaluation import (
     evaluate_nab_corpus,
     evaluate_nab_file,
 )
-from streams.pipeline import PipelineConfig
+from streams.core.alert_policy import AlertPolicy
+from streams.core.pipeline import PipelineConfig
 from streams.plots import pyplot, save_figure
 
 EXAMPLES = """examples:

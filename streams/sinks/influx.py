@@ -34,11 +34,11 @@ from urllib.parse import urlencode
 import aiohttp
 
 from models.errors import ConfigError, PmaintError
+from streams.core.line_protocol import Point, encode
 from streams.linger import linger
 from streams.redact import redact_text, split_credentials
 from streams.retry import Backoff
 from streams.settings import Settings
-from streams.sinks.line_protocol import Point, encode
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
-from streams.alert_event import AlertEvent
+from streams.core.alert_event import AlertEvent
 from streams.retry import retry
 
 

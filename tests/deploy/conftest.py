@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from streams.alert_event import AlertEvent, Kind, Severity, State, alert_id, message
+from streams.core.alert_event import AlertEvent, Kind, Severity, State, alert_id, message
+from streams.core.line_protocol import Point
+from streams.core.points import alert_point, anomaly_point, drift_point, rul_point
+from streams.core.signals import AnomalySignal, DriftSignal, RulSignal
 from streams.harness import Server
-from streams.signals import AnomalySignal, DriftSignal, RulSignal
 from streams.sinks.influx import InfluxSink, InfluxTarget
-from streams.sinks.line_protocol import Point
-from streams.sinks.points import alert_point, anomaly_point, drift_point, rul_point
 
 DATABASE = "pmaint"
 MODEL_VERSION = "lstm-2026.11"

@@ -10,14 +10,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from models.errors import ConfigError
-from streams.alert_book import AlertBook
-from streams.alert_policy import AlertPolicy
-from streams.alerts import AlertEvent
 from streams.commands import alerts as cmd
+from streams.core.alert_book import AlertBook
+from streams.core.alert_policy import AlertPolicy
+from streams.core.alerts import AlertEvent
+from streams.core.signals import AnomalySignal, RulSignal
 from streams.harness import Server
 from streams.kafka_clients import ensure_topics
 from streams.settings import load_settings
-from streams.signals import AnomalySignal, RulSignal
 from streams.sinks.kafka import AlertPublisher
 
 pytestmark = pytest.mark.integration

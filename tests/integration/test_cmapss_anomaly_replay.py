@@ -21,10 +21,10 @@ from models.anomaly_eval import read_cmapss as read_engines
 from models.datafiles import REFERENCE_DATA, resolve
 from models.monitor import AssetMonitor
 from models.monitor_config import MonitorConfig
-from streams.alert_event import AlertEvent
-from streams.anomaly_replay import replay_alerts
 from streams.app import pipeline_config
 from streams.commands.evaluate_anomaly import CMAPSS_WARM_UP
+from streams.core.alert_event import AlertEvent
+from streams.core.anomaly_replay import replay_alerts
 from streams.gateway import Gateway
 from streams.gateway import read_cmapss as read_records
 from streams.harness import Server, start_worker, wait_until, worker_env

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
+from streams.core.routing import partition_for
 from streams.gateway import Gateway, simulated
 from streams.harness import Server, WorkerProcess, start_tansu, start_worker, wait_until, worker_env
-from streams.routing import partition_for
 from streams.settings import Settings, load_settings
 from tests.topics import read_alerts
 

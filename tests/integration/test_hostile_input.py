@@ -23,9 +23,9 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from streams.core.line_protocol import clean_name
+from streams.core.routing import partition_for
 from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
-from streams.routing import partition_for
-from streams.sinks.line_protocol import clean_name
 from tests.topics import read_topic
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ WARM_UP, PER_ASSET, PARTITIONS = 5, 30, 4
 NOW_MS = int(time.time() * 1000)
 BASE_MS = NOW_MS - 7_200_000
 # Odd but valid: printable, no surrounding space. They must reach InfluxDB intact (a backslash
-# before an ordinary character is stored as it is, see streams/sinks/line_protocol.py).
+# before an ordinary character is stored as it is, see streams/core/line_protocol.py).
 GOOD_ASSETS = ["pump 1", "a,b=c", 'say "hi"', "back\\slash", "泵-7", "ünïcödé", "x" * 128]
 GOOD_SENSORS = ["temp C", "p,1", "k=v", 'q"t', "b\\s", "s1", "δ"]
 CONTROL = [chr(c) for c in range(32)] + ["\x7f"]

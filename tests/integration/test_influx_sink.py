@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from streams.core.line_protocol import Point
+from streams.core.points import anomaly_point, rul_point
+from streams.core.signals import AnomalySignal, RulSignal
 from streams.harness import Server, http_ok, start_influxdb1, wait_until
 from streams.settings import load_settings
-from streams.signals import AnomalySignal, RulSignal
 from streams.sinks.influx import InfluxSink, check, target_from_settings
-from streams.sinks.line_protocol import Point
-from streams.sinks.points import anomaly_point, rul_point
 from tests.influx import victoria_export, write_points
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from streams.core.points import anomaly_point
+from streams.core.routing import partition_for
+from streams.core.signals import AnomalySignal
 from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
-from streams.routing import partition_for
 from streams.settings import load_settings
-from streams.signals import AnomalySignal
-from streams.sinks.points import anomaly_point
 from tests.influx import victoria_export, write_points
 from tests.integration.test_hostile_input import influx_series
 from tests.topics import read_topic

@@ -29,9 +29,9 @@ from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPredictor
 from models.rul.train import TrainConfig, train_rul
 from models.simulator import FleetSimulator
+from streams.core.served_models import inputs_key
 from streams.gateway import Gateway
 from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
-from streams.rul_models import inputs_key
 from streams.settings import load_settings
 from tests.integration.test_rul_replay import influx_query
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.fleet import stored_alerts
+from streams.core.fleet import stored_alerts
 from streams.gateway import Gateway
 from streams.harness import Server, start_worker, wait_until, worker_env
 from streams.settings import load_settings

@@ -17,11 +17,11 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from models import state_codec
-from streams.fleet import AssetState
+from streams.core.fleet import AssetState
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.routing import partition_for
+from streams.core.schema import Telemetry
 from streams.harness import Server, WorkerProcess, start_worker, wait_until, worker_env
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.routing import partition_for
-from streams.schema import Telemetry
 from tests.topics import read_topic
 
 pytestmark = pytest.mark.integration

@@ -15,14 +15,14 @@ from models import state_codec
 from models.monitor_config import MonitorConfig
 from models.rul.serve import RulPredictor
 from streams.agents import MIN_PART_RECORDS, Scored, TelemetryAgent
-from streams.fleet import Fleet
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, PipelineConfig
-from streams.processor import BatchResult, TelemetryProcessor
+from streams.core.fleet import Fleet
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, PipelineConfig
+from streams.core.processor import BatchResult, TelemetryProcessor
+from streams.core.schema import Limits
+from streams.core.served_models import ServedModel, ServingModels
 from streams.publishing import Publication, Sinks
-from streams.rul_models import ServedModel, ServingModels
 from streams.rul_service import RulService
-from streams.schema import Limits
 from streams.sinks.kafka import AlertPublisher
 from tests.models.test_rul_registry import tiny_artifact
 from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, kept_outputs

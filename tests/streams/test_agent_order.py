@@ -11,13 +11,13 @@ from typing import Any
 import orjson
 
 from streams.agents import TelemetryAgent
-from streams.batch_parts import split
-from streams.fleet import Fleet
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.processor import BatchResult, TelemetryProcessor
+from streams.core.batch_parts import split
+from streams.core.fleet import Fleet
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.processor import BatchResult, TelemetryProcessor
+from streams.core.schema import Limits, Telemetry
 from streams.publishing import Sinks
-from streams.schema import Limits, Telemetry
 from streams.sinks.kafka import AlertPublisher
 
 NOW_MS = 1_767_225_600_000

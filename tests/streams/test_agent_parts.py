@@ -14,13 +14,13 @@ from models import state_codec
 from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
 from streams.agents import MIN_PART_RECORDS, TelemetryAgent
-from streams.alert_event import AlertEvent
-from streams.fleet import Fleet
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.processor import BatchResult, TelemetryProcessor
-from streams.schema import Limits
-from streams.sinks.line_protocol import Point
+from streams.core.alert_event import AlertEvent
+from streams.core.fleet import Fleet
+from streams.core.line_protocol import Point
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.processor import BatchResult, TelemetryProcessor
+from streams.core.schema import Limits
 from tests.streams.test_agent_order import NOW_MS, Event, GatedTopic, Message, kept_outputs, take
 
 

@@ -12,10 +12,10 @@ from itertools import pairwise
 
 from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
-from streams.alerts import AlertEvent
-from streams.fleet import AssetState
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.schema import Telemetry
+from streams.core.alerts import AlertEvent
+from streams.core.fleet import AssetState
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.schema import Telemetry
 
 ASSETS, PER_ASSET = 4, 1000
 

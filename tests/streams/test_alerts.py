@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.errors import ConfigError, DataError
-from streams.alert_book import AlertBook
-from streams.alert_event import alert_id
-from streams.alert_policy import AlertPolicy
-from streams.alerts import AlertEvent
-from streams.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal, Signal
+from streams.core.alert_book import AlertBook
+from streams.core.alert_event import alert_id
+from streams.core.alert_policy import AlertPolicy
+from streams.core.alerts import AlertEvent
+from streams.core.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal, Signal
 
 POLICY = AlertPolicy(
     debounce_records=3, debounce_s=300, cooldown_s=600, update_every_s=1800,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 
 from streams.checkpoint_keeper import CheckpointKeeper
-from streams.fleet import AssetState, Fleet
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, PipelineConfig
-from streams.schema import Telemetry
+from streams.core.fleet import AssetState, Fleet
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, PipelineConfig
+from streams.core.schema import Telemetry
 
 NOW_MS = 1_700_000_000_000
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from streams.alert_book import AlertBook
-from streams.alert_policy import AlertPolicy
-from streams.fleet_clock import FleetClock
-from streams.signals import ReadingSignal
+from streams.core.alert_book import AlertBook
+from streams.core.alert_policy import AlertPolicy
+from streams.core.fleet_clock import FleetClock
+from streams.core.signals import ReadingSignal
 
 
 def test_no_clock_before_a_quorum_of_assets_voted() -> None:

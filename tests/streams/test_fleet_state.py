@@ -13,12 +13,12 @@ from models import state_codec
 from models.errors import ArtifactError
 from models.monitor_config import MonitorConfig
 from models.policy import DetectorPolicy
-from streams.fleet import SENSOR_SETS, AssetState, Fleet, stored_alerts
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.processor import TOO_MANY_SENSORS, Inbound, TelemetryProcessor
-from streams.routing import partition_for
-from streams.schema import Limits, Telemetry
+from streams.core.fleet import SENSOR_SETS, AssetState, Fleet, stored_alerts
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.processor import TOO_MANY_SENSORS, Inbound, TelemetryProcessor
+from streams.core.routing import partition_for
+from streams.core.schema import Limits, Telemetry
 
 NOW_MS = 1_767_225_600_000
 

@@ -10,8 +10,8 @@ from kafka.record import util as record_util
 
 from models.datafiles import REFERENCE_DATA
 from models.errors import DataError
+from streams.core.schema import Limits, decode
 from streams.gateway import compiled_checksums, read_replay, simulated
-from streams.schema import Limits, decode
 
 CMAPSS = REFERENCE_DATA / "cmapss" / "test_FD001.txt"
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.core.line_protocol import FieldValue, Point, clean_name, encode, line_safe
 from streams.harness import Server
-from streams.sinks.line_protocol import FieldValue, Point, clean_name, encode, line_safe
 
 any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 text = any_text.filter(lambda s: line_safe(clean_name(s)))  # the rest is refused, see below

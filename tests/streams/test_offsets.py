@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.offsets import OffsetTracker, Skip
-from streams.processor import Inbound
+from streams.core.offsets import OffsetTracker, Skip
+from streams.core.processor import Inbound
 
 
 def messages(*pairs: tuple[int, int]) -> list[Inbound]:

@@ -8,9 +8,9 @@ from collections import defaultdict
 
 from models.monitor_config import MonitorConfig
 from models.simulator import FleetSimulator
-from streams.fleet import AssetState
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.schema import Telemetry
+from streams.core.fleet import AssetState
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.schema import Telemetry
 
 CONFIG = PipelineConfig(monitor=MonitorConfig(warm_up=60, min_count=10, novelty_warm_up=80))
 

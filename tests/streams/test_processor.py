@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.fleet import Fleet
-from streams.metrics import Metrics
-from streams.processor import Inbound, TelemetryProcessor, forward_frames, join_frame
-from streams.routing import partition_for
-from streams.schema import Limits, Telemetry, decode
+from streams.core.fleet import Fleet
+from streams.core.metrics import Metrics
+from streams.core.processor import Inbound, TelemetryProcessor, forward_frames, join_frame
+from streams.core.routing import partition_for
+from streams.core.schema import Limits, Telemetry, decode
 
 NOW = 1_767_225_600.0
 

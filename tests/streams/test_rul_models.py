@@ -19,14 +19,15 @@ from models.rul.artifact import WEIGHTS
 from models.rul.registry import current_file, promote, version_dir
 from models.rul.serve import RulPrediction, RulPredictor
 from streams.agents import TelemetryAgent
-from streams.fleet import AssetState, Fleet
-from streams.metrics import Metrics
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.processor import BatchResult, TelemetryProcessor
+from streams.core.fleet import AssetState, Fleet
+from streams.core.metrics import Metrics
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.processor import BatchResult, TelemetryProcessor
+from streams.core.schema import Limits, Telemetry
+from streams.core.served_models import ServedModel, ServingModels
 from streams.publishing import Sinks
-from streams.rul_models import ModelSource, ServedModel, ServingModels
+from streams.rul_models import ModelSource
 from streams.rul_service import RulService
-from streams.schema import Limits, Telemetry
 from tests.models.test_rul_registry import tiny_artifact
 
 T0 = 1_767_225_600_000

@@ -15,7 +15,8 @@ from models.errors import DataError, PmaintError
 from models.rul.artifact import Architecture, ArtifactMetadata
 from models.rul.data import fit_normalizer, simulated_runs
 from models.rul.serve import RulPrediction, RulPredictor
-from streams.rul_service import RulForecast, RulService, ServiceClosedError
+from streams.core.forecasts import RulForecast
+from streams.rul_service import RulService, ServiceClosedError
 
 W, F = 30, 14
 

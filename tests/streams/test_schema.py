@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.processor import record_to_message
-from streams.schema import Limits, decode, parse_ts
+from streams.core.processor import record_to_message
+from streams.core.schema import Limits, decode, parse_ts
 
 NOW = 1_767_225_600_000
 LIMITS = Limits(max_bytes=10_000, max_records=50, max_sensors=20, max_future_ms=60_000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.time_budget import CHUNK, TimeBudget
+from streams.core.time_budget import CHUNK, TimeBudget
 
 
 class Log:

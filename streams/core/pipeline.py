@@ -24,17 +24,17 @@ from models.monitor_config import MonitorConfig
 from models.monitor_run import MonitorRun, RunFailedError
 from models.policy import DetectorPolicy
 from models.rul.serve import RulPredictor
-from streams.alert_policy import AlertPolicy
-from streams.alerts import AlertEngine, AlertEvent
-from streams.fleet import AssetState
-from streams.history import History
-from streams.rul_models import ServedModel, ServingModels, assets_of
-from streams.rul_service import RulForecast
-from streams.schema import Telemetry
+from streams.core.alert_policy import AlertPolicy
+from streams.core.alerts import AlertEngine, AlertEvent
+from streams.core.fleet import AssetState
+from streams.core.forecasts import RulForecast
+from streams.core.history import History
+from streams.core.line_protocol import Point
+from streams.core.points import alert_point, anomaly_point, drift_point, point_tags, rul_point
+from streams.core.schema import Telemetry
+from streams.core.served_models import ServedModel, ServingModels, assets_of
+from streams.core.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal
 from streams.settings import default
-from streams.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal
-from streams.sinks.line_protocol import Point
-from streams.sinks.points import alert_point, anomaly_point, drift_point, point_tags, rul_point
 
 log = logging.getLogger("pmaint.pipeline")
 

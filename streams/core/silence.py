@@ -5,7 +5,7 @@ and a worker that starts, or takes over a partition in a rebalance, holds none o
 partition's assets until they report again. An asset that stopped reporting never reports
 again: without a watch, its ``data_quality`` alert would never open. Each watched asset waits
 here with the event time at which its silence next matters (see
-:meth:`~streams.alerts.AlertEngine.next_look`); the worker brings it back into memory then,
+:meth:`~streams.core.alerts.AlertEngine.next_look`); the worker brings it back into memory then,
 and the alert engine judges it like any other asset.
 """
 

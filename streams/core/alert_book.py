@@ -1,7 +1,7 @@
 """A fleet's alert states by asset, for tools and tests that feed signals without a worker.
 
-The worker keeps each asset's :class:`~streams.alerts.AlertState` in its
-:class:`~streams.fleet.AssetState`; this book is the same for a plain stream of signals.
+The worker keeps each asset's :class:`~streams.core.alerts.AlertState` in its
+:class:`~streams.core.fleet.AssetState`; this book is the same for a plain stream of signals.
 
 >>> book = AlertBook(AlertPolicy(debounce_records=1))
 >>> [e.state for e in book.observe(AnomalySignal("a1", 0.0, 0.9, 0.5))]
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.alert_policy import AlertPolicy
-from streams.alerts import AlertEngine, AlertEvent, AlertState
-from streams.signals import AnomalySignal, Signal
+from streams.core.alert_policy import AlertPolicy
+from streams.core.alerts import AlertEngine, AlertEvent, AlertState
+from streams.core.signals import AnomalySignal, Signal
 
 __all__ = ["AlertBook", "AnomalySignal"]
 

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 from models import state_codec
 from models.errors import ArtifactError
 from models.interning import Interner
-from streams.alerts import AlertState
-from streams.schema import Telemetry
-from streams.silence import SilenceWatch
+from streams.core.alerts import AlertState
+from streams.core.schema import Telemetry
+from streams.core.silence import SilenceWatch
 
 if TYPE_CHECKING:
     from models.monitor import AssetMonitor
     from models.monitor_run import MonitorResult, MonitorRun
     from models.rul.serve import AssetWindow
-    from streams.history import History
-    from streams.signals import RulSignal
+    from streams.core.history import History
+    from streams.core.signals import RulSignal
 
 SENSOR_SETS = Interner[frozenset[str]]()  # most assets of a fleet have the same sensors
 
@@ -209,7 +209,7 @@ class Fleet:
     ``restore`` is called for each asset not in memory (to resume it from its checkpoint);
     ``forget`` for each asset dropped from memory (evicted, or its partition lost);
     ``next_look`` gives an evicted asset's alert state the event time until which its silence
-    is watched (:mod:`streams.silence`; none without it).
+    is watched (:mod:`streams.core.silence`; none without it).
 
     >>> fleet = Fleet(max_sensors=2, budget=1)
     >>> state = fleet.observe(Telemetry("p7", 1767225600000, {"s1": 1.0}), partition=2)

@@ -1,8 +1,9 @@
 """What the models tell the alert engine about a record: small typed signals.
 
 The pipeline turns each scored record into signals (:class:`AnomalySignal`, :class:`RulSignal`,
-:class:`DriftSignal`, :class:`ReadingSignal`); the alert engine (:mod:`streams.alerts`) turns them
-into alert events and the points writer (:mod:`streams.sinks.points`) into InfluxDB points.
+:class:`DriftSignal`, :class:`ReadingSignal`); the alert engine (:mod:`streams.core.alerts`)
+turns them into alert events and the points writer (:mod:`streams.core.points`) into InfluxDB
+points.
 Times are event times in epoch seconds.
 """
 

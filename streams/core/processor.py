@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.fleet import AssetState, Fleet
-from streams.metrics import Metrics
-from streams.routing import partition_for
-from streams.schema import DeadLetter, Decoded, Limits, Telemetry, decode
+from streams.core.fleet import AssetState, Fleet
+from streams.core.metrics import Metrics
+from streams.core.routing import partition_for
+from streams.core.schema import DeadLetter, Decoded, Limits, Telemetry, decode
 
 
 @dataclass(frozen=True, slots=True)

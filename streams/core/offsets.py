@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from streams.processor import Inbound
+from streams.core.processor import Inbound
 
 
 class Skip(NamedTuple):

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from streams.frame_split import split_frame
-from streams.sinks.line_protocol import line_safe
+from streams.core.frame_split import split_frame
+from streams.core.line_protocol import line_safe
 
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: older timestamps are clock errors, not telemetry
 MAX_NAME = 128

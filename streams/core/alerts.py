@@ -1,10 +1,11 @@
 """Alert lifecycle: model signals in, idempotent alert events out.
 
 What flows through: the worker turns each scored record into small typed signals
-(:mod:`streams.signals`) and hands them to the :class:`AlertEngine` with the asset's
-:class:`AlertState` (which the asset's :class:`~streams.fleet.AssetState` owns and checkpoints).
+(:mod:`streams.core.signals`) and hands them to the :class:`AlertEngine` with the asset's
+:class:`AlertState` (which the asset's :class:`~streams.core.fleet.AssetState` owns and
+checkpoints).
 For every (asset, alert kind) the engine runs the same small state machine, its thresholds and
-timings those of the :class:`~streams.alert_policy.AlertPolicy`::
+timings those of the :class:`~streams.core.alert_policy.AlertPolicy`::
 
     idle ──condition holds K records or T s (debounce)──▶ open
     open ──severity changes, or every N min of event time──▶ update
@@ -14,11 +15,11 @@ timings those of the :class:`~streams.alert_policy.AlertPolicy`::
 quiet period; ``data_quality`` opens at once when an asset stops reporting (found by
 ``tick(now)``) or a sensor repeats the same value for M records. Time is only ever the event time
 passed in, never the clock, so replaying a stream yields the same events with the same
-``alert_id`` (:func:`~streams.alert_event.alert_id`, a hash of asset, kind and opened-at time):
+``alert_id`` (:func:`~streams.core.alert_event.alert_id`, a hash of asset, kind and opened-at time):
 downstream writes are idempotent.
 
 The per-asset state is a few slotted numbers (see :meth:`AlertState.to_data`) so the worker can
-hold a large fleet and checkpoint it; :class:`~streams.alert_book.AlertBook` keeps a fleet's
+hold a large fleet and checkpoint it; :class:`~streams.core.alert_book.AlertBook` keeps a fleet's
 states by asset for tools and tests that feed signals without a worker.
 """
 
@@ -32,9 +33,9 @@ from operator import eq, itemgetter
 from typing import Any
 
 from models.interning import Interner
-from streams.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, alert_id, message
-from streams.alert_policy import AlertPolicy
-from streams.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal, Signal
+from streams.core.alert_event import KINDS, SEVERITIES, AlertEvent, Kind, State, alert_id, message
+from streams.core.alert_policy import AlertPolicy
+from streams.core.signals import AnomalySignal, DriftSignal, ReadingSignal, RulSignal, Signal
 
 __all__ = ["KINDS", "SEVERITIES", "AlertEngine", "AlertEvent", "AlertState"]
 
@@ -65,7 +66,7 @@ class _Track:
 
 class AlertState:
     """The alert state of one asset (its tracks per kind, its stuck-sensor counts): owned by the
-    asset's :class:`~streams.fleet.AssetState`, acted on by :class:`AlertEngine`."""
+    asset's :class:`~streams.core.fleet.AssetState`, acted on by :class:`AlertEngine`."""
 
     __slots__ = ("keys", "names", "runs", "seen", "tracks", "values", "varied")
 
@@ -187,7 +188,7 @@ class AlertEngine:
         """The event time at which :meth:`tick` would next change the alerts of ``asset`` if
         it stays silent (``inf``: never): its silence turning stale, then critical; an open
         drift alert going quiet. (A silent asset out of memory is watched until then: see
-        :mod:`streams.silence`.)
+        :mod:`streams.core.silence`.)
 
         >>> engine, state = AlertEngine(AlertPolicy(stale_after_s=600)), AlertState()
         >>> state.seen = 1000.0

@@ -8,9 +8,9 @@ the same instant must not overwrite each other).
 
 from __future__ import annotations
 
-from streams.alert_event import SEVERITIES, AlertEvent
-from streams.signals import AnomalySignal, DriftSignal, RulSignal
-from streams.sinks.line_protocol import FieldValue, Point
+from streams.core.alert_event import SEVERITIES, AlertEvent
+from streams.core.line_protocol import FieldValue, Point
+from streams.core.signals import AnomalySignal, DriftSignal, RulSignal
 
 
 def point_tags(
@@ -36,7 +36,7 @@ def anomaly_point(
     the point's tags when already made (:func:`point_tags` of the signal's asset, ``site``,
     ``line`` and version).
 
-    >>> from streams.sinks.line_protocol import encode
+    >>> from streams.core.line_protocol import encode
     >>> encode(anomaly_point(AnomalySignal("a1", 1.5, 0.9, 0.6, [("s4", 0.5)]), site="A"))
     b'anomaly,asset_id=a1,site=A score=0.9,threshold=0.6,is_anomaly=true,c_s4=0.5 1500'
     """
@@ -55,7 +55,7 @@ def anomaly_point(
 def rul_point(s: RulSignal, site: str | None = None, line: str | None = None) -> Point:
     """RUL with its P10/P90 interval, its ``unit`` (cycles or hours) and ``in_domain``.
 
-    >>> from streams.sinks.line_protocol import encode
+    >>> from streams.core.line_protocol import encode
     >>> encode(rul_point(RulSignal("a1", 1.5, 40.0, 30.0, 55.0, in_domain=False, unit="hours")))
     b'rul,asset_id=a1 rul=40.0,rul_p10=30.0,rul_p90=55.0,in_domain=false,unit="hours" 1500'
     """

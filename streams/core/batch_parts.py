@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from streams.fleet import AssetState
-from streams.processor import BatchResult, Inbound
-from streams.schema import Telemetry
+from streams.core.fleet import AssetState
+from streams.core.processor import BatchResult, Inbound
+from streams.core.schema import Telemetry
 
 
 def chunks(batch: list[Inbound], max_bytes: int) -> Iterator[list[Inbound]]:

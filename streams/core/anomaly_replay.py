@@ -1,7 +1,7 @@
 """Replay one asset's records through the worker's own model pipeline; its anomaly alerts.
 
 ``pmaint evaluate anomaly`` judges exactly what a worker would publish: each labelled series or
-file is one fresh asset, fed record by record through :class:`streams.pipeline.ModelPipeline`
+file is one fresh asset, fed record by record through :class:`streams.core.pipeline.ModelPipeline`
 (the monitor with its detectors and policy by kind, then the :class:`AlertEngine` on the asset's
 alert state), and the ``anomaly`` alert events it emits are collected. No IO and no RUL model
 are involved.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from streams.alerts import AlertEvent
-from streams.fleet import AssetState
-from streams.pipeline import ModelPipeline, Outputs, PipelineConfig
-from streams.schema import Telemetry
+from streams.core.alerts import AlertEvent
+from streams.core.fleet import AssetState
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.schema import Telemetry
 
 Row = tuple[float, Mapping[str, float], Mapping[str, float] | None]
 
