@@ -1,15 +1,15 @@
-"""``python -m benchmarks``: run every benchmark, print their JSON lines, write RESULTS.md."""
+"""``python -m benchmarks``: run every benchmark, print their JSON lines, and add their table to
+RESULTS.md as its newest run, above the runs before."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from benchmarks import results
 
 HERE = Path(__file__).parent
 SCRIPTS = (
@@ -25,18 +25,6 @@ SCRIPTS = (
     "fleet_state",
     "model_stage",
 )
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> int:
@@ -57,21 +45,7 @@ def main() -> int:
             print(line, flush=True)
             rows.append((command, json.loads(line)))
         print(f"# {name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
-    table = [
-        "| benchmark | value | unit | baseline | ratio | command |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for command, r in rows:
-        table.append(
-            f"| {r['name']} | {r['value']} | {r['unit']} | {r['baseline']} "
-            f"({r.get('baseline_name', 'baseline')}) | {r['ratio']} | `{command}` |"
-        )
-    (HERE / "RESULTS.md").write_text(
-        "# Benchmark results\n\n"
-        f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-        "Produced by `make bench` (`python -m benchmarks`); each ratio is against a baseline "
-        "measured in the same run.\n\n" + "\n".join(table) + "\n"
-    )
+    results.add_run(HERE / "RESULTS.md", rows, failed, sys.argv[1:])
     return 1 if failed else 0
 
 
