@@ -1,14 +1,17 @@
-"""Shared pieces of the benchmarks: one JSON line per figure, a broker, and a timed consumer."""
+"""Shared pieces of the benchmarks: one JSON line per figure, a broker, a timed consumer, and the
+CPU each process used."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -30,6 +33,42 @@ def emit(name: str, value: float, unit: str, baseline: float, **extra: Any) -> d
     }
     print(json.dumps(line), flush=True)
     return line
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShare:
+    """How many cores each named process used over a span (its CPU seconds / the wall
+    seconds), so a line can say what shared the machine's cores while it was measured.
+
+    >>> share = CpuShare({"me": os.getpid()})
+    >>> share.start()
+    >>> _ = sum(range(10**6))
+    >>> used = share.stop()
+    >>> list(used), 0 <= used["me"] <= os.cpu_count()
+    (['me'], True)
+    """
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self._began = 0.0
+        self._cpu: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._began = time.monotonic()
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        """Cores used by each process since :meth:`start`."""
+        wall = max(time.monotonic() - self._began, 1e-9)
+        return {
+            name: round((cpu_seconds(pid) - self._cpu[name]) / wall, 2)
+            for name, pid in self.pids.items()
+        }
 
 
 def fresh(prefix: str) -> str:

@@ -25,7 +25,10 @@ its produce time. Every ``PROBE_S`` after the first ``SETTLE_S``:
 
 Every consumer fetches as the worker does (its ``fetch_max_wait_ms``). Each line's JSON gives
 the three slowest probes (seconds into the load, ms) and the worker's mean stage times per
-batch; ``--trace`` prints them every half second to stderr.
+batch; ``--trace`` prints them every half second to stderr. ``cores_used`` says what shared the
+machine's cores (``cores``, ``affinity_cores``) while the load ran: the cores each process used
+(the worker, the broker, InfluxDB, the relay and the benchmark's own process, CPU seconds over
+the load's wall seconds).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,7 +52,7 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks.common import emit, fresh
+from benchmarks.common import CpuShare, emit, fresh
 from models.simulator import FleetSimulator, SimRecord
 from streams.core.routing import partition_for
 from streams.embedded import EmbeddedBroker, EmbeddedInfluxDB
@@ -130,6 +134,7 @@ class Run:
         self.influx_seen: dict[int, float] = {}
         self.probes: list[tuple[str, int, int]] = []  # asset, event time, probe number
         self.started = 0.0  # when the load began
+        self.cores_used: dict[str, float] = {}  # by each process while the load ran
         self.stop = False
 
     async def catch_up(self, consumer: AIOKafkaConsumer) -> None:
@@ -241,7 +246,12 @@ WARM = "warm"  # the base topic's first message, which creates it
 
 
 async def measure(
-    settings: Settings, influx: str, db: str, rate: float, stream: Iterator[SimRecord]
+    settings: Settings,
+    influx: str,
+    db: str,
+    rate: float,
+    stream: Iterator[SimRecord],
+    pids: dict[str, int],
 ) -> Run:
     base_topic, relay_topic = fresh("latency.base"), fresh("latency.relay")
     run = Run(settings, influx, db, base_topic)
@@ -270,7 +280,10 @@ async def measure(
             asyncio.create_task(run.consume(partial(run.read, base, run.base_seen))),
             asyncio.create_task(run.consume(partial(run.read, relayed, run.relay_seen))),
         ]
+        share = CpuShare(pids | {"relay": relay.pid, "benchmark": os.getpid()})
+        share.start()
         await run.load(producer, stream, rate)
+        run.cores_used = share.stop()
         await asyncio.gather(*tasks)
     finally:
         relay.terminate()
@@ -382,7 +395,9 @@ def main() -> int:
             sampler = Sampler(worker)
             if trace:
                 sampler.start()
-            run = asyncio.run(measure(settings, influx.url, db, top / 2, stream))
+            pids = {"worker": worker.proc.pid, "broker": broker.proc.pid}
+            pids["influxdb"] = influx.proc.pid
+            run = asyncio.run(measure(settings, influx.url, db, top / 2, stream, pids))
             sampler.done.set()
             stages = per_batch(stage_totals(worker), before)
             preload_stages = per_batch(before, measured_from)  # where the maximum was measured
@@ -399,6 +414,8 @@ def main() -> int:
         "baseline_name": "raw Kafka produce→consume, same load",
         "rate": round(top / 2, 1), "max_rate": round(top, 1), "duration_s": DURATION,
         "per_batch": stages, "per_batch_preload": preload_stages,
+        "cores": os.cpu_count(), "affinity_cores": len(os.sched_getaffinity(0)),
+        "cores_used": run.cores_used,
     }  # fmt: skip
     for q in (50, 99):
         relay_ms = pct(relay_lat, q)

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 
-from benchmarks.common import emit, fresh
+from benchmarks.common import cpu_seconds, emit, fresh
 from models.simulator import FleetSimulator
 from streams.core.routing import partition_for
 from streams.embedded import EmbeddedBroker
@@ -65,12 +65,6 @@ def owned(worker: WorkerProcess, topic: str) -> int:
     """Partitions of ``topic`` the worker holds (from its consumer-lag gauge)."""
     _, text = worker.get("/metrics")
     return len(re.findall(rf'^pmaint_consumer_lag\{{[^}}]*topic="{re.escape(topic)}"', text, re.M))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 Run = tuple[float, float, float]  # records/s, workers' CPU s, broker's CPU s while timed
