@@ -32,8 +32,9 @@ import orjson
 
 from benchmarks.common import emit
 from models.simulator import FleetSimulator
+from streams import gateway
 from streams.core.fleet import AssetState
-from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig
+from streams.core.pipeline import ModelPipeline, Outputs, PipelineConfig, asset_runs
 from streams.core.schema import Limits, Telemetry, decode
 
 ASSETS = 200
@@ -43,15 +44,10 @@ FRAME = 100
 
 
 def frames(records: int, now_ms: int) -> Iterator[bytes]:
-    """The simulator's first ``records`` records as JSON frames of ``FRAME``."""
+    """The simulator's first ``records`` records as JSON frames of ``FRAME``, in order."""
     sim = FleetSimulator(assets=ASSETS, seed=1, start_ms=now_ms - records * 1000)
-    frame: list[dict[str, object]] = []
-    for rec in sim.records(records):
-        frame.append(rec.to_message())
-        if len(frame) == FRAME:
-            yield orjson.dumps({"records": frame})
-            frame = []
-    if frame:
+    messages = (rec.to_message() for rec in sim.records(records))
+    for _, frame in gateway.frames(messages, FRAME, partitions=1):
         yield orjson.dumps({"records": frame})
 
 
@@ -83,14 +79,14 @@ class Feeder:
         return time.process_time() - started
 
     def _part(self, part: Sequence[Telemetry]) -> None:
-        out, runs = Outputs(), dict[str, tuple[AssetState, list[Telemetry]]]()
+        out, located = Outputs(), []
         for record in part:
             state = self.states.get(record.asset_id)
             if state is None:
                 state = self.states[record.asset_id] = AssetState(record.asset_id, 0, record.ts_ms)
             state.observe(record)
-            runs.setdefault(record.asset_id, (state, []))[1].append(record)
-        for state, run in runs.values():
+            located.append((record, state))
+        for state, run in asset_runs(located):
             self.pipeline.observe_run(state, run, out)
 
 

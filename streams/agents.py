@@ -46,13 +46,11 @@ from faust.types import EventT, StreamT
 from streams import inflate
 from streams.checkpoint_keeper import CheckpointKeeper
 from streams.core.batch_parts import chunks, split
-from streams.core.fleet import AssetState
 from streams.core.fleet_clock import FleetClock
 from streams.core.forecasts import RulForecast
 from streams.core.offsets import OffsetTracker
-from streams.core.pipeline import ModelPipeline, Outputs, RulDue
+from streams.core.pipeline import ModelPipeline, Outputs, RulDue, asset_runs
 from streams.core.processor import BatchResult, Inbound, TelemetryProcessor
-from streams.core.schema import Telemetry
 from streams.core.time_budget import TimeBudget
 from streams.publishing import Publication, Publisher, Sinks
 from streams.rul_service import RulService
@@ -399,11 +397,9 @@ class TelemetryAgent:
     def score(self, result: BatchResult) -> Outputs:
         """Score ``result``'s records, each asset's as one run; RUL windows due in ``rul_due``."""
         out = Outputs()
-        runs: dict[str, tuple[AssetState, list[Telemetry]]] = {}  # each asset's records, in order
-        for record, state in result.records:
+        for record, _ in result.records:
             self.clock.observe(record.asset_id, record.ts_ms / 1000)
-            runs.setdefault(record.asset_id, (state, []))[1].append(record)
-        for state, records in runs.values():
+        for state, records in asset_runs(result.records):
             self.metrics.anomalies.inc(self.pipeline.observe_run(state, records, out))
         return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -65,6 +66,23 @@ def checkpoint_phase(asset_id: str, every: int) -> int:
     0
     """
     return zlib.crc32(asset_id.encode()) % every // 2
+
+
+def asset_runs(
+    records: Iterable[tuple[Telemetry, AssetState]],
+) -> Iterable[tuple[AssetState, list[Telemetry]]]:
+    """A part's records as each asset's run, in order, with the asset's state: what
+    :meth:`ModelPipeline.observe_run` scores in one call.
+
+    >>> from types import SimpleNamespace as Record
+    >>> part = [(Record(asset_id=a), a.upper()) for a in ("a", "b", "a")]
+    >>> [(state, len(run)) for state, run in asset_runs(part)]
+    [('A', 2), ('B', 1)]
+    """
+    runs: dict[str, tuple[AssetState, list[Telemetry]]] = {}
+    for record, state in records:
+        runs.setdefault(record.asset_id, (state, []))[1].append(record)
+    return runs.values()
 
 
 class RulDue(NamedTuple):
