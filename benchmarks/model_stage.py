@@ -18,19 +18,23 @@ at least half of ``ingest_frame100``, needs a ratio above 0.5 here (the rest of 
 path comes on top). No broker, no sinks: the figures move with the model code alone, not with
 the broker's load or the host's network.
 
-``--quick`` runs a fifth of each size.
+``--quick`` runs a fifth of each size. ``--detectors spike,deviation`` scores with those
+detectors only (a policy rule's ``detectors``; default: all), to size a worker for lighter
+settings; the line says which.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 
 import orjson
 
 from benchmarks.common import emit
+from models.errors import ConfigError
+from models.monitor_config import DETECTORS, MonitorConfig
 from models.simulator import FleetSimulator
 from streams import gateway
 from streams.core.fleet import AssetState
@@ -66,8 +70,8 @@ def decoded(raw: Sequence[bytes], now_ms: int) -> tuple[list[Telemetry], float]:
 class Feeder:
     """One worker's model state, fed parts of records as the agent feeds them."""
 
-    def __init__(self) -> None:
-        self.pipeline = ModelPipeline(PipelineConfig())
+    def __init__(self, monitor: MonitorConfig) -> None:
+        self.pipeline = ModelPipeline(PipelineConfig(monitor=monitor))
         self.states: dict[str, AssetState] = {}
 
     def feed(self, records: Sequence[Telemetry], run: int) -> float:
@@ -90,15 +94,39 @@ class Feeder:
             self.pipeline.observe_run(state, run, out)
 
 
-def main() -> None:
-    scale = 5 if "--quick" in sys.argv else 1
+def monitor_settings(detectors: str) -> MonitorConfig:
+    """The monitor's settings for ``--detectors`` (comma-separated names; empty: none alarms).
+
+    >>> monitor_settings("spike,deviation").detectors
+    ('spike', 'deviation')
+    >>> monitor_settings("spike,bogus")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    models.errors.ConfigError: unknown detectors ['bogus']; known: spike, ...
+    """
+    return MonitorConfig(detectors=tuple(filter(None, detectors.split(","))))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a fifth of each size")
+    parser.add_argument(
+        "--detectors", default=",".join(DETECTORS), help="comma-separated; default: all"
+    )
+    args, _ = parser.parse_known_args(argv)  # `python -m benchmarks` passes its args to all
+    try:
+        monitor = monitor_settings(args.detectors)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    scale = 5 if args.quick else 1
     warm, measured = WARM // scale * ASSETS, MEASURED // scale * ASSETS
     now_ms = int(time.time() * 1000)
     raw = list(frames(warm + 2 * measured, now_ms))
     records, _ = decoded(raw[: warm // FRAME], now_ms)
     later, decode_s = decoded(raw[warm // FRAME :], now_ms)
     ingest_rate = len(later) / decode_s
-    feeder = Feeder()
+    feeder = Feeder(monitor)
+    named = ",".join(monitor.detectors) or "none"
+    detectors = "all" if set(monitor.detectors) == set(DETECTORS) else named
     feeder.feed(records, 3)
     for name, run, part, age in (
         ("model_stage_run3", 3, later[:measured], warm // ASSETS),
@@ -110,7 +138,8 @@ def main() -> None:
             baseline_name="decode+validate of the same frames, in process",
             us_per_record=round(seconds / len(part) * 1e6, 1),
             stage="ModelPipeline.observe_run, no broker, no sinks",
-            assets=ASSETS, records_per_run=run, asset_ages=f"{age}-{age + measured // ASSETS}",
+            detectors=detectors, assets=ASSETS, records_per_run=run,
+            asset_ages=f"{age}-{age + measured // ASSETS}",
             records=len(part), load1=round(os.getloadavg()[0], 2), cores=os.cpu_count(),
         )  # fmt: skip
 
