@@ -45,11 +45,15 @@ class CpuShare:
     """How many cores each named process used over a span (its CPU seconds / the wall
     seconds), so a line can say what shared the machine's cores while it was measured.
 
+    ``/proc`` counts CPU time in clock ticks (10 ms), so a span should be long against them:
+
     >>> share = CpuShare({"me": os.getpid()})
     >>> share.start()
-    >>> _ = sum(range(10**6))
+    >>> until = time.monotonic() + 0.3
+    >>> while time.monotonic() < until:  # one core busy for 0.3 s
+    ...     pass
     >>> used = share.stop()
-    >>> list(used), 0 <= used["me"] <= os.cpu_count()
+    >>> list(used), 0 < used["me"] <= os.cpu_count() + 0.1  # (two ticks over 0.3 s: 0.07)
     (['me'], True)
     """
 
