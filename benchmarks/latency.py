@@ -395,8 +395,11 @@ def main() -> int:
             sampler = Sampler(worker)
             if trace:
                 sampler.start()
-            pids = {"worker": worker.proc.pid, "broker": broker.proc.pid}
-            pids["influxdb"] = influx.proc.pid
+            pids = {
+                "worker": worker.proc.pid,
+                "broker": broker.proc.pid,
+                "influxdb": influx.proc.pid,
+            }
             run = asyncio.run(measure(settings, influx.url, db, top / 2, stream, pids))
             sampler.done.set()
             stages = per_batch(stage_totals(worker), before)
